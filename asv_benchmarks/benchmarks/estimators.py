@@ -1,0 +1,52 @@
+"""scikit-learn comparison (issue 5): ``fastmlp.MLPClassifier`` against scikit-learn's ``MLPClassifier``.
+
+Same constructor arguments (``fastmlp.workloads.ESTIMATOR_WORKLOADS``): breast cancer with hidden (64, 32),
+batch 32, SGD with momentum; digits with hidden (128,), batch 32, Adam. One call fits ``epochs`` more
+epochs with ``warm_start``. Skipped (asv: n/a) where a side is not installed or not written yet.
+"""
+
+from .common import DTYPES, ESTIMATOR_IMPLEMENTATIONS, ESTIMATOR_NAMES, SPEEDUP_REPS, get, workloads
+
+
+def _need_sklearn():
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise NotImplementedError("scikit-learn is not installed") from exc
+
+
+class Estimators:
+    """Time of ``epochs`` epochs, scikit-learn and fastmlp side by side."""
+
+    params = (ESTIMATOR_NAMES, ESTIMATOR_IMPLEMENTATIONS, DTYPES)
+    param_names = ["workload", "implementation", "dtype"]
+    timeout = 300
+    repeat = (1, 10, 10.0)
+
+    def setup(self, workload, implementation, dtype):
+        _need_sklearn()
+        self.run = get(workload).build(implementation, dtype)
+
+    def time_fit_epochs(self, workload, implementation, dtype):
+        self.run()
+
+    def peakmem_fit_epochs(self, workload, implementation, dtype):
+        self.run()
+
+
+class EstimatorSpeedup:
+    """scikit-learn time / fastmlp time, both measured in the same run."""
+
+    params = (ESTIMATOR_NAMES, DTYPES)
+    param_names = ["workload", "dtype"]
+    unit = "x"
+    timeout = 300
+
+    def setup(self, workload, dtype):
+        _need_sklearn()
+        w = get(workload)
+        self.fast = w.build("fastmlp", dtype)  # first: skips before the slow side is built
+        self.sklearn = w.build("sklearn", dtype)
+
+    def track_speedup_vs_sklearn(self, workload, dtype):
+        return workloads.speedup(self.sklearn, self.fast, reps=SPEEDUP_REPS)

@@ -1,0 +1,237 @@
+"""Smoke test of the asv suite and tests of the workload registry.
+
+Every benchmark module under ``asv_benchmarks/benchmarks`` is imported (without asv) with
+``FASTMLP_BENCH_TINY=1``, and every benchmark method runs once for every parameter combination, on the
+tiny workloads: a broken benchmark fails CI here instead of silently producing no numbers on the dashboard.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import itertools
+import math
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastmlp import workloads
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE_DIR = ROOT / "asv_benchmarks" / "benchmarks"
+PEERS = ROOT.parent / "shared" / "bench" / "peers.py"
+PREFIXES = ("time_", "track_", "peakmem_", "mem_", "timeraw_")
+
+
+def _load_suite():
+    """Import the suite as a package under a private name, with the tiny switch on while it imports."""
+    name = "_fastmlp_asv_suite"
+    old = os.environ.get("FASTMLP_BENCH_TINY")
+    os.environ["FASTMLP_BENCH_TINY"] = "1"
+    try:
+        spec = importlib.util.spec_from_file_location(
+            name, SUITE_DIR / "__init__.py", submodule_search_locations=[str(SUITE_DIR)]
+        )
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        spec.loader.exec_module(package)
+        modules = [
+            importlib.import_module(f"{name}.{info.name}")
+            for info in pkgutil.iter_modules([str(SUITE_DIR)])
+        ]
+    finally:
+        if old is None:
+            del os.environ["FASTMLP_BENCH_TINY"]
+        else:
+            os.environ["FASTMLP_BENCH_TINY"] = old
+    return package, modules
+
+
+SUITE, MODULES = _load_suite()
+
+
+def _cases():
+    for module in MODULES:
+        for cls_name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            methods = [m for m in dir(cls) if m.startswith(PREFIXES) and callable(getattr(cls, m))]
+            if not methods:
+                continue
+            params = getattr(cls, "params", [])
+            grid = list(itertools.product(*params)) if params and isinstance(params[0], list | tuple) else (
+                [(p,) for p in params] if params else [()]
+            )
+            short = module.__name__.rsplit(".", 1)[1]
+            for combo in grid:
+                yield pytest.param(cls, methods, combo, id=f"{short}.{cls_name}-{'-'.join(map(str, combo))}")
+
+
+CASES = list(_cases())
+
+
+def test_suite_is_tiny_and_complete():
+    common = importlib.import_module(f"{SUITE.__name__}.common")
+    assert common.TINY
+    kinds = {m.split("_")[0] for case in CASES for m in case.values[1]}
+    assert {"time", "track", "peakmem", "timeraw"} <= kinds
+    assert len(MODULES) >= 3
+
+
+@pytest.mark.parametrize("cls, methods, combo", CASES)
+def test_benchmark_runs_once(cls, methods, combo):
+    """setup, each benchmark method once, teardown -- as asv would, minus the repetitions."""
+    bench = cls()
+    try:
+        if hasattr(bench, "setup"):
+            bench.setup(*combo)
+    except NotImplementedError as exc:  # asv reports these as skipped
+        pytest.skip(f"not available yet: {exc}")
+    try:
+        for name in methods:
+            result = getattr(bench, name)(*combo)
+            if name.startswith("track_"):
+                assert isinstance(result, int | float) and math.isfinite(result) and result > 0, (name, result)
+                assert getattr(bench, "unit", None) == "x"
+            elif name.startswith("timeraw_"):
+                code = result[0] if isinstance(result, tuple) else result
+                assert isinstance(code, str)
+                compile(code, f"<{name}>", "exec")  # running it means compiling every kernel afresh: asv does
+    finally:
+        if hasattr(bench, "teardown"):
+            bench.teardown(*combo)
+
+
+# ----------------------------------------------------------------------------------- the registry
+
+
+@pytest.mark.parametrize("name", workloads.names("mlp"))
+@pytest.mark.parametrize("tiny", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_training_data_shapes_and_determinism(name, tiny, dtype):
+    w = workloads.get(name, tiny=tiny)
+    X, Y = w.make_data(dtype)
+    assert X.shape == (w.dims[0], w.m) and Y.shape == (w.dims[-1], w.m)
+    assert X.dtype == np.dtype(dtype) and Y.dtype == np.dtype(dtype)
+    assert X.flags.c_contiguous and X.flags.writeable
+    assert np.all(np.isfinite(X)) and set(np.unique(Y)) <= {0.0, 1.0} and len(np.unique(Y)) == 2
+    X2, Y2 = w.make_data(dtype)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(Y, Y2)
+    X2[0, 0] += 1.0  # callers own their copies: the cache underneath is untouched
+    np.testing.assert_array_equal(w.make_data(dtype)[0], X)
+    xb, yb = w.first_batch(dtype)
+    assert xb.shape == (w.dims[0], w.batch) and yb.shape == (1, w.batch)
+    assert w.n_batches == -(-w.m // w.batch)
+    assert w.activations == [w.hidden] * (len(w.dims) - 2) + ["sigmoid"]
+
+
+@pytest.mark.parametrize("name", workloads.names("mlp"))
+def test_parameters_are_deterministic_and_typed(name):
+    w = workloads.get(name)
+    p64, p32 = w.init_parameters("float64"), w.init_parameters("float32")
+    assert sorted(p64) == sorted(f"{k}{l}" for l in range(1, len(w.dims)) for k in "Wb")
+    for l in range(1, len(w.dims)):
+        assert p64[f"W{l}"].shape == (w.dims[l], w.dims[l - 1]) and p64[f"b{l}"].shape == (w.dims[l], 1)
+        assert p32[f"W{l}"].dtype == np.float32
+        np.testing.assert_array_equal(p64[f"W{l}"], w.init_parameters("float64")[f"W{l}"])
+    # he scale: the first layer's weights have variance about 2 / n_x
+    assert np.std(p64["W1"]) < 3 * np.sqrt(2.0 / w.dims[0])
+
+
+def test_table_of_design_md():
+    expected = {
+        "W1-xor": ((2, 2, 1), "sigmoid", 4, 4),
+        "W2-deep": ((2, 4, 6, 6, 4, 1), "relu", 1024, 32),
+        "W3-cancer": ((30, 64, 32, 1), "relu", 569, 32),
+        "W4-wide": ((784, 512, 256, 1), "relu", 4096, 256),
+    }
+    got = {n: (w.dims, w.hidden, w.m, w.batch) for n, w in workloads.WORKLOADS.items()}
+    assert got == expected
+    X, Y = workloads.get("W1").make_data()
+    np.testing.assert_array_equal(Y, [[0, 1, 1, 0]])
+    np.testing.assert_array_equal(X, [[0, 0, 1, 1], [0, 1, 0, 1]])
+
+
+@pytest.mark.skipif(not PEERS.exists(), reason="shared/bench/peers.py is not beside this clone")
+def test_same_numbers_as_peers_py():
+    """Learning rates, epochs per repetition, data and starting weights are those of peers.py."""
+    sys.path.insert(0, str(PEERS.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("_peers", PEERS)
+        peers = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(peers)
+    finally:
+        sys.path.remove(str(PEERS.parent))
+    import seedref
+
+    for name, spec_ in peers.WORKLOADS.items():
+        w = workloads.get(name)
+        assert (list(w.dims), w.hidden, w.m, w.batch, w.lr, w.epochs) == (
+            spec_["dims"], spec_["hidden"], spec_["m"], spec_["batch"], spec_["lr"], spec_["epochs"]
+        )
+        X, Y = peers.make_data(spec_)
+        Xw, Yw = w.make_data()
+        np.testing.assert_array_equal(Xw, X)
+        np.testing.assert_array_equal(Yw, Y)
+        p = seedref.init_deep(spec_["dims"], seed=1, scale="he")
+        for k, v in w.init_parameters().items():
+            np.testing.assert_array_equal(v, p[k])
+
+
+def test_get_by_prefix_and_errors():
+    assert workloads.get("w2") is workloads.WORKLOADS["W2-deep"]
+    assert workloads.get("S2").name == "S2-digits-adam"
+    assert workloads.get("W4", tiny=True).tiny and workloads.get("W4", tiny=True).epochs == 1
+    assert workloads.get("W4", tiny=True).shrink() == workloads.get("W4", tiny=True)
+    assert workloads.names() == workloads.names("mlp") + workloads.names("estimator")
+    with pytest.raises(ValueError, match="unknown workload"):
+        workloads.get("W9")
+    with pytest.raises(ValueError, match="unknown implementation"):
+        workloads.get("W1").build("numpy")
+    with pytest.raises(ValueError, match="unknown kernel op"):
+        workloads.get("W1").build_kernel("sideways", "reference")
+
+
+@pytest.mark.parametrize("name", workloads.names("estimator"))
+@pytest.mark.parametrize("tiny", [False, True])
+def test_estimator_workloads(name, tiny):
+    w = workloads.get(name, tiny=tiny)
+    X, y = w.make_data("float32")
+    assert X.shape == (w.m, w.n_features) and y.shape == (w.m,) and X.dtype == np.float32
+    assert y.dtype.kind == "i" and len(np.unique(y)) >= 2
+    np.testing.assert_array_equal(w.make_data("float32")[0], X)
+    params = w.sklearn_params()
+    assert params["hidden_layer_sizes"] == w.hidden_layer_sizes and params["batch_size"] == w.batch
+    assert params["shuffle"] is False and params["max_iter"] == w.epochs
+    if not tiny:
+        pytest.importorskip("sklearn")
+        from sklearn.neural_network import MLPClassifier
+
+        MLPClassifier(**params)  # every argument is one scikit-learn knows
+
+
+@pytest.mark.parametrize("name", workloads.names("mlp"))
+def test_reference_and_fastmlp_runners_train_the_same_model(name):
+    """The two sides of each benchmark do the same work: after one tiny run their weights agree."""
+    w = workloads.get(name, tiny=True)
+    try:
+        ref = w.build_reference("float64")
+        fast = w.build_fastmlp("float64")
+    except NotImplementedError as exc:
+        pytest.skip(str(exc))
+    ref()
+    fast()
+    got = fast.model.get_parameters()
+    for k, v in ref.parameters.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-8, atol=1e-12, err_msg=k)
+
+
+def test_timing_helpers():
+    calls = []
+    t = workloads.median_time(lambda: calls.append(1), reps=3)
+    assert t >= 0 and len(calls) == 4
+    assert workloads.speedup(lambda: sum(range(20000)), lambda: None, reps=3) > 1
