@@ -1,0 +1,256 @@
+"""Thin Python layer over :mod:`fastmlp._kernels`: flat parameters, workspaces, optimiser state.
+
+Samples are rows here (scikit-learn's layout): ``X`` is ``(m, n0)``, a layer's weights are ``coef`` of
+shape ``(n_in, n_out)``. :class:`fastmlp.MLP` (samples as columns) and the scikit-learn estimators both
+drive training through :func:`train_epochs`; callers validate user input, this module only checks the
+invariants the kernels rely on (dtype, contiguity, shapes), so a mistake never reaches compiled code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastmlp import _config
+from fastmlp import _kernels as K
+from fastmlp._checks import check_activation, check_dtype
+
+__all__ = ["Network", "Optimizer", "TrainResult", "train_epochs", "forward_rows"]
+
+
+class Network:
+    """Layer sizes, activations and one flat parameter vector.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int, ``[n0, n1, ..., nL]``
+    activations : sequence of str, one per layer (``L`` names); the output may be ``"softmax"``
+    dtype : str or dtype, float32 or float64
+    leaky_slope : float, the slope of ``leaky_relu`` for negative inputs
+
+    Attributes
+    ----------
+    params : (P,) array, layer by layer ``coef`` (n_in, n_out) in C order then ``intercept`` (n_out,)
+    coefs : list of (n_in, n_out) writable views into ``params``
+    intercepts : list of (n_out,) writable views into ``params``
+    """
+
+    def __init__(self, layer_sizes, activations, dtype="float64", leaky_slope=0.01):
+        sizes = [int(n) for n in layer_sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"layer sizes must be at least two positive integers, got {list(layer_sizes)}")
+        activations = list(activations)
+        if len(activations) != len(sizes) - 1:
+            raise ValueError(f"expected {len(sizes) - 1} activations (one per layer), got {len(activations)}")
+        for i, name in enumerate(activations):
+            check_activation(name, output=i == len(activations) - 1, where=f"activation of layer {i + 1}")
+        self.dtype = check_dtype(dtype)
+        self.layer_sizes = sizes
+        self.activations = activations
+        self.leaky_slope = float(leaky_slope)
+        self.dims = np.asarray(sizes, dtype=np.int64)
+        self.act_codes = np.asarray([K.ACTIVATION_CODES[a] for a in activations], dtype=np.int64)
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.coefs, self.intercepts = [], []
+        offset = 0
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+            self.coefs.append(self.params[offset:offset + n_in * n_out].reshape(n_in, n_out))
+            offset += n_in * n_out
+            self.intercepts.append(self.params[offset:offset + n_out])
+            offset += n_out
+        self._workspaces: dict[int, dict[str, np.ndarray]] = {}
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_sizes) - 1
+
+    def copy(self) -> Network:
+        """A network with the same architecture and a copy of the parameters."""
+        other = Network(self.layer_sizes, self.activations, self.dtype, self.leaky_slope)
+        other.params[:] = self.params
+        return other
+
+    def workspace(self, batch_size: int) -> dict[str, np.ndarray]:
+        """Training buffers for minibatches of up to ``batch_size`` rows, allocated once and reused."""
+        ws = self._workspaces.get(batch_size)
+        if ws is None:
+            dt, sizes, P = self.dtype, self.layer_sizes, self.params.size
+            rows_total = batch_size * sum(sizes[1:])
+            ws = {
+                "Zbuf": np.empty(rows_total, dt),
+                "Abuf": np.empty(rows_total, dt),
+                "deltas": np.empty((2, batch_size * max(sizes)), dt),
+                "grad": np.zeros(P, dt),
+                "backup": np.empty(P, dt),
+                "xbuf": np.empty((batch_size, sizes[0]), dt),
+                "ybuf": np.empty((batch_size, sizes[-1]), dt),
+            }
+            self._workspaces = {batch_size: ws}  # keep only the latest size
+        return ws
+
+    def __repr__(self) -> str:
+        return f"Network({self.layer_sizes}, {self.activations}, dtype={self.dtype.name})"
+
+
+class Optimizer:
+    """Optimiser state, in the layout of :attr:`Network.params`.
+
+    Parameters
+    ----------
+    net : Network
+    kind : {"sgd", "momentum", "nesterov", "adam"}
+        ``sgd``: ``p -= lr g``. ``momentum`` / ``nesterov``: scikit-learn's SGD optimiser
+        (``v = mu v - lr g``; ``p += v``, or ``p += mu v - lr g`` for Nesterov). ``adam``: scikit-learn's
+        Adam (``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``; ``p -= lr_t m / (sqrt(v) + eps)``).
+    momentum, beta_1, beta_2, epsilon : float
+    """
+
+    def __init__(self, net: Network, kind="sgd", momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        if kind not in K.OPTIMIZER_CODES:
+            raise ValueError(f"unknown optimizer {kind!r}; expected one of {', '.join(K.OPTIMIZER_CODES)}")
+        self.kind = kind
+        self.momentum, self.beta_1, self.beta_2, self.epsilon = momentum, beta_1, beta_2, epsilon
+        self.state_1 = np.zeros_like(net.params)  # velocity, or Adam's first moment
+        self.state_2 = np.zeros_like(net.params) if kind == "adam" else np.zeros(0, net.dtype)
+        self.step = np.zeros(1, np.int64)
+
+    @property
+    def t(self) -> int:
+        """Adam's update count."""
+        return int(self.step[0])
+
+    def reset(self) -> None:
+        self.state_1[:] = 0
+        self.state_2[:] = 0
+        self.step[0] = 0
+
+    def __repr__(self) -> str:
+        return f"Optimizer({self.kind!r})"
+
+
+@dataclass
+class TrainResult:
+    """Per-epoch costs of a :func:`train_epochs` call.
+
+    Attributes
+    ----------
+    mean_batch_cost : (epochs,) float64, the mean of the epoch's minibatch costs
+    sample_weighted_cost : (epochs,) float64, the minibatch costs weighted by batch size (scikit-learn's ``loss_``)
+    """
+
+    mean_batch_cost: np.ndarray
+    sample_weighted_cost: np.ndarray
+
+
+def _check_rows(net: Network, X: np.ndarray, name: str, width: int) -> None:
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != width:
+        raise ValueError(f"{name} must be a 2-D array with {width} columns, got {getattr(X, 'shape', None)}")
+    if X.dtype != net.dtype or not X.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous {net.dtype.name}, got {X.dtype} (caller converts)")
+
+
+def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
+                 optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None) -> TrainResult:
+    """Train ``net`` in place for ``epochs`` epochs of minibatch gradient descent, all inside one kernel call.
+
+    Parameters
+    ----------
+    net : Network
+    X : (m, n0) C-contiguous array of ``net.dtype``
+    Y : (m, nL) C-contiguous array of ``net.dtype``
+    loss : {"bce", "mse", "ce", "half_mse"}
+    learning_rate : float or (epochs,) array of per-epoch rates
+    epochs : int
+    batch_size : int or None (the full batch)
+    alpha : float, L2 penalty (scikit-learn's ``alpha``)
+    optimizer : Optimizer or None (plain SGD)
+    order : None or (epochs, m) int array, the sample order of each epoch
+    epoch_offset : int, added to epoch numbers in error messages
+    blas_min_flops : int or None, overrides :data:`fastmlp._config.BLAS_MIN_FLOPS`
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    FloatingPointError
+        When an epoch gives a non-finite cost or weights; ``net.params`` is left as it was at the end of
+        the last finite epoch, and the exception's ``completed`` attribute holds the finished epochs' costs.
+    """
+    m = X.shape[0] if isinstance(X, np.ndarray) and X.ndim == 2 else -1
+    _check_rows(net, X, "X", net.layer_sizes[0])
+    _check_rows(net, Y, "Y", net.layer_sizes[-1])
+    if Y.shape[0] != m:
+        raise ValueError(f"X has {m} samples but Y has {Y.shape[0]}")
+    if loss not in K.LOSS_CODES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(K.LOSS_CODES)}")
+    batch_size = m if batch_size is None else min(int(batch_size), m)
+    if batch_size < 1 or epochs < 1:
+        raise ValueError("batch_size and epochs must be positive")
+    rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)).copy()
+    if order is None:
+        order = np.zeros((0, m), np.int64)
+    else:
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        if order.shape != (epochs, m) or order.min() < 0 or order.max() >= m:
+            raise ValueError(f"order must be an ({epochs}, {m}) array of sample indices")
+    opt = optimizer if optimizer is not None else _PLAIN_SGD.get(net)
+    dt = net.dtype.type
+    ws = net.workspace(batch_size)
+    mean_cost = np.empty(epochs, np.float64)
+    weighted_cost = np.empty(epochs, np.float64)
+    done = K._train_epochs(
+        X, Y, net.params, net.dims, net.act_codes, dt(net.leaky_slope), K.LOSS_CODES[loss], dt(alpha),
+        batch_size, order, rates, K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1),
+        dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2, opt.step,
+        ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"], ws["ybuf"], ws["backup"],
+        _config.BLAS_MIN_FLOPS if blas_min_flops is None else int(blas_min_flops), mean_cost, weighted_cost)
+    if done < epochs:
+        exc = FloatingPointError(
+            f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
+            f"(try a smaller learning rate); parameters are left at the end of epoch {epoch_offset + done}")
+        exc.completed = TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy())
+        raise exc
+    return TrainResult(mean_cost, weighted_cost)
+
+
+class _PlainSGDCache:
+    """An empty-state plain SGD optimiser per network, so plain training allocates no state."""
+
+    def get(self, net: Network) -> Optimizer:
+        opt = getattr(net, "_plain_sgd", None)
+        if opt is None:
+            opt = Optimizer.__new__(Optimizer)
+            opt.kind, opt.momentum, opt.beta_1, opt.beta_2, opt.epsilon = "sgd", 0.0, 0.9, 0.999, 1e-8
+            opt.state_1 = np.zeros(0, net.dtype)
+            opt.state_2 = np.zeros(0, net.dtype)
+            opt.step = np.zeros(1, np.int64)
+            net._plain_sgd = opt
+        return opt
+
+
+_PLAIN_SGD = _PlainSGDCache()
+
+
+def forward_rows(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
+    """Output activations for every row of ``X``.
+
+    Parameters
+    ----------
+    net : Network
+    X : (m, n0) C-contiguous array of ``net.dtype``
+
+    Returns
+    -------
+    (m, nL) array of ``net.dtype``
+    """
+    _check_rows(net, X, "X", net.layer_sizes[0])
+    m = X.shape[0]
+    out = np.empty((m, net.layer_sizes[-1]), net.dtype)
+    buffer = np.empty((2, m * max(net.layer_sizes)), net.dtype)
+    K._forward(X, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope), buffer, out,
+               _config.BLAS_MIN_FLOPS if blas_min_flops is None else int(blas_min_flops))
+    return out
