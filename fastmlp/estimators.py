@@ -1,0 +1,967 @@
+"""scikit-learn drop-ins: :class:`MLPClassifier` and :class:`MLPRegressor`, trained by fastmlp's kernels.
+
+Change one import::
+
+    from sklearn.neural_network import MLPClassifier   # before
+    from fastmlp import MLPClassifier                  # after
+
+and the estimator has the same constructor parameters, defaults, fitted attributes and methods as
+scikit-learn's, follows the same update order (initialisation from ``random_state``, per-epoch shuffling,
+optimiser formulas, learning-rate schedules, tolerance checks, early stopping) and so, from the same
+``random_state``, ends with the same weights (float64: to about 1e-10 relative) -- only faster.
+
+All training maths runs in :func:`fastmlp._engine.train_epochs` (one call per epoch); this module
+only validates, converts, keeps scikit-learn's bookkeeping and drives the epochs.
+
+Differences from scikit-learn, all deliberate:
+
+- ``solver="lbfgs"`` is not supported (``ValueError`` at ``fit``), nor is ``MLPRegressor(loss="poisson")``.
+- ``sample_weight`` is not accepted, and sparse ``X`` is rejected with a ``TypeError`` (densify it first).
+- ``activation="leaky_relu"`` (slope 0.01) is available for the hidden layers in addition to scikit-learn's.
+- The log-loss is computed from the logits (log-sum-exp), not from probabilities clipped to
+  ``[eps, 1 - eps]``; ``loss_`` and ``loss_curve_`` differ from scikit-learn's only for samples whose
+  predicted probability of their true class rounds below ``eps`` (about 2e-16 in float64): scikit-learn
+  counts ``-log(eps)`` (about 36) for such a sample, fastmlp its true, larger, loss. Weights are unaffected.
+- float32 input trains entirely in float32 (scikit-learn mixes in float64 for some steps).
+- A diverging run stops at the first epoch whose cost or weights are not finite, with the weights of the
+  last finite epoch kept, and raises ``ValueError`` (scikit-learn trains on to ``max_iter`` with NaN
+  weights and raises the same ``ValueError`` at the end). With ``early_stopping=True`` the best
+  validation weights are restored instead and a ``ConvergenceWarning`` is issued (scikit-learn restores
+  them too, silently apart from its ``max_iter`` warning).
+- ``coefs_`` and ``intercepts_`` are views into one flat parameter vector. Assigning new arrays (or a new
+  list) is supported: they are copied into that vector when ``predict`` or a warm-started ``fit`` /
+  ``partial_fit`` runs.
+
+Threads: the kernels call BLAS only for large layers. Inside joblib's default (loky) workers, e.g.
+``GridSearchCV(..., n_jobs=2)``, joblib already limits BLAS and OpenMP threads per worker; fastmlp
+additionally caps Numba's own thread count to the same limit while fitting, so nothing oversubscribes.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    def validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
+        return estimator._validate_data(X, y, **kwargs)
+
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+#: scikit-learn's hidden activation names -> the engine's
+_HIDDEN_ACTIVATIONS = {
+    "identity": "linear",
+    "logistic": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+}
+#: scikit-learn's output activation names -> (engine activation, engine loss)
+_OUTPUTS = {
+    "logistic": ("sigmoid", "bce"),
+    "softmax": ("softmax", "ce"),
+    "identity": ("linear", "half_mse"),
+}
+_LEAKY_SLOPE = 0.01
+_NON_FINITE_MESSAGE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and need to "
+    "be preprocessed."
+)
+
+
+def _engine():
+    """The training engine, imported on first use (keeps ``import fastmlp.estimators`` cheap)."""
+    from fastmlp import _engine as engine
+
+    return engine
+
+
+class _Schedule:
+    """scikit-learn's optimiser bookkeeping that lives outside the update maths.
+
+    Mirrors ``sklearn.neural_network._stochastic_optimizers``: the current learning rate of SGD, its
+    ``invscaling`` update at the end of every epoch and the ``adaptive`` division by 5 in
+    ``trigger_stopping``. The updates themselves (velocities, Adam moments and step count) are kept by
+    the engine's :class:`~fastmlp._engine.Optimizer` in ``engine_optimizer``.
+    """
+
+    def __init__(self, engine_optimizer, solver, learning_rate_init, lr_schedule, power_t):
+        self.engine_optimizer = engine_optimizer
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.lr_schedule = lr_schedule
+        self.power_t = power_t
+
+    def iteration_ends(self, time_step):
+        if self.solver == "sgd" and self.lr_schedule == "invscaling":
+            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        if self.solver != "sgd" or self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(f"{msg} Setting learning rate to {self.learning_rate:f}")
+        return False
+
+    def epoch_rate(self):
+        """The rate handed to the engine: SGD's current rate, or Adam's base rate (it scales it per step)."""
+        return self.learning_rate if self.solver == "sgd" else float(self.learning_rate_init)
+
+
+def _numba_thread_cap():
+    """The per-worker thread limit joblib's loky backend sets in its workers, or None outside them."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+class _ThreadCap:
+    """Context manager: cap Numba's thread count at the worker's BLAS/OpenMP limit while fitting."""
+
+    def __enter__(self):
+        self._old = None
+        cap = _numba_thread_cap()
+        if cap is None:
+            return self
+        try:
+            import numba
+
+            current = numba.get_num_threads()
+            if current > cap:
+                numba.set_num_threads(cap)
+                self._old = current
+        except Exception:  # pragma: no cover - numba without a threading layer
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            import numba
+
+            numba.set_num_threads(self._old)
+        return False
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor` (do not use directly)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_HIDDEN_ACTIVATIONS))],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    # ------------------------------------------------------------------ network <-> attributes
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__"):
+            sizes = [sizes]
+        sizes = list(sizes)
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return [int(s) for s in sizes]
+
+    def _engine_activations(self):
+        out = _OUTPUTS[self.out_activation_][0]
+        return [_HIDDEN_ACTIVATIONS[self.activation]] * (self.n_layers_ - 2) + [out]
+
+    def _expose(self):
+        """Point ``coefs_`` / ``intercepts_`` at the network's parameter views."""
+        self.coefs_ = list(self._net.coefs)
+        self.intercepts_ = list(self._net.intercepts)
+
+    def _sync_to_net(self):
+        """Copy ``coefs_`` / ``intercepts_`` into the network where they are not already its own views."""
+        net = self._net
+        for name, mine, theirs in (("coefs_", self.coefs_, net.coefs), ("intercepts_", self.intercepts_,
+                                                                         net.intercepts)):
+            if len(mine) != len(theirs):
+                raise ValueError(f"{name} has {len(mine)} arrays; the network has {len(theirs)} layers")
+            for i, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+                if a is b:
+                    continue
+                a = np.asarray(a)
+                if a.shape != b.shape:
+                    raise ValueError(f"{name}[{i}] has shape {a.shape}; expected {b.shape}")
+                np.copyto(b, a, casting="unsafe")
+
+    def _ensure_net(self, layer_units):
+        """Make ``self._net`` match the current architecture and activation, keeping weights and state."""
+        net = self._net
+        acts = self._engine_activations()
+        if list(net.layer_sizes) != list(layer_units):
+            raise ValueError(
+                f"with warm_start=True or partial_fit the network layout {list(layer_units)} must equal the "
+                f"fitted one {list(net.layer_sizes)} (hidden_layer_sizes or the number of outputs changed)"
+            )
+        if list(net.activations) == acts:
+            return
+        new = _engine().Network(list(layer_units), acts, dtype=net.dtype, leaky_slope=_LEAKY_SLOPE)
+        new.params[:] = net.params
+        self._net = new
+        self._expose()  # the optimiser's state has the layout of the parameters, not of the network: kept
+
+    def _optimizer_kind(self):
+        if self.solver == "adam":
+            return "adam"
+        if self.momentum == 0:
+            return "sgd"  # momentum 0: v = -lr g, p += v -- exactly plain SGD, without the velocity work
+        return "nesterov" if self.nesterovs_momentum else "momentum"
+
+    def _make_engine_optimizer(self):
+        return _engine().Optimizer(self._net, kind=self._optimizer_kind(), momentum=self.momentum,
+                                   beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+
+    # ------------------------------------------------------------------ initialisation
+    def _initialize(self, y, layer_units, dtype, rng):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+
+        net = _engine().Network(list(layer_units), self._engine_activations(), dtype=dtype,
+                                leaky_slope=_LEAKY_SLOPE)
+        # scikit-learn's _init_coef: Glorot uniform, float64 draws in this order, then cast
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for i in range(self.n_layers_ - 1):
+            fan_in, fan_out = layer_units[i], layer_units[i + 1]
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            net.coefs[i][...] = rng.uniform(-bound, bound, (fan_in, fan_out))
+            net.intercepts[i][...] = rng.uniform(-bound, bound, fan_out)
+        self._net = net
+        self._optimizer = None
+        self._expose()
+        self._best_params = net.params.copy()
+
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, X, y, incremental=False):
+        if self.solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' is not supported by fastmlp (it trains with minibatch kernels only); use "
+                "solver='adam' or solver='sgd', or scikit-learn's own MLP for L-BFGS"
+            )
+        self._check_loss()
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
+        rng = check_random_state(self.random_state)
+
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype, rng)
+        else:
+            if not hasattr(self, "_net"):
+                raise ValueError("warm_start / partial_fit needs an estimator fitted by fastmlp")
+            self._sync_to_net()
+            self._ensure_net(layer_units)
+
+        with _ThreadCap():
+            self._fit_stochastic(X, y, rng, incremental)
+        return self
+
+    def _fit_stochastic(self, X, y, rng, incremental):
+        net = self._net
+        dtype = net.dtype
+        engine = _engine()
+        if not incremental or getattr(self, "_optimizer", None) is None:
+            self._optimizer = _Schedule(self._make_engine_optimizer(), self.solver, self.learning_rate_init,
+                                        self.learning_rate, self.power_t)
+        sched = self._optimizer
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # don't stratify in multilabel classification
+            stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
+            X_train, X_val, y_train, y_val = train_test_split(
+                X, y, random_state=rng, test_size=self.validation_fraction, stratify=stratify
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the size of your "
+                    "dataset."
+                )
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+            X_val = np.ascontiguousarray(X_val, dtype=dtype)
+        else:
+            X_train, y_train = X, y
+            X_val = y_val = None
+
+        X_train = np.ascontiguousarray(X_train, dtype=dtype)
+        Y_train = np.ascontiguousarray(y_train, dtype=dtype)
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                    stacklevel=3,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        loss = _OUTPUTS[self.out_activation_][1]
+        alpha = float(self.alpha)
+        train = engine.train_epochs
+        engine_opt = sched.engine_optimizer
+        diverged = None
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                order = None
+                if self.shuffle:
+                    # sklearn.utils.shuffle(sample_idx, random_state=rng), drawn the same way
+                    perm = np.arange(n_samples)
+                    rng.shuffle(perm)
+                    sample_idx = sample_idx[perm]
+                    order = sample_idx.reshape(1, n_samples)
+                try:
+                    result = train(net, X_train, Y_train, loss, learning_rate=sched.epoch_rate(), epochs=1,
+                                   batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order)
+                except FloatingPointError as exc:
+                    diverged = exc
+                    break
+
+                self.n_iter_ += 1
+                self.loss_ = float(result.sample_weighted_cost[0])
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+
+                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                sched.iteration_ends(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change:d} "
+                           "consecutive epochs.")
+                    if sched.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                        "optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                        stacklevel=3,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+
+        if early_stopping:
+            # restore the best weights; from here on the "best" weights are the live ones (as scikit-learn,
+            # whose coefs_ then *is* its _best_coefs list)
+            if self._best_params is not None:
+                net.params[:] = self._best_params
+            self._best_params = None
+            if diverged is not None:
+                warnings.warn(
+                    f"Training diverged ({diverged}); the weights with the best validation score were "
+                    "restored.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+                diverged = None
+        if diverged is not None:
+            raise ValueError(_NON_FINITE_MESSAGE + f" ({diverged}; the weights of the last finite epoch "
+                             "were kept)") from diverged
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+        if early_stopping:
+            val_score = self._score_converted(X_val, y_val)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print(f"Validation score: {self.validation_scores_[-1]:f}")
+            last_valid_score = self.validation_scores_[-1]
+            if last_valid_score < (self.best_validation_score_ + self.tol):
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last_valid_score > self.best_validation_score_:
+                self.best_validation_score_ = last_valid_score
+                self._best_params = self._net.params.copy()
+        else:
+            best = np.inf if self.best_loss_ is None else self.best_loss_
+            if self.loss_curve_[-1] > best - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < best:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    # ------------------------------------------------------------------ prediction
+    def _forward(self, X, check_input=True):
+        """Output activations ``(n_samples, n_outputs)`` for ``X`` (validated unless ``check_input=False``)."""
+        if check_input:
+            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        self._sync_to_net()
+        X = np.ascontiguousarray(X, dtype=self._net.dtype)
+        return _engine().forward_rows(self._net, X)
+
+    def _score_converted(self, X, y):
+        """Validation score on already-converted ``X`` (NaN when the predictions are not finite)."""
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return self._score_function(y, y_pred)
+
+    # ------------------------------------------------------------------ misc
+    def _check_loss(self):
+        pass
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to data matrix ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data. float32 trains in float32, float64 in float64; other numbers become float64.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classification) or real targets (regression).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic."
+            )
+        return True
+
+    def __sklearn_tags__(self):
+        return super().__sklearn_tags__()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        net = state.get("_net")
+        if net is not None:
+            # a Network's coefs/intercepts are views into its flat vector, which pickling would turn into
+            # copies: store the architecture and the flat vector, and rebuild the views on unpickling
+            state = dict(state)
+            state["_net"] = (net.layer_sizes, net.activations, net.dtype.str, net.leaky_slope, net.params)
+            own = all(a is b for a, b in zip(state.get("coefs_", ()), net.coefs, strict=False)) and all(
+                a is b for a, b in zip(state.get("intercepts_", ()), net.intercepts, strict=False))
+            if own:
+                state["coefs_"] = state["intercepts_"] = None
+        return state
+
+    def __setstate__(self, state):
+        packed = state.get("_net")
+        if isinstance(packed, tuple):
+            state = dict(state)
+            sizes, acts, dtype, slope, params = packed
+            net = _engine().Network(sizes, acts, dtype=dtype, leaky_slope=slope)
+            net.params[:] = params
+            state["_net"] = net
+            if state.get("coefs_", 0) is None:
+                state["coefs_"] = list(net.coefs)
+                state["intercepts_"] = list(net.intercepts)
+        super().__setstate__(state)
+
+
+_COMMON_PARAMETERS_DOC = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,) or int, default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu'}, default='relu'
+        Activation of the hidden layers (``leaky_relu`` has slope 0.01 and is a fastmlp extension).
+    solver : {'adam', 'sgd'}, default='adam'
+        ``'lbfgs'`` is accepted by the constructor for compatibility but ``fit`` raises ``ValueError``.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty ``0.5 * alpha * sum(W ** 2) / batch_size`` added to every minibatch loss.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size; ``'auto'`` is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule of the SGD learning rate (ignored by Adam), exactly as scikit-learn's.
+    learning_rate_init : float, default=0.001
+        Initial learning rate.
+    power_t : float, default=0.5
+        Exponent of the ``'invscaling'`` schedule: ``learning_rate_init / (t_ + 1) ** power_t``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples in every epoch (the same permutations as scikit-learn's for the same
+        ``random_state``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the shuffling and the early-stopping split.
+    tol : float, default=1e-4
+        Tolerance of the convergence checks.
+    verbose : bool, default=False
+        Print the progress messages scikit-learn prints.
+    warm_start : bool, default=False
+        Continue from the current (possibly assigned) ``coefs_`` / ``intercepts_``.
+    momentum : float, default=0.9
+        Momentum of SGD.
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum for SGD.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its score stops improving.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's decay rates.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping (or, with ``'adaptive'``, dividing the rate by 5).
+    max_fun : int, default=15000
+        Accepted for compatibility (scikit-learn uses it only with L-BFGS).
+"""
+
+_COMMON_ATTRIBUTES_DOC = """
+    loss_ : float
+        Training loss of the last epoch (mean minibatch loss weighted by batch size).
+    best_loss_ : float or None
+        Lowest ``loss_`` so far (None with early stopping).
+    loss_curve_ : list of float
+        ``loss_`` of every epoch.
+    validation_scores_ : list of float or None
+        Validation score of every epoch (early stopping only).
+    best_validation_score_ : float or None
+        Best validation score (early stopping only).
+    t_ : int
+        Number of training samples seen.
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        Weight matrix of every layer (views into the network's parameters; may be assigned).
+    intercepts_ : list of ndarray of shape (n_out,)
+        Bias vector of every layer.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen during fit (only when ``X`` had string column names).
+    n_iter_ : int
+        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        Output activation (``'logistic'``, ``'softmax'`` or ``'identity'``).
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = (
+        """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by fastmlp's kernels.
+
+    Binary targets get a logistic output, multiclass a softmax output with categorical cross-entropy,
+    multilabel indicator targets a logistic output per label.
+
+    Parameters
+    ----------"""
+        + _COMMON_PARAMETERS_DOC
+        + """
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Class labels of every output."""
+        + _COMMON_ATTRIBUTES_DOC
+        + """
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastmlp import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+    )
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        # the same class bookkeeping as scikit-learn (fit / warm_start / partial_fit)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the previous call "
+                        f"to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                    f"'y' has {classes}."
+                )
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def _score_function(self, y, y_pred):
+        return accuracy_score(y, y_pred)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes (an indicator matrix for multilabel targets).
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """Update the model with one epoch over ``X``, ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            The target labels.
+        classes : array of shape (n_classes,), default=None
+            All classes across the calls; required on the first call (unless ``y`` is multilabel).
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, incremental=True)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            Probability of each class, in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multilabel": True}
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = (
+        """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, trained by fastmlp's kernels.
+
+    Identity output and scikit-learn's squared error with its 1/2 factor (mean over samples and outputs).
+
+    Parameters
+    ----------
+    loss : {'squared_error'}, default='squared_error'
+        ``'poisson'`` is accepted by the constructor for compatibility but ``fit`` raises ``ValueError``."""
+        + _COMMON_PARAMETERS_DOC
+        + """
+    Attributes
+    ----------"""
+        + _COMMON_ATTRIBUTES_DOC
+        + """
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from fastmlp import MLPRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), max_iter=20, random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+    )
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    def _check_loss(self):
+        if self.loss != "squared_error":
+            raise ValueError(
+                f"loss={self.loss!r} is not supported by fastmlp; only loss='squared_error' (use "
+                "scikit-learn's own MLPRegressor for the Poisson loss)"
+            )
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
+                             reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _score_function(self, y, y_pred):
+        return r2_score(y, y_pred)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def predict(self, X):
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Update the model with one epoch over ``X``, ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True)
