@@ -16,7 +16,7 @@ from fastmlp import _config
 from fastmlp import _kernels as K
 from fastmlp._checks import check_activation, check_dtype
 
-__all__ = ["Network", "Optimizer", "TrainResult", "train_epochs", "forward_rows"]
+__all__ = ["Network", "Optimizer", "TrainResult", "train_epochs", "forward_rows", "cost_rows"]
 
 
 class Network:
@@ -235,8 +235,8 @@ class _PlainSGDCache:
 _PLAIN_SGD = _PlainSGDCache()
 
 
-def forward_rows(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
-    """Output activations for every row of ``X``.
+def forward_rows(net: Network, X, *, logits=False, blas_min_flops=None) -> np.ndarray:
+    """Output activations (or, with ``logits=True``, the output layer's pre-activations) for every row of ``X``.
 
     Parameters
     ----------
@@ -251,6 +251,28 @@ def forward_rows(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
     m = X.shape[0]
     out = np.empty((m, net.layer_sizes[-1]), net.dtype)
     buffer = np.empty((2, m * max(net.layer_sizes)), net.dtype)
-    K._forward(X, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope), buffer, out,
+    acts = net.act_codes
+    if logits:
+        acts = acts.copy()
+        acts[-1] = K.ACT_LINEAR
+    K._forward(X, net.params, net.dims, acts, net.dtype.type(net.leaky_slope), buffer, out,
                _config.BLAS_MIN_FLOPS if blas_min_flops is None else int(blas_min_flops))
     return out
+
+
+def cost_rows(net: Network, X, Y, loss) -> float:
+    """The cost of ``net`` on all of ``(X, Y)``, computed as in training (cross-entropies from the logits).
+
+    Parameters
+    ----------
+    net : Network
+    X : (m, n0), Y : (m, nL) C-contiguous arrays of ``net.dtype``
+    loss : {"bce", "mse", "ce", "half_mse"}
+    """
+    _check_rows(net, Y, "Y", net.layer_sizes[-1])
+    Z = forward_rows(net, X, logits=True)
+    A = np.empty_like(Z)
+    slope = net.dtype.type(net.leaky_slope)
+    K._activate_rows(Z, A, net.act_codes[-1], slope)
+    total = K._cost_and_delta(Z, A, Y, net.act_codes[-1], K.LOSS_CODES[loss], slope, np.empty_like(Z))
+    return float(total / X.shape[0])

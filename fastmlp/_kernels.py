@@ -156,6 +156,13 @@ def _derivative_times(d, z, a, act, slope, one):
     return d
 
 
+@jit
+def _activate_rows(Z, A, act, slope):
+    """``A = g(Z)`` row by row; ``A`` may be ``Z``."""
+    for i in range(Z.shape[0]):
+        _activate_row(Z[i], A[i], act, slope)
+
+
 # --- one layer, forward --------------------------------------------------------------------------
 @jit
 def _affine_activation(A_prev, coef, intercept, act, slope, Z, A, use_blas, scalars):
