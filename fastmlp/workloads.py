@@ -83,6 +83,15 @@ def _import_optional(module: str):
         raise
 
 
+def _import_attr(module: str, attr: str):
+    """``module.attr``, or ``NotImplementedError`` when this version of fastmlp lacks either."""
+    mod = _import_optional(module)
+    try:
+        return getattr(mod, attr)
+    except AttributeError as exc:
+        raise NotImplementedError(f"{module}.{attr} is not available in this version of fastmlp") from exc
+
+
 # ---------------------------------------------------------------------------------------------- data
 
 
@@ -312,7 +321,7 @@ class Workload:
         return run
 
     def _fastmlp_model(self, dtype):
-        model_cls = _import_optional("fastmlp.model").MLP
+        model_cls = _import_attr("fastmlp.model", "MLP")
         model = model_cls(list(self.dims), hidden_activation=self.hidden, output_activation="sigmoid",
                           loss="bce", seed=1, dtype=str(np.dtype(dtype)))
         model.set_parameters(self.init_parameters(dtype))
@@ -410,7 +419,7 @@ class EstimatorWorkload:
         if impl == "sklearn":
             from sklearn.neural_network import MLPClassifier
         elif impl == "fastmlp":
-            MLPClassifier = _import_optional("fastmlp.estimators").MLPClassifier
+            MLPClassifier = _import_attr("fastmlp.estimators", "MLPClassifier")
         else:
             raise ValueError(f"unknown implementation {impl!r}; expected one of {ESTIMATOR_IMPLEMENTATIONS}")
         return MLPClassifier

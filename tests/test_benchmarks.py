@@ -235,3 +235,32 @@ def test_timing_helpers():
     t = workloads.median_time(lambda: calls.append(1), reps=3)
     assert t >= 0 and len(calls) == 4
     assert workloads.speedup(lambda: sum(range(20000)), lambda: None, reps=3) > 1
+
+
+# ------------------------------------------------------------------------ scripts/bench.py core
+
+
+def test_bench_table_quick(tmp_path):
+    from fastmlp import _bench
+
+    rows = _bench.run_table(["W1", "S1"], ["float32"], quick=True, peers=["reference", "fastmlp", "torch"])
+    assert [r["workload"] for r in rows] == ["W1-xor", "S1-cancer-sgd"]
+    w1, s1 = rows
+    assert w1["baseline"] == "reference" and s1["baseline"] == "sklearn"
+    assert w1["dtype"] == "float32" and w1["speedups"]["reference"] == 1.0
+    assert "torch" not in s1["ms_per_epoch"] and "torch" not in s1["errors"]  # does not apply to S*
+    text = _bench.format_table(rows)
+    assert "W1-xor" in text and "speedup" in text.splitlines()[0]
+    if w1["speedup"] is not None:
+        pytest.importorskip("matplotlib")
+        out = _bench.plot_table(rows, tmp_path / "speedup.png")
+        assert (tmp_path / "speedup.png").stat().st_size > 1000 and out == tmp_path / "speedup.png"
+
+
+def test_bench_worker_runs_in_its_own_process():
+    from fastmlp import _bench
+
+    t = _bench._time_isolated("reference", "W1-xor", "float64", 1, True)
+    assert t > 0
+    with pytest.raises(RuntimeError, match="peer 'torch' does not run"):
+        _bench._time_isolated("torch", "S1", "float64", 1, True)

@@ -63,7 +63,7 @@ class ColdStart:
     workload = "W2-deep"
 
     def setup(self, cache, dtype):
-        workloads._import_optional("fastmlp.model")  # skipped at commits without fastmlp.MLP
+        workloads._import_attr("fastmlp.model", "MLP")  # skipped at commits without fastmlp.MLP
         if cache == "warm":  # fill the on-disk cache for this dtype (a no-op when it is already filled)
             get(self.workload).build("fastmlp", dtype, epochs=1)()
 
