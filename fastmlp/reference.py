@@ -320,11 +320,7 @@ def _activate_backward(dA, Z, activation, slope):
 
 
 def _check_slope(leaky_slope) -> float:
-    if (
-        isinstance(leaky_slope, bool)
-        or not isinstance(leaky_slope, numbers.Real)
-        or not np.isfinite(leaky_slope)
-    ):
+    if isinstance(leaky_slope, bool) or not isinstance(leaky_slope, numbers.Real) or not np.isfinite(leaky_slope):
         raise ValueError(f"leaky_slope must be a finite number, got {leaky_slope!r}")
     return float(leaky_slope)
 
@@ -342,9 +338,7 @@ def _check_layer_dims(layer_dims, name="layer_dims") -> list[int]:
 def _n_layers(parameters) -> int:
     """Number of layers L of a parameter dict whose keys are exactly W1, b1, ..., WL, bL."""
     if not isinstance(parameters, dict):
-        raise ValueError(
-            f"parameters must be a dict with keys 'W1', 'b1', ..., got {type(parameters).__name__}"
-        )
+        raise ValueError(f"parameters must be a dict with keys 'W1', 'b1', ..., got {type(parameters).__name__}")
     L = 0
     while f"W{L + 1}" in parameters:
         L += 1
@@ -356,9 +350,7 @@ def _n_layers(parameters) -> int:
         raise ValueError(f"parameters is missing {missing}")
     extra = sorted(map(str, set(parameters) - expected))
     if extra:
-        raise ValueError(
-            f"parameters has unexpected keys {extra}; expected exactly 'W1', 'b1', ..., 'W{L}', 'b{L}'"
-        )
+        raise ValueError(f"parameters has unexpected keys {extra}; expected exactly 'W1', 'b1', ..., 'W{L}', 'b{L}'")
     return L
 
 
@@ -389,17 +381,11 @@ def _check_parameters(parameters, *, writable: bool = False) -> tuple[list[np.nd
         W, b = Ws[l - 1], bs[l - 1]
         for key, arr in ((f"W{l}", W), (f"b{l}", b)):
             if arr.dtype != dtype:
-                raise ValueError(
-                    f"parameters[{key!r}] has dtype {arr.dtype} but 'W1' has {dtype}; use one dtype"
-                )
+                raise ValueError(f"parameters[{key!r}] has dtype {arr.dtype} but 'W1' has {dtype}; use one dtype")
         if b.shape != (W.shape[0], 1):
-            raise ValueError(
-                f"parameters['b{l}'] must have shape {(W.shape[0], 1)} to match W{l}, got {b.shape}"
-            )
+            raise ValueError(f"parameters['b{l}'] must have shape {(W.shape[0], 1)} to match W{l}, got {b.shape}")
         if l > 1 and W.shape[1] != Ws[l - 2].shape[0]:
-            raise ValueError(
-                f"parameters['W{l}'] has {W.shape[1]} columns but W{l - 1} has {Ws[l - 2].shape[0]} rows"
-            )
+            raise ValueError(f"parameters['W{l}'] has {W.shape[1]} columns but W{l - 1} has {Ws[l - 2].shape[0]} rows")
     return Ws, bs
 
 
@@ -407,9 +393,7 @@ def _check_activations(activations, L: int) -> list[str]:
     if activations is None:
         return ["relu"] * (L - 1) + ["sigmoid"]
     if isinstance(activations, str):
-        raise ValueError(
-            f"activations must be a list of {L} names (one per layer), got the string {activations!r}"
-        )
+        raise ValueError(f"activations must be a list of {L} names (one per layer), got the string {activations!r}")
     acts = list(activations)
     if len(acts) != L:
         raise ValueError(f"activations has {len(acts)} entries but the network has {L} layers")
@@ -431,15 +415,22 @@ def _check_Y(Y, n_out: int, m: int, dtype, loss: str | None, name: str = "Y") ->
     if Y.ndim == 1 and n_out == 1:
         Y = Y.reshape(1, -1)
     if Y.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-dimensional (n_y, m), or (m,) for one output, got shape {Y.shape}"
-        )
+        raise ValueError(f"{name} must be 2-dimensional (n_y, m), or (m,) for one output, got shape {Y.shape}")
     if Y.shape[1] != m:
         raise ValueError(f"{name} has {Y.shape[1]} columns (samples) but the input has {m}")
     if Y.shape[0] != n_out:
         raise ValueError(f"{name} has {Y.shape[0]} rows but the output layer has {n_out} units")
     if loss in ("bce", "ce"):
         check_binary_targets(Y, name)
+    if loss == "ce":
+        # dZ[L] = AL - Y is the softmax + ce gradient only when every target column sums to 1
+        tol = np.sqrt(np.finfo(Y.dtype).eps)
+        worst = float(np.max(np.abs(Y.sum(axis=0) - 1)))
+        if worst > tol:
+            raise ValueError(
+                f"{name} columns must sum to 1 for loss 'ce' (one distribution per sample); "
+                f"the worst column is off by {worst:.3g}"
+            )
     return Y
 
 
@@ -656,14 +647,8 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
 
 
 def _check_architecture(nn_architecture) -> tuple[list[int], list[str]]:
-    if (
-        isinstance(nn_architecture, dict)
-        or not hasattr(nn_architecture, "__len__")
-        or len(nn_architecture) == 0
-    ):
-        raise ValueError(
-            "nn_architecture must be a non-empty list of {'input_dim', 'output_dim', 'activation'} dicts"
-        )
+    if isinstance(nn_architecture, dict) or not hasattr(nn_architecture, "__len__") or len(nn_architecture) == 0:
+        raise ValueError("nn_architecture must be a non-empty list of {'input_dim', 'output_dim', 'activation'} dicts")
     dims: list[int] = []
     acts: list[str] = []
     L = len(nn_architecture)
@@ -678,13 +663,9 @@ def _check_architecture(nn_architecture) -> tuple[list[int], list[str]]:
         if i == 0:
             dims.append(n_in)
         elif n_in != dims[-1]:
-            raise ValueError(
-                f"nn_architecture[{i}]['input_dim'] is {n_in} but layer {i - 1} has output_dim {dims[-1]}"
-            )
+            raise ValueError(f"nn_architecture[{i}]['input_dim'] is {n_in} but layer {i - 1} has output_dim {dims[-1]}")
         dims.append(n_out)
-        acts.append(
-            check_activation(layer["activation"], output=(i == L - 1), where=f"activation of layer {i + 1}")
-        )
+        acts.append(check_activation(layer["activation"], output=(i == L - 1), where=f"activation of layer {i + 1}"))
     return dims, acts
 
 
@@ -779,7 +760,8 @@ def compute_cost(AL, Y, loss="bce"):
     AL : ndarray, shape (n_y, m)
         Network output; probabilities in [0, 1] for ``"bce"`` and ``"ce"``.
     Y : ndarray, shape (n_y, m), or (m,) when n_y == 1
-        Targets, in [0, 1] for ``"bce"`` and ``"ce"``; converted to ``AL``'s dtype.
+        Targets, in [0, 1] for ``"bce"`` and ``"ce"``; converted to ``AL``'s dtype. For ``"ce"`` every
+        column must sum to 1 (within ``sqrt(eps)`` of the dtype), here and in every function below.
     loss : {"bce", "mse", "ce"}, default "bce"
 
     Returns
@@ -791,9 +773,7 @@ def compute_cost(AL, Y, loss="bce"):
     AL = as_float_array(AL, "AL")
     Y = _check_Y(Y, AL.shape[0], AL.shape[1], AL.dtype, loss)
     if loss in ("bce", "ce") and (AL.min() < 0 or AL.max() > 1):
-        raise ValueError(
-            f"AL must hold probabilities in [0, 1] for loss {loss!r}, got [{AL.min()}, {AL.max()}]"
-        )
+        raise ValueError(f"AL must hold probabilities in [0, 1] for loss {loss!r}, got [{AL.min()}, {AL.max()}]")
     return float(LOSS_FUNCTIONS[loss](AL, Y))
 
 
@@ -874,9 +854,7 @@ def linear_backward(dZ, cache):
     A_prev, W, b = _check_linear_cache(cache)
     dZ = as_float_array(dZ, "dZ", dtype=W.dtype)
     if dZ.shape != (W.shape[0], A_prev.shape[1]):
-        raise ValueError(
-            f"dZ must have shape {(W.shape[0], A_prev.shape[1])} to match the cache, got {dZ.shape}"
-        )
+        raise ValueError(f"dZ must have shape {(W.shape[0], A_prev.shape[1])} to match the cache, got {dZ.shape}")
     return _linear_backward(dZ, (A_prev, W, b))
 
 
@@ -913,9 +891,7 @@ def linear_activation_backward(dA, cache, activation, leaky_slope=0.01):
     try:
         linear_cache, Z = cache
     except (TypeError, ValueError) as exc:
-        raise ValueError(
-            "cache must be the ((A_prev, W, b), Z) tuple returned by linear_activation_forward"
-        ) from exc
+        raise ValueError("cache must be the ((A_prev, W, b), Z) tuple returned by linear_activation_forward") from exc
     A_prev, W, b = _check_linear_cache(linear_cache)
     shape = (W.shape[0], A_prev.shape[1])
     Z = as_float_array(Z, "cache Z", dtype=W.dtype)
@@ -962,9 +938,7 @@ def _check_caches(caches):
         if A_prev.shape[1] != m or Z.shape != (W.shape[0], m):
             raise ValueError(f"caches[{i}] holds arrays whose shapes do not match {m} samples")
         if prev_rows is not None and W.shape[1] != prev_rows:
-            raise ValueError(
-                f"caches[{i}] W has {W.shape[1]} columns but the previous layer has {prev_rows} units"
-            )
+            raise ValueError(f"caches[{i}] W has {W.shape[1]} columns but the previous layer has {prev_rows} units")
         if i > 0 and W.dtype != out[0][0][1].dtype:
             raise ValueError(f"caches[{i}] W has dtype {W.dtype} but caches[0] has {out[0][0][1].dtype}")
         prev_rows = W.shape[0]
