@@ -197,6 +197,8 @@ def _jsonable(value, where):
         return float(value)
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_jsonable(v, where) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
     raise ValueError(f"{where} holds a {type(value).__name__}, which a model file cannot store")
 
 
@@ -236,7 +238,9 @@ _EST_STATE = (
 def _estimator_arrays(est) -> dict[str, np.ndarray]:
     if not hasattr(est, "coefs_"):
         raise ValueError(f"{type(est).__name__} is not fitted: nothing to save")
-    params = est.get_params()
+    params = dict(est.get_params(deep=False))
+    if params.get("random_state") is not None and not isinstance(params["random_state"], (int, np.integer)):
+        params["random_state"] = None  # a RandomState instance: its state is not worth a pickle
     arrays = {"params_json": _text(json.dumps(_jsonable(params, "get_params()"), sort_keys=True))}
     state = {}
     for name in _EST_STATE:
@@ -245,6 +249,9 @@ def _estimator_arrays(est) -> dict[str, np.ndarray]:
             if value is not None and not isinstance(value, (str, bool, int, float, np.generic, list, tuple)):
                 value = np.asarray(value).tolist()
             state[name] = _jsonable(value, name)
+    binarizer = getattr(est, "_label_binarizer", None)
+    if getattr(binarizer, "y_type_", None) is not None:
+        state["_y_type"] = str(binarizer.y_type_)
     arrays["state_json"] = _text(json.dumps(state, sort_keys=True))
     coefs = [np.asarray(c) for c in est.coefs_]
     dtype = coefs[0].dtype if coefs[0].dtype.kind == "f" else np.dtype(np.float64)
@@ -329,10 +336,15 @@ def _read_npz(path) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"model file {path!r} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(f"model file {path!r} is a folder")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":
+        what = "it is empty" if not magic else "it is not an .npz archive"
+        raise ValueError(f"{path!r} is not a fastmlp model file ({what})")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:  # BadZipFile, pickled content, truncated header, ...
-        raise ValueError(f"{path!r} is not a fastmlp model file (not a readable .npz archive: {exc})") from None
+    except Exception as exc:  # BadZipFile (truncated), bad member headers, ...
+        raise ValueError(f"{path!r} is corrupt or truncated: {exc}") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise ValueError(f"{path!r} is not a fastmlp model file (a single .npy array, not an .npz archive)")
     try:
@@ -470,7 +482,7 @@ def _validate_estimator(data, dtype) -> dict:
         raise _Bad(f"estimator parameters are not valid JSON: {exc}") from None
     if not isinstance(params, dict) or not isinstance(state, dict):
         raise _Bad("estimator parameters must be JSON objects")
-    unknown_state = set(state) - set(_EST_STATE)
+    unknown_state = set(state) - set(_EST_STATE) - {"_y_type"}
     if unknown_state:
         raise _Bad(f"unknown estimator attributes {sorted(unknown_state)}")
     n = 0
@@ -522,23 +534,59 @@ def _build_estimator(kind, info, history):
     import fastmlp
 
     cls = getattr(fastmlp, kind)
+    params = dict(info["params"])
+    if isinstance(params.get("hidden_layer_sizes"), list):  # JSON has no tuples
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     try:
-        est = cls(**info["params"])
+        est = cls(**params)
     except TypeError as exc:
         raise _Bad(f"estimator parameters do not fit {kind}: {exc}") from None
     est.coefs_ = list(info["coefs"])
     est.intercepts_ = list(info["intercepts"])
     if info["classes"] is not None:
         est.classes_ = info["classes"]
-    for name, value in info["state"].items():
+    state = dict(info["state"])
+    y_type = state.pop("_y_type", None)
+    for name, value in state.items():
         if name == "feature_names_in_" and value is not None:
             value = np.asarray(value, dtype=object)
         setattr(est, name, value)
     est.loss_curve_ = [float(c) for c in history]
-    restore = getattr(est, "_restore_fitted_state", None)  # lets the estimator rebuild private state
-    if callable(restore):
-        restore()
+    restore = getattr(est, "_restore_fitted_state", None)  # the estimator rebuilds its private state
+    try:
+        if callable(restore):
+            restore()
+        else:
+            _restore_estimator(est, y_type)
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise _Bad(f"the saved {kind} is inconsistent: {exc}") from None
     return est
+
+
+def _restore_estimator(est, y_type) -> None:
+    """Rebuild an estimator's compiled network (and label binarizer) from ``coefs_``/``intercepts_``."""
+    from fastmlp import _engine, estimators
+
+    coefs, intercepts = est.coefs_, est.intercepts_
+    units = [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
+    est.n_layers_ = len(units)
+    est.n_outputs_ = units[-1]
+    net = _engine.Network(units, est._engine_activations(), dtype=coefs[0].dtype,
+                          leaky_slope=getattr(estimators, "_LEAKY_SLOPE", 0.01))
+    for dst, src in zip(net.coefs + net.intercepts, list(coefs) + list(intercepts), strict=True):
+        dst[...] = src
+    est._net = net
+    est._optimizer = None
+    est._expose()
+    if hasattr(est, "classes_"):
+        from sklearn.preprocessing import LabelBinarizer
+
+        binarizer = LabelBinarizer()
+        if y_type == "multilabel-indicator":
+            binarizer.fit(np.eye(len(est.classes_), dtype=int))
+        else:
+            binarizer.fit(est.classes_)
+        est._label_binarizer = binarizer
 
 
 def load_model(path, *, kind: str | None = None, return_preprocessing: bool = False):
@@ -848,7 +896,11 @@ def read_table(path, target=None, *, optional_target: bool = False, return_targe
     elif suffix == ".npz":
         X, y, names, tname = _read_data_npz(p, target, optional_target)
     else:
-        X, y, names, tname = _read_csv(p, target, optional_target)
+        try:
+            X, y, names, tname = _read_csv(p, target, optional_target)
+        except ValueError as exc:
+            msg = str(exc)
+            raise ValueError(msg if repr(p) in msg else f"{p!r}, {msg}") from None
     return (X, y, names, tname) if return_target_name else (X, y, names)
 
 
