@@ -187,6 +187,9 @@ def choose_task(y, loss: str | None, target_name: str):
     text = y.dtype.kind == "U"
     values = np.unique(y)
     n_distinct = values.size
+    if n_distinct < 2:
+        only = _fmt_label(values[0])
+        raise UsageError(f"target column {target_name!r} has a single value ({only}): nothing to learn")
     integral = (not text) and bool(np.all(np.asarray(values, dtype=np.float64) % 1 == 0))
     if loss is None:
         if n_distinct == 2:
@@ -195,9 +198,6 @@ def choose_task(y, loss: str | None, target_name: str):
             loss = "ce"
         else:
             loss = "mse"
-    if loss in ("bce", "ce") and n_distinct < 2:
-        only = _fmt_label(values[0])
-        raise UsageError(f"target column {target_name!r} has a single value ({only}): nothing to learn")
     if loss == "bce" and n_distinct != 2:
         raise UsageError(
             f"--loss bce needs a target with exactly 2 classes; column {target_name!r} has {n_distinct} distinct values"
@@ -256,9 +256,9 @@ def cmd_train(args) -> int:
         if _same_file(args.plot, args.out) or os.path.abspath(args.plot) == os.path.abspath(args.out):
             raise UsageError("--plot and --out name the same file")
         _require_matplotlib()
-    X, y, names = read_table(args.data, target=args.target)
+    X, y, names, target = read_table(args.data, target=args.target, return_target_name=True)
     m, n = X.shape
-    loss, classes = choose_task(y, args.loss, args.target)
+    loss, classes = choose_task(y, args.loss, target)
 
     rng = np.random.RandomState(args.seed)
     perm = rng.permutation(m)
@@ -275,7 +275,7 @@ def cmd_train(args) -> int:
         "mean": mean,
         "std": std,
         "feature_names": np.asarray(names, dtype=np.str_),
-        "target_name": str(args.target),
+        "target_name": target,
     }
     target_stats = None
     if loss == "mse":
