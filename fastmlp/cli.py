@@ -424,55 +424,31 @@ def cmd_bench(args) -> int:
     if args.plot is not None:
         _check_output(args.plot, what="plot")
         _require_matplotlib()
-    from fastmlp import workloads
+    from fastmlp import _bench, workloads
 
-    names = None
-    if args.only:
-        names = [workloads.get(s.strip()).name for s in args.only.split(",") if s.strip()]
-    try:
-        from fastmlp import _bench
-    except ModuleNotFoundError as exc:
-        if exc.name != "fastmlp._bench":
-            raise
-        _bench = None
-    if _bench is not None and hasattr(_bench, "run_table"):
-        rows = _bench.run_table(names=names, dtypes=args.dtype, quick=args.quick)
-        _say(_bench.format_table(rows))
-    else:
-        rows = _simple_bench(workloads, names, args.dtype, args.quick)
-        _say(_format_rows(rows))
+    names = [workloads.get(s.strip()).name for s in (args.only or "").split(",") if s.strip()] or None
+    peers = [s.strip() for s in (args.peers or "").split(",") if s.strip()] or None
+    for peer in peers or ():
+        if peer not in _bench.PEERS:
+            raise UsageError(f"unknown peer {peer!r} for --peers; expected some of {', '.join(_bench.PEERS)}")
+    for line in _bench.format_table([]).splitlines():
+        _say(line)
+
+    def show(row):
+        for line in _bench.format_table([row]).splitlines()[2:-1]:
+            _say(line)
+
+    rows = _bench.run_table(names, dtypes=args.dtype, quick=args.quick, peers=peers, progress=show)
+    if rows:
+        _say(_bench.format_table(rows).splitlines()[-1])
+    if args.quick:
+        _say("(--quick: tiny workloads, one repetition -- a smoke test, not a measurement)")
     if args.plot is not None:
         from fastmlp.plot import speedup_chart
 
         speedup_chart(rows, path=args.plot)
         _say(f"saved chart to {args.plot}")
     return EXIT_OK
-
-
-def _simple_bench(workloads, names, dtypes, quick):
-    """Reference vs fastmlp epoch times on the training workloads (used until ``fastmlp._bench`` exists)."""
-    rows = []
-    for name in names or workloads.names("mlp"):
-        w = workloads.get(name, tiny=quick)
-        if w.kind != "mlp":
-            continue
-        for dtype in dtypes:
-            ref = w.build_reference(dtype)
-            fast = w.build_fastmlp(dtype)
-            reps = 1 if quick else 5
-            t_ref = workloads.median_time(ref, reps)
-            t_fast = workloads.median_time(fast, reps)
-            rows.append({"workload": w.name, "dtype": dtype, "reference_ms": 1e3 * t_ref / w.epochs,
-                         "fastmlp_ms": 1e3 * t_fast / w.epochs, "speedup": t_ref / t_fast})
-    return rows
-
-
-def _format_rows(rows) -> str:
-    out = [f"{'workload':<12} {'dtype':<8} {'reference ms/epoch':>19} {'fastmlp ms/epoch':>17} {'speedup':>8}"]
-    for r in rows:
-        out.append(f"{r['workload']:<12} {r['dtype']:<8} {r['reference_ms']:>19.4f} {r['fastmlp_ms']:>17.4f} "
-                   f"{r['speedup']:>7.1f}x")
-    return "\n".join(out)
 
 
 # -------------------------------------------------------------------------------------------- info
@@ -620,9 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help="target column to score against (default: the training one)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("bench", help="speedup over the NumPy reference on the benchmark workloads")
+    p = sub.add_parser("bench", help="speedup over the NumPy reference on the benchmark workloads",
+                       description="Time fastmlp against the NumPy reference (and, with --peers, PyTorch, JAX, "
+                                   "scikit-learn when installed) on the registry's workloads, each peer in a "
+                                   "fresh process; print the epoch times and speedups.")
     p.add_argument("--quick", action="store_true", help="tiny workloads, one repetition (a smoke test)")
-    p.add_argument("--only", default=None, help="comma-separated workload names, e.g. W1,W3")
+    p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W3 (default W1-W4); "
+                                                "also S1,S2 (estimators against scikit-learn)")
+    p.add_argument("--peers", default=None, help="comma-separated, from reference,fastmlp,torch,jax,sklearn")
     p.add_argument("--dtype", choices=("float64", "float32"), action="append", default=None,
                    help="repeatable; default float64")
     p.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the speedups there")
