@@ -32,15 +32,16 @@ Differences from scikit-learn, all deliberate:
   list) is supported: they are copied into that vector when ``predict`` or a warm-started ``fit`` /
   ``partial_fit`` runs.
 
-Threads: the kernels call BLAS only for large layers. Inside joblib's default (loky) workers, e.g.
-``GridSearchCV(..., n_jobs=2)``, joblib already limits BLAS and OpenMP threads per worker; fastmlp
-additionally caps Numba's own thread count to the same limit while fitting, so nothing oversubscribes.
+Threads: the kernels are single-threaded compiled loops that call BLAS (SciPy's OpenBLAS) only for
+large layers. Inside joblib's default (loky) workers, e.g. ``GridSearchCV(..., n_jobs=2)`` or
+``cross_val_score(..., n_jobs=2)``, joblib limits every BLAS and OpenMP library of a worker to
+``cpu_count // n_jobs`` threads before it loads, so parallel searches do not oversubscribe the cores.
+Elsewhere use ``threadpoolctl.threadpool_limits`` to cap BLAS threads.
 """
 
 from __future__ import annotations
 
 import numbers
-import os
 import warnings
 
 import numpy as np
@@ -93,6 +94,18 @@ def _engine():
     return engine
 
 
+def _as_engine_rows(a, dtype):
+    """``a`` as the engine wants it: C-contiguous, of the network's dtype, writable.
+
+    Read-only inputs (memory maps, frozen arrays) are copied so that the compiled kernels see one array
+    type only (Numba compiles a separate specialisation for read-only arrays).
+    """
+    out = np.ascontiguousarray(a, dtype=dtype)
+    if not out.flags.writeable:
+        out = out.copy()
+    return out
+
+
 class _Schedule:
     """scikit-learn's optimiser bookkeeping that lives outside the update maths.
 
@@ -131,42 +144,6 @@ class _Schedule:
     def epoch_rate(self):
         """The rate handed to the engine: SGD's current rate, or Adam's base rate (it scales it per step)."""
         return self.learning_rate if self.solver == "sgd" else float(self.learning_rate_init)
-
-
-def _numba_thread_cap():
-    """The per-worker thread limit joblib's loky backend sets in its workers, or None outside them."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return None
-
-
-class _ThreadCap:
-    """Context manager: cap Numba's thread count at the worker's BLAS/OpenMP limit while fitting."""
-
-    def __enter__(self):
-        self._old = None
-        cap = _numba_thread_cap()
-        if cap is None:
-            return self
-        try:
-            import numba
-
-            current = numba.get_num_threads()
-            if current > cap:
-                numba.set_num_threads(cap)
-                self._old = current
-        except Exception:  # pragma: no cover - numba without a threading layer
-            self._old = None
-        return self
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            import numba
-
-            numba.set_num_threads(self._old)
-        return False
 
 
 class _BaseMLP(BaseEstimator):
@@ -323,8 +300,10 @@ class _BaseMLP(BaseEstimator):
             self._sync_to_net()
             self._ensure_net(layer_units)
 
-        with _ThreadCap():
+        try:
             self._fit_stochastic(X, y, rng, incremental)
+        finally:
+            self._expose()
         return self
 
     def _fit_stochastic(self, X, y, rng, incremental):
@@ -352,13 +331,13 @@ class _BaseMLP(BaseEstimator):
                 )
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
-            X_val = np.ascontiguousarray(X_val, dtype=dtype)
+            X_val = _as_engine_rows(X_val, dtype)
         else:
             X_train, y_train = X, y
             X_val = y_val = None
 
-        X_train = np.ascontiguousarray(X_train, dtype=dtype)
-        Y_train = np.ascontiguousarray(y_train, dtype=dtype)
+        X_train = _as_engine_rows(X_train, dtype)
+        Y_train = _as_engine_rows(y_train, dtype)
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=int)
 
@@ -368,7 +347,7 @@ class _BaseMLP(BaseEstimator):
             if self.batch_size > n_samples:
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                    stacklevel=3,
+                    stacklevel=5,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
@@ -419,10 +398,10 @@ class _BaseMLP(BaseEstimator):
                         f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                         "optimization hasn't converged yet.",
                         ConvergenceWarning,
-                        stacklevel=3,
+                        stacklevel=5,
                     )
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=5)
 
         if early_stopping:
             # restore the best weights; from here on the "best" weights are the live ones (as scikit-learn,
@@ -435,7 +414,7 @@ class _BaseMLP(BaseEstimator):
                     f"Training diverged ({diverged}); the weights with the best validation score were "
                     "restored.",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=5,
                 )
                 diverged = None
         if diverged is not None:
@@ -471,7 +450,7 @@ class _BaseMLP(BaseEstimator):
         if check_input:
             X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         self._sync_to_net()
-        X = np.ascontiguousarray(X, dtype=self._net.dtype)
+        X = _as_engine_rows(X, self._net.dtype)
         return _engine().forward_rows(self._net, X)
 
     def _score_converted(self, X, y):
