@@ -71,8 +71,9 @@ class ColdStart:
         w = get(self.workload)
         prelude = ""
         if cache == "cold":
-            prelude = ("import os, tempfile\n"
-                       "os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp(prefix='fastmlp-cold-')\n")
+            prelude = ("import atexit, os, shutil, tempfile\n"
+                       "os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp(prefix='fastmlp-cold-')\n"
+                       "atexit.register(shutil.rmtree, os.environ['NUMBA_CACHE_DIR'], True)\n")
         # self-contained (no registry import): the same data as the registry's "gaussian" workloads
         return prelude + (
             "import numpy as np\n"
