@@ -67,6 +67,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -690,7 +691,7 @@ def _parse_numeric_column(cells, name, first_line, *, allow_text=False):
         except ValueError:
             numeric.append(False)
     i = numeric.index(False)
-    if not cells[i]:
+    if not cells[i].strip():
         raise ValueError(f"line {first_line + i}, column {name!r}: empty cell")
     if allow_text:
         if any(numeric):
@@ -699,15 +700,42 @@ def _parse_numeric_column(cells, name, first_line, *, allow_text=False):
                 f"target column {name!r} mixes numbers and text (line {first_line + j}: {cells[j]!r}); "
                 "use all numbers or all text labels"
             )
+        cells = [c.strip() for c in cells]
         empty = [k for k, c in enumerate(cells) if not c]
         if empty:
             raise ValueError(f"line {first_line + empty[0]}, column {name!r}: empty cell")
         return np.array(cells, dtype=np.str_)
-    raise ValueError(f"line {first_line + i}, column {name!r}: non-numeric value {cells[i]!r}")
+    raise ValueError(f"line {first_line + i}, column {name!r}: non-numeric value {cells[i].strip()!r}")
+
+
+def _read_csv_fast(path, delimiter, target, optional_target):
+    """All-numeric CSV whose first line is the header: NumPy's C parser. None when that does not apply."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            first = fh.readline()
+        header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
+        if not header or any(not h for h in header) or len(set(header)) != len(header) or '"' in first:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data" and the like: the slow path explains
+            A = np.loadtxt(path, delimiter=delimiter, skiprows=1, ndmin=2, dtype=np.float64, encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    if A.shape[0] == 0 or A.shape[1] != len(header) or not np.all(np.isfinite(A)):
+        return None
+    t = _resolve_target(header, target, optional_target, path)
+    keep = [j for j in range(len(header)) if j != t]
+    if not keep:
+        return None
+    y = A[:, t].copy() if t is not None else None
+    return np.ascontiguousarray(A[:, keep]), y, [header[j] for j in keep], (header[t] if t is not None else None)
 
 
 def _read_csv(path, target, optional_target):
     delimiter = "\t" if str(path).lower().endswith(".tsv") else ","
+    fast = _read_csv_fast(path, delimiter, target, optional_target)
+    if fast is not None:
+        return fast
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh, delimiter=delimiter))
@@ -716,10 +744,13 @@ def _read_csv(path, target, optional_target):
     except csv.Error as exc:
         raise ValueError(f"{str(path)!r}: malformed CSV: {exc}") from None
     # keep line numbers (1-based, header is line 1); drop blank lines
-    numbered = [(i + 1, [c.strip() for c in row]) for i, row in enumerate(rows) if any(c.strip() for c in row)]
+    # keep line numbers (1-based, header is line 1); drop blank lines. Cells keep their spaces (the number
+    # parser ignores them); text cells are stripped where they are used.
+    numbered = [(i + 1, row) for i, row in enumerate(rows) if row and (len(row) > 1 or row[0].strip())]
     if not numbered:
         raise ValueError(f"{str(path)!r} is empty")
     header_line, header = numbered[0]
+    header = [h.strip() for h in header]
     if any(not h for h in header):
         raise ValueError(f"line {header_line}: the header has an empty column name")
     seen = set()
