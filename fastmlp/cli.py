@@ -296,7 +296,8 @@ def cmd_train(args) -> int:
     Xtr, Ytr = np.ascontiguousarray(Xs[tr].T), np.ascontiguousarray(Y[:, tr])
     batch = min(args.batch_size, len(tr))
     desc = "-".join(map(str, dims))
-    _say(f"training {desc} {args.activation} net, loss {loss}, on {len(tr)} rows "
+    kind = f"{args.activation} net" if args.hidden else "net (no hidden layer)"
+    _say(f"training {desc} {kind}, loss {loss}, on {len(tr)} rows "
          f"({n_val} held out), {args.epochs} epochs, batch {batch}, lr {args.lr:g}, {args.dtype}")
     t0 = time.perf_counter()
     try:

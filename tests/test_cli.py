@@ -296,3 +296,13 @@ def test_train_regression_and_multiclass_in_process(tmp_path, capsys):
     assert cli.main(["predict", str(tmp_path / "c.npz"), str(tmp_path / "cls_x.npy"), "--out",
                      str(tmp_path / "c2.csv")]) == 0
     assert (tmp_path / "c2.csv").read_text() == (tmp_path / "c.csv").read_text()
+
+
+def test_demo_data_without_sklearn(monkeypatch):
+    from fastmlp import _demo
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # `from sklearn.datasets import ...` fails
+    X, y, source = _demo.load_cancer()
+    assert X.shape == (569, 30) and set(np.unique(y)) == {0.0, 1.0} and "generated" in source
+    X, y = _demo.make_moons(50, seed=1)
+    assert X.shape == (2, 50) and y.sum() == 25
