@@ -84,8 +84,8 @@ class Network:
                 "deltas": np.empty((2, batch_size * max(sizes)), dt),
                 "grad": np.zeros(P, dt),
                 "backup": np.empty(P, dt),
-                "xbuf": np.empty((batch_size, sizes[0]), dt),
-                "ybuf": np.empty((batch_size, sizes[-1]), dt),
+                "xbuf": np.empty(batch_size * sizes[0], dt),
+                "ybuf": np.empty(batch_size * sizes[-1], dt),
             }
             self._workspaces = {batch_size: ws}  # keep only the latest size
         return ws
@@ -274,5 +274,5 @@ def cost_rows(net: Network, X, Y, loss) -> float:
     A = np.empty_like(Z)
     slope = net.dtype.type(net.leaky_slope)
     K._activate_rows(Z, A, net.act_codes[-1], slope)
-    total = K._cost_and_delta(Z, A, Y, net.act_codes[-1], K.LOSS_CODES[loss], slope, np.empty_like(Z))
+    total = K._cost_rows(Z, A, Y, net.act_codes[-1], K.LOSS_CODES[loss], slope, np.empty_like(Z))
     return float(total / X.shape[0])

@@ -16,9 +16,12 @@ course (columns)      kernels (rows)
 ``dA = W.T @ dZ``     ``dA = dZ @ coef.T``
 ====================  ==========================================
 
-Small products run as compiled loops (the innermost loop runs along contiguous memory, so LLVM
-vectorises it; multiplications by an input that is exactly zero, common after a relu, are skipped, which
-changes no result). Products of at least ``blas_min_flops`` multiply-adds call BLAS ``?gemm`` directly,
+Kernels address every array as a flat buffer plus an offset (a block of ``rows x cols`` values stored
+row after row): creating array views inside the batch loop costs reference counting that, for a small
+network, outweighs the arithmetic. Small products run as compiled loops (the innermost loop runs along
+contiguous memory, so LLVM vectorises it; multiplications by an input that is exactly zero, common after a
+relu, are skipped, which changes no result). Products of at least ``blas_min_flops`` multiply-adds call
+BLAS ``?gemm`` directly,
 through Numba's own ``numba_xxgemm`` helper (the function Numba's ``np.dot`` uses, so compiled kernels stay
 cacheable), with transposes expressed through memory layout, never copies. For plain SGD on the BLAS
 path the weight update is fused into the gradient product: ``coef <- beta coef - (lr/m) A.T @ dZ`` in one
@@ -53,6 +56,10 @@ OPTIMIZER_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NES
 
 jit = njit(**JIT_OPTIONS)
 
+#: compiled loops skip an input that is exactly zero (common after a relu) only when the row it would
+#: multiply is at least this long; for shorter rows the mispredicted branch costs more than the work
+_SKIP_ZEROS_MIN_WIDTH = 16
+
 # --- BLAS ------------------------------------------------------------------------------------------
 _XXGEMM = types.ExternalFunction(
     "numba_xxgemm",
@@ -81,69 +88,47 @@ def _blas_kind_impl(arr):
 
 
 @jit
-def _gemm(trans_a, trans_b, alpha, A, B, beta, C, scalars):
-    """``C <- alpha op(A) @ op(B) + beta C`` for C-contiguous (row-major) 2-D arrays, through BLAS.
+def _gemm(trans_a, trans_b, M, N, K, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc, scalars):
+    """``C <- alpha op(A) @ op(B) + beta C`` on row-major blocks of flat buffers, through BLAS.
 
-    Row-major ``C (M, N)`` is column-major ``C.T``, so this asks BLAS for
-    ``C.T = op(B).T @ op(A).T``; a transpose is a flag, never a copy. ``scalars`` is a (2,) scratch
-    array of C's dtype that carries alpha and beta to BLAS by pointer.
+    ``C`` is the ``(M, N)`` block at ``C[c_off:]`` with rows ``ldc`` apart; ``op(A)`` is ``(M, K)`` and
+    ``op(B)`` ``(K, N)``, stored at ``a_off`` / ``b_off`` with rows ``lda`` / ``ldb`` apart (as stored,
+    before any transpose). Row-major ``C`` is column-major ``C.T``, so BLAS is asked for
+    ``C.T = op(B).T @ op(A).T``: a transpose is a flag, never a copy. ``scalars`` is a (2,) scratch array
+    of C's dtype that carries alpha and beta to BLAS by pointer.
     """
-    M, N = C.shape
-    K = A.shape[0] if trans_a else A.shape[1]
     scalars[0] = alpha
     scalars[1] = beta
     flag_a = np.int8(116) if trans_a else np.int8(110)  # 't' / 'n'
     flag_b = np.int8(116) if trans_b else np.int8(110)
-    status = _XXGEMM(_blas_kind(C), flag_b, flag_a, N, M, K, scalars[0:1].ctypes, B.ctypes, B.shape[1],
-                     A.ctypes, A.shape[1], scalars[1:2].ctypes, C.ctypes, N)
+    status = _XXGEMM(_blas_kind(C), flag_b, flag_a, N, M, K, scalars[0:1].ctypes, B[b_off:].ctypes, ldb,
+                     A[a_off:].ctypes, lda, scalars[1:].ctypes, C[c_off:].ctypes, ldc)
     if status != 0:
         raise RuntimeError("BLAS gemm failed")
 
 
 # --- activations -----------------------------------------------------------------------------------
 @jit
-def _activate_row(z, a, act, slope):
-    """``a = g(z)`` for one sample's pre-activations; ``a`` may be ``z`` itself."""
-    one = z.dtype.type(1)
-    zero = z.dtype.type(0)
-    n = z.shape[0]
+def _activation(z, act, slope, one):
+    """``g(z)`` for one element (every activation but softmax); ``one`` is 1 in the arrays' dtype."""
+    zero = one - one
     if act == ACT_RELU:
-        for j in range(n):
-            a[j] = z[j] if z[j] > zero else zero
-    elif act == ACT_LEAKY_RELU:
-        for j in range(n):
-            a[j] = z[j] if z[j] > zero else slope * z[j]
-    elif act == ACT_SIGMOID:
-        for j in range(n):
-            if z[j] >= zero:
-                a[j] = one / (one + np.exp(-z[j]))
-            else:
-                e = np.exp(z[j])
-                a[j] = e / (one + e)
-    elif act == ACT_TANH:
-        for j in range(n):
-            a[j] = np.tanh(z[j])
-    elif act == ACT_SOFTMAX:
-        top = z[0]
-        for j in range(1, n):
-            top = max(top, z[j])
-        total = zero
-        for j in range(n):
-            a[j] = np.exp(z[j] - top)
-            total += a[j]
-        for j in range(n):
-            a[j] = a[j] / total
-    else:
-        for j in range(n):
-            a[j] = z[j]
+        return z if z > zero else zero
+    if act == ACT_LEAKY_RELU:
+        return z if z > zero else slope * z
+    if act == ACT_SIGMOID:
+        if z >= zero:
+            return one / (one + np.exp(-z))
+        e = np.exp(z)
+        return e / (one + e)
+    if act == ACT_TANH:
+        return np.tanh(z)
+    return z
 
 
 @jit
 def _derivative_times(d, z, a, act, slope, one):
-    """``d * g'(z)`` for one element, ``a = g(z)`` (sigmoid and tanh use ``a``; relu at 0 gives 0).
-
-    ``one`` is 1 in the arrays' dtype, so that float32 arithmetic stays float32.
-    """
+    """``d * g'(z)`` for one element, with ``a = g(z)`` (sigmoid and tanh use ``a``; relu' at 0 is 0)."""
     zero = one - one
     if act == ACT_RELU:
         return d if z > zero else zero
@@ -157,120 +142,150 @@ def _derivative_times(d, z, a, act, slope, one):
 
 
 @jit
-def _activate_rows(Z, A, act, slope):
-    """``A = g(Z)`` row by row; ``A`` may be ``Z``."""
-    for i in range(Z.shape[0]):
-        _activate_row(Z[i], A[i], act, slope)
+def _activate_block(Z, z_off, A, a_off, n_rows, n, act, slope):
+    """``A = g(Z)`` for the ``(n_rows, n)`` blocks at ``Z[z_off:]`` and ``A[a_off:]`` (may be the same)."""
+    one = Z.dtype.type(1)
+    if act == ACT_SOFTMAX:
+        for i in range(n_rows):
+            zi = z_off + i * n
+            ai = a_off + i * n
+            top = Z[zi]
+            for j in range(1, n):
+                top = max(top, Z[zi + j])
+            total = one - one
+            for j in range(n):
+                e = np.exp(Z[zi + j] - top)
+                A[ai + j] = e
+                total += e
+            for j in range(n):
+                A[ai + j] = A[ai + j] / total
+    else:
+        for t in range(n_rows * n):
+            A[a_off + t] = _activation(Z[z_off + t], act, slope, one)
 
 
-# --- one layer, forward --------------------------------------------------------------------------
+# --- one layer ---------------------------------------------------------------------------------------
 @jit
-def _affine_activation(A_prev, coef, intercept, act, slope, Z, A, use_blas, scalars):
-    """Fused ``Z = A_prev @ coef + intercept``, ``A = g(Z)``.
+def _affine_activation(src, s_off, n_b, n_in, params, p_off, n_out, act, slope, Z, z_off, A, a_off,
+                       use_blas, scalars):
+    """Fused ``Z = A_prev @ coef + intercept`` and ``A = g(Z)`` for one layer.
 
     Parameters
     ----------
-    A_prev : (b, n_in) array
-    coef : (n_in, n_out) array
-    intercept : (n_out,) array
-    act : int, activation code; slope : leaky-relu slope (array dtype)
-    Z, A : (b, n_out) arrays, written (``A`` may be ``Z`` when the pre-activations are not needed)
-    use_blas : bool, call BLAS for the product instead of the compiled loops
-    scalars : (2,) scratch array for BLAS
+    src, s_off : the ``(n_b, n_in)`` block ``A_prev``
+    params, p_off : the layer's ``coef`` ``(n_in, n_out)`` at ``p_off``, its ``intercept`` ``(n_out,)`` right after
+    act, slope : activation code and leaky slope (array dtype)
+    Z, z_off / A, a_off : the ``(n_b, n_out)`` blocks written (``A`` may be ``Z`` at the same offset)
+    use_blas : bool, BLAS for the product; scalars : (2,) scratch
     """
-    n_b, n_in = A_prev.shape
-    n_out = coef.shape[1]
-    zero = Z.dtype.type(0)
+    one = Z.dtype.type(1)
+    zero = one - one
+    b_off = p_off + n_in * n_out
     for i in range(n_b):
+        zi = z_off + i * n_out
         for j in range(n_out):
-            Z[i, j] = intercept[j]
+            Z[zi + j] = params[b_off + j]
     if use_blas:
-        _gemm(False, False, 1, A_prev, coef, 1, Z, scalars)
-        for i in range(n_b):
-            _activate_row(Z[i], A[i], act, slope)
+        _gemm(False, False, n_b, n_out, n_in, one, src, s_off, n_in, params, p_off, n_out, one, Z, z_off, n_out,
+              scalars)
+        _activate_block(Z, z_off, A, a_off, n_b, n_out, act, slope)
     else:
+        skip_zeros = n_out >= _SKIP_ZEROS_MIN_WIDTH
         for i in range(n_b):
+            zi = z_off + i * n_out
+            si = s_off + i * n_in
             for k in range(n_in):
-                x = A_prev[i, k]
-                if x != zero:
-                    for j in range(n_out):
-                        Z[i, j] += x * coef[k, j]
-            _activate_row(Z[i], A[i], act, slope)
+                x = src[si + k]
+                if skip_zeros and x == zero:
+                    continue
+                wk = p_off + k * n_out
+                for j in range(n_out):
+                    Z[zi + j] += x * params[wk + j]
+            _activate_block(Z, zi, A, a_off + i * n_out, 1, n_out, act, slope)
 
 
-# --- one layer, backward -------------------------------------------------------------------------
 @jit
-def _backprop_delta(dZ, coef, Z_prev, A_prev, act_prev, slope, dZ_prev, use_blas, scalars):
+def _backprop_delta(dZ, d_off, n_b, n_out, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
+                    dZ_prev, dp_off, use_blas, scalars):
     """Fused ``dZ_prev = (dZ @ coef.T) * g'(Z_prev)``.
 
-    Parameters
-    ----------
-    dZ : (b, n_out); coef : (n_in, n_out); Z_prev, A_prev : (b, n_in) the previous layer's
-    pre-activations and activations; dZ_prev : (b, n_in), written.
+    ``dZ`` block ``(n_b, n_out)`` at ``d_off``; ``coef`` ``(n_in, n_out)`` at ``params[p_off:]``; the previous
+    layer's pre-activations and activations ``(n_b, n_in)`` at ``Z[zp_off:]``, ``A[ap_off:]``;
+    ``dZ_prev`` ``(n_b, n_in)`` written at ``dp_off``.
     """
-    n_b, n_out = dZ.shape
-    n_in = coef.shape[0]
-    zero = dZ.dtype.type(0)
     one = dZ.dtype.type(1)
+    zero = one - one
     if use_blas:
-        _gemm(False, True, 1, dZ, coef, 0, dZ_prev, scalars)
-        for i in range(n_b):
-            for k in range(n_in):
-                dZ_prev[i, k] = _derivative_times(dZ_prev[i, k], Z_prev[i, k], A_prev[i, k], act_prev, slope, one)
+        _gemm(False, True, n_b, n_in, n_out, one, dZ, d_off, n_out, params, p_off, n_out, zero, dZ_prev, dp_off,
+              n_in, scalars)
+        for t in range(n_b * n_in):
+            dZ_prev[dp_off + t] = _derivative_times(dZ_prev[dp_off + t], Z[zp_off + t], A[ap_off + t], act_prev,
+                                                    slope, one)
     else:
+        skip_zeros = act_prev == ACT_RELU and n_out >= _SKIP_ZEROS_MIN_WIDTH
         for i in range(n_b):
+            di = d_off + i * n_out
             for k in range(n_in):
-                if (act_prev == ACT_RELU) and not (Z_prev[i, k] > zero):
-                    dZ_prev[i, k] = zero
+                t = i * n_in + k
+                z = Z[zp_off + t]
+                if skip_zeros and not z > zero:
+                    dZ_prev[dp_off + t] = zero
                     continue
+                wk = p_off + k * n_out
                 s = zero
                 for j in range(n_out):
-                    s += dZ[i, j] * coef[k, j]
-                dZ_prev[i, k] = _derivative_times(s, Z_prev[i, k], A_prev[i, k], act_prev, slope, one)
+                    s += dZ[di + j] * params[wk + j]
+                dZ_prev[dp_off + t] = _derivative_times(s, z, A[ap_off + t], act_prev, slope, one)
 
 
 @jit
-def _intercept_gradient(dZ, g_intercept):
-    """``g_intercept = mean(dZ, axis=0)``."""
-    n_b, n_out = dZ.shape
+def _intercept_gradient(dZ, d_off, n_b, n_out, grad, g_off):
+    """``grad[g_off:g_off + n_out] = mean over rows of the (n_b, n_out) block dZ[d_off:]``."""
     size = dZ.dtype.type(n_b)
     for j in range(n_out):
-        g_intercept[j] = dZ.dtype.type(0)
+        grad[g_off + j] = dZ.dtype.type(0)
     for i in range(n_b):
+        di = d_off + i * n_out
         for j in range(n_out):
-            g_intercept[j] += dZ[i, j]
+            grad[g_off + j] += dZ[di + j]
     for j in range(n_out):
-        g_intercept[j] = g_intercept[j] / size
+        grad[g_off + j] = grad[g_off + j] / size
 
 
 @jit
-def _layer_gradients(A_prev, dZ, coef, alpha, g_coef, g_intercept, use_blas, scalars):
-    """``g_coef = (A_prev.T @ dZ + alpha coef) / b`` and ``g_intercept = mean(dZ, axis=0)``."""
-    n_b, n_in = A_prev.shape
-    n_out = dZ.shape[1]
-    zero = dZ.dtype.type(0)
+def _layer_gradients(src, s_off, n_b, n_in, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, scalars):
+    """``g_coef = (A_prev.T @ dZ + alpha coef) / n_b`` and ``g_intercept = mean(dZ, axis=0)``.
+
+    Written into ``grad`` at the layer's offset ``p_off`` (``grad`` has the layout of ``params``).
+    """
+    one = dZ.dtype.type(1)
+    zero = one - one
     size = dZ.dtype.type(n_b)
-    _intercept_gradient(dZ, g_intercept)
+    n_coef = n_in * n_out
+    _intercept_gradient(dZ, d_off, n_b, n_out, grad, p_off + n_coef)
     if use_blas:
-        _gemm(True, False, 1, A_prev, dZ, 0, g_coef, scalars)
+        _gemm(True, False, n_in, n_out, n_b, one, src, s_off, n_in, dZ, d_off, n_out, zero, grad, p_off, n_out,
+              scalars)
     else:
-        for k in range(n_in):
-            for j in range(n_out):
-                g_coef[k, j] = zero
+        for t in range(p_off, p_off + n_coef):
+            grad[t] = zero
+        skip_zeros = n_out >= _SKIP_ZEROS_MIN_WIDTH
         for i in range(n_b):
+            si = s_off + i * n_in
+            di = d_off + i * n_out
             for k in range(n_in):
-                x = A_prev[i, k]
-                if x != zero:
-                    for j in range(n_out):
-                        g_coef[k, j] += x * dZ[i, j]
+                x = src[si + k]
+                if skip_zeros and x == zero:
+                    continue
+                gk = p_off + k * n_out
+                for j in range(n_out):
+                    grad[gk + j] += x * dZ[di + j]
     if alpha != zero:
-        for k in range(n_in):
-            for j in range(n_out):
-                g_coef[k, j] = (g_coef[k, j] + alpha * coef[k, j]) / size
+        for t in range(p_off, p_off + n_coef):
+            grad[t] = (grad[t] + alpha * params[t]) / size
     else:
-        for k in range(n_in):
-            for j in range(n_out):
-                g_coef[k, j] = g_coef[k, j] / size
+        for t in range(p_off, p_off + n_coef):
+            grad[t] = grad[t] / size
 
 
 @jit
@@ -306,46 +321,49 @@ def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, be
 
 # --- the output layer: cost and delta ------------------------------------------------------------
 @jit
-def _cost_and_delta(Z, A, Y, act, loss, slope, dZ):
+def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, n_b, n_out, act, loss, slope, dZ, d_off):
     """Return the summed (not yet averaged) cost of a batch and write the output delta ``dZ``.
 
-    bce (sigmoid output) is computed from the logits, ``max(z, 0) - y z + log1p(exp(-|z|))``, and ce
-    (softmax output) through a log-sum-exp, so that no log of a rounded-to-zero probability is taken.
-    Deltas: bce, ce: ``A - Y``; mse: ``2 (A - Y) g'(Z)``; half_mse: ``(A - Y) g'(Z)``.
+    All blocks are ``(n_b, n_out)``. bce (sigmoid output) is ``max(z, 0) - y z + log1p(exp(-|z|))``, where
+    ``log1p(exp(-|z|)) = -log(max(a, 1 - a))`` reuses the sigmoid already computed (both terms lie in
+    [1/2, 1], so nothing rounds to zero); ce (softmax output) goes through a log-sum-exp. No log of a
+    probability that can round to 0 is ever taken. Deltas: bce, ce: ``A - Y``; mse: ``2 (A - Y) g'(Z)``;
+    half_mse: ``(A - Y) g'(Z)``.
     """
-    n_b, n_out = Z.shape
-    zero = Z.dtype.type(0)
     one = Z.dtype.type(1)
-    two = Z.dtype.type(2)
+    zero = one - one
+    two = one + one
     total = 0.0
     if loss == LOSS_BCE:
-        for i in range(n_b):
-            for j in range(n_out):
-                z = Z[i, j]
-                y = Y[i, j]
-                total += max(z, zero) - y * z + np.log1p(np.exp(-abs(z)))
-                dZ[i, j] = A[i, j] - y
+        for t in range(n_b * n_out):
+            z = Z[z_off + t]
+            a = A[a_off + t]
+            y = Y[y_off + t]
+            total += max(z, zero) - y * z - np.log(max(a, one - a))
+            dZ[d_off + t] = a - y
     elif loss == LOSS_CE:
         for i in range(n_b):
-            top = Z[i, 0]
+            zi = z_off + i * n_out
+            top = Z[zi]
             for j in range(1, n_out):
-                top = max(top, Z[i, j])
+                top = max(top, Z[zi + j])
             s = zero
             for j in range(n_out):
-                s += np.exp(Z[i, j] - top)
+                s += np.exp(Z[zi + j] - top)
             lse = top + np.log(s)
             for j in range(n_out):
-                y = Y[i, j]
+                t = i * n_out + j
+                y = Y[y_off + t]
                 if y != zero:
-                    total += y * (lse - Z[i, j])
-                dZ[i, j] = A[i, j] - y
+                    total += y * (lse - Z[zi + j])
+                dZ[d_off + t] = A[a_off + t] - y
     else:
         factor = two if loss == LOSS_MSE else one
-        for i in range(n_b):
-            for j in range(n_out):
-                diff = A[i, j] - Y[i, j]
-                total += diff * diff
-                dZ[i, j] = _derivative_times(factor * diff, Z[i, j], A[i, j], act, slope, one)
+        for t in range(n_b * n_out):
+            a = A[a_off + t]
+            diff = a - Y[y_off + t]
+            total += diff * diff
+            dZ[d_off + t] = _derivative_times(factor * diff, Z[z_off + t], a, act, slope, one)
         if loss == LOSS_HALF_MSE:
             total = total / (2.0 * n_out)
     return total
@@ -353,35 +371,25 @@ def _cost_and_delta(Z, A, Y, act, loss, slope, dZ):
 
 # --- whole network -----------------------------------------------------------------------------------
 @jit
-def _offsets(dims, rows):
-    """Offsets of each layer in the flat parameter vector and in an activation workspace of ``rows`` rows."""
+def _param_offsets(dims):
+    """Offset of each layer's ``coef`` in the flat parameter vector; entry ``L`` is the total size."""
     n_layers = dims.shape[0] - 1
-    param_offset = np.empty(n_layers + 1, np.int64)
-    act_offset = np.empty(n_layers + 1, np.int64)
-    param_offset[0] = 0
-    act_offset[0] = 0
+    offsets = np.empty(n_layers + 1, np.int64)
+    offsets[0] = 0
     for l in range(n_layers):
-        param_offset[l + 1] = param_offset[l] + dims[l] * dims[l + 1] + dims[l + 1]
-        act_offset[l + 1] = act_offset[l] + rows * dims[l + 1]
-    return param_offset, act_offset
+        offsets[l + 1] = offsets[l] + dims[l] * dims[l + 1] + dims[l + 1]
+    return offsets
 
 
 @jit
-def _coef_view(params, param_offset, dims, l):
-    lo = param_offset[l]
-    return params[lo:lo + dims[l] * dims[l + 1]].reshape((dims[l], dims[l + 1]))
-
-
-@jit
-def _intercept_view(params, param_offset, dims, l):
-    return params[param_offset[l] + dims[l] * dims[l + 1]:param_offset[l + 1]]
-
-
-@jit
-def _rows_view(buffer, act_offset, dims, l, n_rows):
-    """Layer ``l``'s ``(n_rows, dims[l + 1])`` block of an activation workspace."""
-    lo = act_offset[l]
-    return buffer[lo:lo + n_rows * dims[l + 1]].reshape((n_rows, dims[l + 1]))
+def _act_offsets(dims, rows):
+    """Offset of each layer's ``(rows, n_l)`` block in an activation workspace."""
+    n_layers = dims.shape[0] - 1
+    offsets = np.empty(n_layers + 1, np.int64)
+    offsets[0] = 0
+    for l in range(n_layers):
+        offsets[l + 1] = offsets[l] + rows * dims[l + 1]
+    return offsets
 
 
 @jit
@@ -396,84 +404,76 @@ def _forward(X, params, dims, acts, slope, buffer, out, blas_min_flops):
     """
     n_layers = dims.shape[0] - 1
     m = X.shape[0]
-    param_offset, _ = _offsets(dims, m)
+    p_off = _param_offsets(dims)
     scalars = np.empty(2, params.dtype)
-    A_prev = X
+    src = X.reshape(X.size)
+    flat_out = out.reshape(out.size)
     for l in range(n_layers):
-        n_in, n_out = dims[l], dims[l + 1]
-        if l == n_layers - 1:
-            A = out
-        else:
-            A = buffer[l % 2, :m * n_out].reshape((m, n_out))
-        _affine_activation(A_prev, _coef_view(params, param_offset, dims, l),
-                           _intercept_view(params, param_offset, dims, l), acts[l], slope, A, A,
-                           m * n_in * n_out >= blas_min_flops, scalars)
-        A_prev = A
+        dst = flat_out if l == n_layers - 1 else buffer[l % 2]
+        _affine_activation(src, 0, m, dims[l], params, p_off[l], dims[l + 1], acts[l], slope, dst, 0, dst, 0,
+                           m * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
+        src = dst
 
 
 @jit
-def _batch_step(xb, yb, params, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2,
-                epsilon, state_1, state_2, Zbuf, Abuf, deltas, grad, param_offset, act_offset, scalars,
-                blas_min_flops):
+def _batch_step(xb, x_off, yb, y_off, n_b, params, grad, p_off, a_off, Zbuf, Abuf, delta_even, delta_odd,
+                dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
+                state_1, state_2, scalars, blas_min_flops):
     """One minibatch: forward, cost, backward and the optimiser step for every layer; returns the cost.
 
-    The cost (loss of the batch plus ``0.5 alpha sum(coef^2) / b``) is that of the parameters before the
+    The batch is the ``(n_b, n0)`` block at ``xb[x_off:]`` with targets ``(n_b, nL)`` at ``yb[y_off:]``.
+    ``p_off`` / ``a_off`` are the layer offsets in ``params`` (and ``grad``) and in the activation
+    workspaces ``Zbuf`` / ``Abuf``; ``delta_even`` / ``delta_odd`` hold the deltas of alternate layers.
+
+    The cost (loss of the batch plus ``0.5 alpha sum(coef^2) / n_b``) is that of the parameters before the
     step. Layer ``l`` is updated as soon as the delta of layer ``l - 1`` has been computed from its old
     weights, which gives the same result as computing every gradient first.
     """
     n_layers = dims.shape[0] - 1
-    n_b = xb.shape[0]
     size = params.dtype.type(n_b)
     one = params.dtype.type(1)
-    zero = params.dtype.type(0)
+    zero = one - one
 
     penalty = 0.0
     if alpha != zero:
         for l in range(n_layers):
-            lo = param_offset[l]
-            for i in range(lo, lo + dims[l] * dims[l + 1]):
-                penalty += params[i] * params[i]
+            for t in range(p_off[l], p_off[l] + dims[l] * dims[l + 1]):
+                penalty += params[t] * params[t]
         penalty = 0.5 * alpha * penalty / n_b
 
-    A_prev = xb
-    for l in range(n_layers):
-        Z = _rows_view(Zbuf, act_offset, dims, l, n_b)
-        A = _rows_view(Abuf, act_offset, dims, l, n_b)
-        _affine_activation(A_prev, _coef_view(params, param_offset, dims, l),
-                           _intercept_view(params, param_offset, dims, l), acts[l], slope, Z, A,
-                           n_b * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
-        A_prev = A
+    _affine_activation(xb, x_off, n_b, dims[0], params, p_off[0], dims[1], acts[0], slope, Zbuf, a_off[0],
+                       Abuf, a_off[0], n_b * dims[0] * dims[1] >= blas_min_flops, scalars)
+    for l in range(1, n_layers):
+        _affine_activation(Abuf, a_off[l - 1], n_b, dims[l], params, p_off[l], dims[l + 1], acts[l], slope,
+                           Zbuf, a_off[l], Abuf, a_off[l], n_b * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
 
     top = n_layers - 1
-    n_last = dims[n_layers]
-    dZ = deltas[0, :n_b * n_last].reshape((n_b, n_last))
-    cost = _cost_and_delta(_rows_view(Zbuf, act_offset, dims, top, n_b), _rows_view(Abuf, act_offset, dims, top, n_b),
-                           yb, acts[top], loss, slope, dZ) / n_b + penalty
+    cost = _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], yb, y_off, n_b, dims[n_layers], acts[top], loss,
+                           slope, delta_even, 0) / n_b + penalty
 
     for l in range(top, -1, -1):
-        n_in, n_out = dims[l], dims[l + 1]
-        lo = param_offset[l]
-        hi = param_offset[l + 1]
-        coef = _coef_view(params, param_offset, dims, l)
-        dZ = deltas[(top - l) % 2, :n_b * n_out].reshape((n_b, n_out))
-        A_prev = _rows_view(Abuf, act_offset, dims, l - 1, n_b) if l > 0 else xb
+        n_in = dims[l]
+        n_out = dims[l + 1]
+        dZ = delta_even if (top - l) % 2 == 0 else delta_odd
         use_blas = n_b * n_in * n_out >= blas_min_flops
         if l > 0:
-            dZ_prev = deltas[(top - l + 1) % 2, :n_b * n_in].reshape((n_b, n_in))
-            _backprop_delta(dZ, coef, _rows_view(Zbuf, act_offset, dims, l - 1, n_b), A_prev, acts[l - 1], slope,
-                            dZ_prev, use_blas, scalars)
-        g_intercept = _intercept_view(grad, param_offset, dims, l)
+            dZ_prev = delta_odd if (top - l) % 2 == 0 else delta_even
+            _backprop_delta(dZ, 0, n_b, n_out, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf, a_off[l - 1],
+                            acts[l - 1], slope, dZ_prev, 0, use_blas, scalars)
+        src = Abuf if l > 0 else xb
+        s_off = a_off[l - 1] if l > 0 else x_off
+        n_coef = n_in * n_out
         if opt == OPT_SGD and use_blas:
-            # fused: coef <- (1 - lr alpha / b) coef - (lr / b) A_prev.T @ dZ, the gradient never stored
-            _gemm(True, False, -lr / size, A_prev, dZ, one - lr * alpha / size, coef, scalars)
-            _intercept_gradient(dZ, g_intercept)
-            _optimizer_step(params, grad, lo + n_in * n_out, hi, opt, lr, lr_adam, momentum, beta_1, beta_2,
-                            epsilon, state_1, state_2)
+            # fused: coef <- (1 - lr alpha / n_b) coef - (lr / n_b) A_prev.T @ dZ, the gradient never stored
+            _gemm(True, False, n_in, n_out, n_b, -lr / size, src, s_off, n_in, dZ, 0, n_out,
+                  one - lr * alpha / size, params, p_off[l], n_out, scalars)
+            _intercept_gradient(dZ, 0, n_b, n_out, grad, p_off[l] + n_coef)
+            _optimizer_step(params, grad, p_off[l] + n_coef, p_off[l + 1], opt, lr, lr_adam, momentum, beta_1,
+                            beta_2, epsilon, state_1, state_2)
         else:
-            _layer_gradients(A_prev, dZ, coef, alpha, _coef_view(grad, param_offset, dims, l), g_intercept,
-                             use_blas, scalars)
-            _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
-                            state_1, state_2)
+            _layer_gradients(src, s_off, n_b, n_in, dZ, 0, n_out, params, p_off[l], alpha, grad, use_blas, scalars)
+            _optimizer_step(params, grad, p_off[l], p_off[l + 1], opt, lr, lr_adam, momentum, beta_1, beta_2,
+                            epsilon, state_1, state_2)
     return cost
 
 
@@ -503,7 +503,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     momentum, beta_1, beta_2, epsilon : array-dtype scalars; state_1, state_2 : (P,) optimiser state
     step : (1,) int64, Adam's update count, advanced in place
     Zbuf, Abuf : (batch_size * sum(dims[1:]),); deltas : (2, batch_size * max(dims)); grad, backup : (P,)
-    xbuf : (batch_size, n0); ybuf : (batch_size, nL) gather buffers (used when ``order`` is given)
+    xbuf : (batch_size * n0,); ybuf : (batch_size * nL,) gather buffers (used when ``order`` is given)
     blas_min_flops : int, products of at least this many multiply-adds call BLAS
     mean_batch_cost, sample_weighted_cost : (epochs,) float64, written: the mean of the epoch's
     minibatch costs, and their mean weighted by batch size
@@ -514,44 +514,64 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
         Epochs completed. Fewer than requested means that the next epoch produced a non-finite cost or
         weights; the parameters are then restored to their values at the start of that epoch.
     """
-    m = X.shape[0]
+    m, n_x = X.shape
+    n_y = Y.shape[1]
     n_epochs = learning_rates.shape[0]
     shuffled = order.shape[0] > 0
     n_batches = (m + batch_size - 1) // batch_size
-    param_offset, act_offset = _offsets(dims, batch_size)
+    p_off = _param_offsets(dims)
+    a_off = _act_offsets(dims, batch_size)
     scalars = np.empty(2, params.dtype)
+    X_flat = X.reshape(X.size)
+    Y_flat = Y.reshape(Y.size)
+    delta_even = deltas[0]
+    delta_odd = deltas[1]
     for e in range(n_epochs):
-        backup[:] = params
+        for t in range(params.shape[0]):
+            backup[t] = params[t]
         lr = params.dtype.type(learning_rates[e])
         total = 0.0
         weighted = 0.0
         for start in range(0, m, batch_size):
-            stop = min(start + batch_size, m)
-            n_b = stop - start
+            n_b = min(batch_size, m - start)
             if shuffled:
                 for i in range(n_b):
                     row = order[e, start + i]
-                    xbuf[i, :] = X[row]
-                    ybuf[i, :] = Y[row]
-                xb = xbuf[:n_b]
-                yb = ybuf[:n_b]
+                    for k in range(n_x):
+                        xbuf[i * n_x + k] = X_flat[row * n_x + k]
+                    for k in range(n_y):
+                        ybuf[i * n_y + k] = Y_flat[row * n_y + k]
+                xb, x_off, yb, y_off = xbuf, 0, ybuf, 0
             else:
-                xb = X[start:stop]
-                yb = Y[start:stop]
+                xb, x_off, yb, y_off = X_flat, start * n_x, Y_flat, start * n_y
             lr_adam = lr
             if opt == OPT_ADAM:
                 step[0] += 1
-                t = step[0]
+                t_adam = step[0]
                 lr_adam = params.dtype.type(
-                    learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t) / (1.0 - float(beta_1) ** t))
-            cost = _batch_step(xb, yb, params, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum,
-                               beta_1, beta_2, epsilon, state_1, state_2, Zbuf, Abuf, deltas, grad,
-                               param_offset, act_offset, scalars, blas_min_flops)
+                    learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t_adam) / (1.0 - float(beta_1) ** t_adam))
+            cost = _batch_step(xb, x_off, yb, y_off, n_b, params, grad, p_off, a_off, Zbuf, Abuf, delta_even,
+                               delta_odd, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1,
+                               beta_2, epsilon, state_1, state_2, scalars, blas_min_flops)
             total += cost
             weighted += cost * n_b
         mean_batch_cost[e] = total / n_batches
         sample_weighted_cost[e] = weighted / m
         if not (np.isfinite(total) and _all_finite(params)):
-            params[:] = backup
+            for t in range(params.shape[0]):
+                params[t] = backup[t]
             return e
     return n_epochs
+
+
+@jit
+def _activate_rows(Z, A, act, slope):
+    """``A = g(Z)`` for 2-D ``(m, n)`` C-contiguous arrays."""
+    _activate_block(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Z.shape[0], Z.shape[1], act, slope)
+
+
+@jit
+def _cost_rows(Z, A, Y, act, loss, slope, dZ):
+    """Summed cost and output delta for 2-D ``(m, n)`` C-contiguous arrays (see :func:`_cost_and_delta`)."""
+    return _cost_and_delta(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Y.reshape(Y.size), 0, Z.shape[0],
+                           Z.shape[1], act, loss, slope, dZ.reshape(dZ.size), 0)
