@@ -1,9 +1,11 @@
 """Thin Python layer over :mod:`fastmlp._kernels`: flat parameters, workspaces, optimiser state.
 
-Samples are rows here (scikit-learn's layout): ``X`` is ``(m, n0)``, a layer's weights are ``coef`` of
-shape ``(n_in, n_out)``. :class:`fastmlp.MLP` (samples as columns) and the scikit-learn estimators both
-drive training through :func:`train_epochs`; callers validate user input, this module only checks the
-invariants the kernels rely on (dtype, contiguity, shapes), so a mistake never reaches compiled code.
+By default samples are rows here (scikit-learn's layout): ``X`` is ``(m, n0)``; with ``columns=True``
+they are columns (the course layout, ``(n0, m)``), which is what the kernels use internally, so passing
+columns saves a transposed copy per call. A layer's weights are ``coef`` of shape ``(n_in, n_out)``.
+:class:`fastmlp.MLP` (samples as columns) and the scikit-learn estimators both drive training through
+:func:`train_epochs`; callers validate user input, this module only checks the invariants the kernels
+rely on (dtype, contiguity, shapes), so a mistake never reaches compiled code.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ class Network:
                 "deltas": np.empty((2, batch_size * max(sizes)), dt),
                 "grad": np.zeros(P, dt),
                 "backup": np.empty(P, dt),
-                "xbuf": np.empty(batch_size * sizes[0], dt),
-                "ybuf": np.empty(batch_size * sizes[-1], dt),
+                "xbuf": np.empty(sizes[0] * batch_size, dt),
+                "ybuf": np.empty(sizes[-1] * batch_size, dt),
             }
             self._workspaces = {batch_size: ws}  # keep only the latest size
         return ws
@@ -144,22 +146,26 @@ class TrainResult:
     sample_weighted_cost: np.ndarray
 
 
-def _check_rows(net: Network, X: np.ndarray, name: str, width: int) -> None:
-    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != width:
-        raise ValueError(f"{name} must be a 2-D array with {width} columns, got {getattr(X, 'shape', None)}")
-    if X.dtype != net.dtype or not X.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous {net.dtype.name}, got {X.dtype} (caller converts)")
+def _as_columns(net: Network, X, name: str, width: int, columns: bool) -> np.ndarray:
+    """``X`` as the ``(width, m)`` C-contiguous array of ``net.dtype`` that the kernels read."""
+    shape = (width, "m") if columns else ("m", width)
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0 if columns else 1] != width:
+        raise ValueError(f"{name} must be a 2-D array of shape {shape}, got {getattr(X, 'shape', None)}")
+    if X.dtype != net.dtype:
+        raise ValueError(f"{name} must be {net.dtype.name}, got {X.dtype} (the caller converts)")
+    return np.ascontiguousarray(X if columns else X.T)
 
 
 def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
-                 optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None) -> TrainResult:
+                 optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None,
+                 columns=False) -> TrainResult:
     """Train ``net`` in place for ``epochs`` epochs of minibatch gradient descent, all inside one kernel call.
 
     Parameters
     ----------
     net : Network
-    X : (m, n0) C-contiguous array of ``net.dtype``
-    Y : (m, nL) C-contiguous array of ``net.dtype``
+    X : (m, n0) array of ``net.dtype``, or (n0, m) with ``columns=True``
+    Y : (m, nL) array of ``net.dtype``, or (nL, m) with ``columns=True``
     loss : {"bce", "mse", "ce", "half_mse"}
     learning_rate : float or (epochs,) array of per-epoch rates
     epochs : int
@@ -169,6 +175,7 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     order : None or (epochs, m) int array, the sample order of each epoch
     epoch_offset : int, added to epoch numbers in error messages
     blas_min_flops : int or None, overrides :data:`fastmlp._config.BLAS_MIN_FLOPS`
+    columns : bool, samples are the columns of ``X`` and ``Y`` (no copy when they are C-contiguous)
 
     Returns
     -------
@@ -180,11 +187,11 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         When an epoch gives a non-finite cost or weights; ``net.params`` is left as it was at the end of
         the last finite epoch, and the exception's ``completed`` attribute holds the finished epochs' costs.
     """
-    m = X.shape[0] if isinstance(X, np.ndarray) and X.ndim == 2 else -1
-    _check_rows(net, X, "X", net.layer_sizes[0])
-    _check_rows(net, Y, "Y", net.layer_sizes[-1])
-    if Y.shape[0] != m:
-        raise ValueError(f"X has {m} samples but Y has {Y.shape[0]}")
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0], columns)
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1], columns)
+    m = Xc.shape[1]
+    if Yc.shape[1] != m:
+        raise ValueError(f"X has {m} samples but Y has {Yc.shape[1]}")
     if loss not in K.LOSS_CODES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(K.LOSS_CODES)}")
     batch_size = m if batch_size is None else min(int(batch_size), m)
@@ -203,7 +210,7 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     mean_cost = np.empty(epochs, np.float64)
     weighted_cost = np.empty(epochs, np.float64)
     done = K._train_epochs(
-        X, Y, net.params, net.dims, net.act_codes, dt(net.leaky_slope), K.LOSS_CODES[loss], dt(alpha),
+        Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), K.LOSS_CODES[loss], dt(alpha),
         batch_size, order, rates, K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1),
         dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2, opt.step,
         ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"], ws["ybuf"], ws["backup"],
@@ -235,44 +242,46 @@ class _PlainSGDCache:
 _PLAIN_SGD = _PlainSGDCache()
 
 
-def forward_rows(net: Network, X, *, logits=False, blas_min_flops=None) -> np.ndarray:
-    """Output activations (or, with ``logits=True``, the output layer's pre-activations) for every row of ``X``.
+def forward_rows(net: Network, X, *, logits=False, blas_min_flops=None, columns=False) -> np.ndarray:
+    """Output activations (or, with ``logits=True``, the output layer's pre-activations) for every sample.
 
     Parameters
     ----------
     net : Network
-    X : (m, n0) C-contiguous array of ``net.dtype``
+    X : (m, n0) array of ``net.dtype``, or (n0, m) with ``columns=True``
 
     Returns
     -------
-    (m, nL) array of ``net.dtype``
+    (m, nL) array of ``net.dtype``, or (nL, m) C-contiguous with ``columns=True``
     """
-    _check_rows(net, X, "X", net.layer_sizes[0])
-    m = X.shape[0]
-    out = np.empty((m, net.layer_sizes[-1]), net.dtype)
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0], columns)
+    m = Xc.shape[1]
+    out = np.empty((net.layer_sizes[-1], m), net.dtype)
     buffer = np.empty((2, m * max(net.layer_sizes)), net.dtype)
     acts = net.act_codes
     if logits:
         acts = acts.copy()
         acts[-1] = K.ACT_LINEAR
-    K._forward(X, net.params, net.dims, acts, net.dtype.type(net.leaky_slope), buffer, out,
+    K._forward(Xc, net.params, net.dims, acts, net.dtype.type(net.leaky_slope), buffer, out,
                _config.BLAS_MIN_FLOPS if blas_min_flops is None else int(blas_min_flops))
-    return out
+    return out if columns else out.T
 
 
-def cost_rows(net: Network, X, Y, loss) -> float:
+def cost_rows(net: Network, X, Y, loss, *, columns=False) -> float:
     """The cost of ``net`` on all of ``(X, Y)``, computed as in training (cross-entropies from the logits).
 
     Parameters
     ----------
     net : Network
-    X : (m, n0), Y : (m, nL) C-contiguous arrays of ``net.dtype``
+    X, Y : (m, n0) and (m, nL) arrays of ``net.dtype``, or (n0, m) and (nL, m) with ``columns=True``
     loss : {"bce", "mse", "ce", "half_mse"}
     """
-    _check_rows(net, Y, "Y", net.layer_sizes[-1])
-    Z = forward_rows(net, X, logits=True)
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1], columns)
+    Z = forward_rows(net, X, logits=True, columns=columns)
+    if Z.shape != Yc.shape:
+        raise ValueError(f"X has {Z.shape[1]} samples but Y has {Yc.shape[1]}")
     A = np.empty_like(Z)
     slope = net.dtype.type(net.leaky_slope)
-    K._activate_rows(Z, A, net.act_codes[-1], slope)
-    total = K._cost_rows(Z, A, Y, net.act_codes[-1], K.LOSS_CODES[loss], slope, np.empty_like(Z))
-    return float(total / X.shape[0])
+    K._activate_columns(Z, A, net.act_codes[-1], slope)
+    total = K._cost_columns(Z, A, Yc, net.act_codes[-1], K.LOSS_CODES[loss], slope, np.empty_like(Z))
+    return float(total / Z.shape[1])

@@ -3,25 +3,18 @@
 Private. Every kernel writes into buffers its caller allocated (see :mod:`fastmlp._engine`, which
 validates, converts and allocates once per ``fit``); nothing here allocates per training step.
 
-Layout: samples are *rows* here (``X`` is ``(m, n0)``, C-contiguous), which makes every minibatch a
-contiguous block. A layer's weights are stored as ``coef`` of shape ``(n_in, n_out)`` -- the transpose of the
-course-style ``W`` -- followed by its ``intercept`` ``(n_out,)``, all layers back to back in one flat
-parameter vector. The maths is the one of ``fastmlp.reference`` (DESIGN.md section 1) transposed:
+Layout: samples are *columns*, as in the course material: ``X`` is ``(n0, m)`` C-contiguous and every
+activation block of a minibatch is ``(n_l, b)``, so the innermost loops run along the batch, over
+contiguous memory, however narrow the layer (a 2-4-6-6-4-1 network still gets full vectors). A layer's
+weights are stored as ``coef`` of shape ``(n_in, n_out)`` (scikit-learn's layout, the transpose of the
+course-style ``W``) followed by its ``intercept`` ``(n_out,)``, all layers back to back in one flat
+parameter vector. The maths is that of ``fastmlp.reference`` (DESIGN.md section 1):
+``Z = coef.T @ A + intercept``, ``g_coef = (A @ dZ.T + alpha coef) / b``, ``dA = coef @ dZ``.
 
-====================  ==========================================
-course (columns)      kernels (rows)
-====================  ==========================================
-``Z = W @ A + b``     ``Z = A @ coef + intercept``
-``dW = dZ @ A.T / m`` ``g_coef = (A.T @ dZ + alpha coef) / m``
-``dA = W.T @ dZ``     ``dA = dZ @ coef.T``
-====================  ==========================================
-
-Kernels address every array as a flat buffer plus an offset (a block of ``rows x cols`` values stored
-row after row): creating array views inside the batch loop costs reference counting that, for a small
-network, outweighs the arithmetic. Small products run as compiled loops (the innermost loop runs along
-contiguous memory, so LLVM vectorises it; multiplications by an input that is exactly zero, common after a
-relu, are skipped, which changes no result). Products of at least ``blas_min_flops`` multiply-adds call
-BLAS ``?gemm`` directly,
+Kernels address every array as a flat buffer plus an offset and a row stride: creating array views
+inside the batch loop costs reference counting that, for a small network, outweighs the arithmetic.
+Small products run as compiled loops whose innermost loop LLVM vectorises. Products of at least
+``blas_min_flops`` multiply-adds call BLAS ``?gemm`` directly,
 through Numba's own ``numba_xxgemm`` helper (the function Numba's ``np.dot`` uses, so compiled kernels stay
 cacheable), with transposes expressed through memory layout, never copies. For plain SGD on the BLAS
 path the weight update is fused into the gradient product: ``coef <- beta coef - (lr/m) A.T @ dZ`` in one
@@ -56,9 +49,7 @@ OPTIMIZER_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NES
 
 jit = njit(**JIT_OPTIONS)
 
-#: compiled loops skip an input that is exactly zero (common after a relu) only when the row it would
-#: multiply is at least this long; for shorter rows the mispredicted branch costs more than the work
-_SKIP_ZEROS_MIN_WIDTH = 16
+
 
 # --- BLAS ------------------------------------------------------------------------------------------
 _XXGEMM = types.ExternalFunction(
@@ -142,144 +133,137 @@ def _derivative_times(d, z, a, act, slope, one):
 
 
 @jit
-def _activate_block(Z, z_off, A, a_off, n_rows, n, act, slope):
-    """``A = g(Z)`` for the ``(n_rows, n)`` blocks at ``Z[z_off:]`` and ``A[a_off:]`` (may be the same)."""
+def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
+    """``A = g(Z)`` for the packed ``(n, n_b)`` blocks at ``Z[z_off:]``, ``A[a_off:]`` (may be the same).
+
+    Softmax normalises each column (sample) over its ``n`` rows.
+    """
     one = Z.dtype.type(1)
     if act == ACT_SOFTMAX:
-        for i in range(n_rows):
-            zi = z_off + i * n
-            ai = a_off + i * n
-            top = Z[zi]
+        for i in range(n_b):
+            top = Z[z_off + i]
             for j in range(1, n):
-                top = max(top, Z[zi + j])
+                top = max(top, Z[z_off + j * n_b + i])
             total = one - one
             for j in range(n):
-                e = np.exp(Z[zi + j] - top)
-                A[ai + j] = e
+                e = np.exp(Z[z_off + j * n_b + i] - top)
+                A[a_off + j * n_b + i] = e
                 total += e
             for j in range(n):
-                A[ai + j] = A[ai + j] / total
+                A[a_off + j * n_b + i] = A[a_off + j * n_b + i] / total
     else:
-        for t in range(n_rows * n):
+        for t in range(n * n_b):
             A[a_off + t] = _activation(Z[z_off + t], act, slope, one)
 
 
 # --- one layer ---------------------------------------------------------------------------------------
 @jit
-def _affine_activation(src, s_off, n_b, n_in, params, p_off, n_out, act, slope, Z, z_off, A, a_off,
+def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, slope, Z, z_off, A, a_off,
                        use_blas, scalars):
-    """Fused ``Z = A_prev @ coef + intercept`` and ``A = g(Z)`` for one layer.
+    """Fused ``Z = coef.T @ A_prev + intercept`` and ``A = g(Z)`` for one layer.
 
     Parameters
     ----------
-    src, s_off : the ``(n_b, n_in)`` block ``A_prev``
+    src, s_off, s_ld : ``A_prev``, the ``(n_in, n_b)`` block at ``src[s_off:]`` with rows ``s_ld`` apart
     params, p_off : the layer's ``coef`` ``(n_in, n_out)`` at ``p_off``, its ``intercept`` ``(n_out,)`` right after
     act, slope : activation code and leaky slope (array dtype)
-    Z, z_off / A, a_off : the ``(n_b, n_out)`` blocks written (``A`` may be ``Z`` at the same offset)
+    Z, z_off / A, a_off : the packed ``(n_out, n_b)`` blocks written (``A`` may be ``Z`` at the same offset)
     use_blas : bool, BLAS for the product; scalars : (2,) scratch
     """
     one = Z.dtype.type(1)
-    zero = one - one
     b_off = p_off + n_in * n_out
-    for i in range(n_b):
-        zi = z_off + i * n_out
-        for j in range(n_out):
-            Z[zi + j] = params[b_off + j]
     if use_blas:
-        _gemm(False, False, n_b, n_out, n_in, one, src, s_off, n_in, params, p_off, n_out, one, Z, z_off, n_out,
-              scalars)
-        _activate_block(Z, z_off, A, a_off, n_b, n_out, act, slope)
-    else:
-        skip_zeros = n_out >= _SKIP_ZEROS_MIN_WIDTH
+        for j in range(n_out):
+            bias = params[b_off + j]
+            for i in range(z_off + j * n_b, z_off + (j + 1) * n_b):
+                Z[i] = bias
+        _gemm(True, False, n_out, n_b, n_in, one, params, p_off, n_out, src, s_off, s_ld, one, Z, z_off, n_b, scalars)
+        _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
+        return
+    for j in range(n_out):
+        zj = z_off + j * n_b
+        bias = params[b_off + j]
         for i in range(n_b):
-            zi = z_off + i * n_out
-            si = s_off + i * n_in
-            for k in range(n_in):
-                x = src[si + k]
-                if skip_zeros and x == zero:
-                    continue
-                wk = p_off + k * n_out
-                for j in range(n_out):
-                    Z[zi + j] += x * params[wk + j]
-            _activate_block(Z, zi, A, a_off + i * n_out, 1, n_out, act, slope)
+            Z[zj + i] = bias
+        for k in range(n_in):
+            w = params[p_off + k * n_out + j]
+            sk = s_off + k * s_ld
+            for i in range(n_b):
+                Z[zj + i] += w * src[sk + i]
+        if act != ACT_SOFTMAX:  # the row is complete: activate it while it is in cache
+            _activate_block(Z, zj, A, a_off + j * n_b, 1, n_b, act, slope)
+    if act == ACT_SOFTMAX:
+        _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
 
 
 @jit
-def _backprop_delta(dZ, d_off, n_b, n_out, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
+def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
                     dZ_prev, dp_off, use_blas, scalars):
-    """Fused ``dZ_prev = (dZ @ coef.T) * g'(Z_prev)``.
+    """Fused ``dZ_prev = (coef @ dZ) * g'(Z_prev)``.
 
-    ``dZ`` block ``(n_b, n_out)`` at ``d_off``; ``coef`` ``(n_in, n_out)`` at ``params[p_off:]``; the previous
-    layer's pre-activations and activations ``(n_b, n_in)`` at ``Z[zp_off:]``, ``A[ap_off:]``;
-    ``dZ_prev`` ``(n_b, n_in)`` written at ``dp_off``.
+    ``dZ`` packed ``(n_out, n_b)`` at ``d_off``; ``coef`` ``(n_in, n_out)`` at ``params[p_off:]``; the previous
+    layer's packed pre-activations and activations ``(n_in, n_b)`` at ``Z[zp_off:]``, ``A[ap_off:]``;
+    ``dZ_prev`` packed ``(n_in, n_b)`` written at ``dp_off``.
     """
     one = dZ.dtype.type(1)
     zero = one - one
     if use_blas:
-        _gemm(False, True, n_b, n_in, n_out, one, dZ, d_off, n_out, params, p_off, n_out, zero, dZ_prev, dp_off,
-              n_in, scalars)
-        for t in range(n_b * n_in):
+        _gemm(False, False, n_in, n_b, n_out, one, params, p_off, n_out, dZ, d_off, n_b, zero, dZ_prev, dp_off, n_b,
+              scalars)
+        for t in range(n_in * n_b):
             dZ_prev[dp_off + t] = _derivative_times(dZ_prev[dp_off + t], Z[zp_off + t], A[ap_off + t], act_prev,
                                                     slope, one)
-    else:
-        skip_zeros = act_prev == ACT_RELU and n_out >= _SKIP_ZEROS_MIN_WIDTH
+        return
+    for k in range(n_in):
+        dk = dp_off + k * n_b
         for i in range(n_b):
-            di = d_off + i * n_out
-            for k in range(n_in):
-                t = i * n_in + k
-                z = Z[zp_off + t]
-                if skip_zeros and not z > zero:
-                    dZ_prev[dp_off + t] = zero
-                    continue
-                wk = p_off + k * n_out
-                s = zero
-                for j in range(n_out):
-                    s += dZ[di + j] * params[wk + j]
-                dZ_prev[dp_off + t] = _derivative_times(s, z, A[ap_off + t], act_prev, slope, one)
+            dZ_prev[dk + i] = zero
+        for j in range(n_out):
+            w = params[p_off + k * n_out + j]
+            dj = d_off + j * n_b
+            for i in range(n_b):
+                dZ_prev[dk + i] += w * dZ[dj + i]
+        zk = zp_off + k * n_b
+        ak = ap_off + k * n_b
+        for i in range(n_b):
+            dZ_prev[dk + i] = _derivative_times(dZ_prev[dk + i], Z[zk + i], A[ak + i], act_prev, slope, one)
 
 
 @jit
-def _intercept_gradient(dZ, d_off, n_b, n_out, grad, g_off):
-    """``grad[g_off:g_off + n_out] = mean over rows of the (n_b, n_out) block dZ[d_off:]``."""
+def _intercept_gradient(dZ, d_off, n_out, n_b, grad, g_off):
+    """``grad[g_off + j] = mean_i dZ[j, i]`` for the packed ``(n_out, n_b)`` block at ``dZ[d_off:]``."""
     size = dZ.dtype.type(n_b)
     for j in range(n_out):
-        grad[g_off + j] = dZ.dtype.type(0)
-    for i in range(n_b):
-        di = d_off + i * n_out
-        for j in range(n_out):
-            grad[g_off + j] += dZ[di + j]
-    for j in range(n_out):
-        grad[g_off + j] = grad[g_off + j] / size
+        s = dZ.dtype.type(0)
+        for i in range(d_off + j * n_b, d_off + (j + 1) * n_b):
+            s += dZ[i]
+        grad[g_off + j] = s / size
 
 
 @jit
-def _layer_gradients(src, s_off, n_b, n_in, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, scalars):
-    """``g_coef = (A_prev.T @ dZ + alpha coef) / n_b`` and ``g_intercept = mean(dZ, axis=0)``.
+def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, scalars):
+    """``g_coef = (A_prev @ dZ.T + alpha coef) / n_b`` and ``g_intercept = mean(dZ, axis=1)``.
 
-    Written into ``grad`` at the layer's offset ``p_off`` (``grad`` has the layout of ``params``).
+    ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart), ``dZ`` packed
+    ``(n_out, n_b)``; the gradients go into ``grad`` at the layer's offset ``p_off`` (``grad`` has the
+    layout of ``params``).
     """
     one = dZ.dtype.type(1)
     zero = one - one
     size = dZ.dtype.type(n_b)
     n_coef = n_in * n_out
-    _intercept_gradient(dZ, d_off, n_b, n_out, grad, p_off + n_coef)
+    _intercept_gradient(dZ, d_off, n_out, n_b, grad, p_off + n_coef)
     if use_blas:
-        _gemm(True, False, n_in, n_out, n_b, one, src, s_off, n_in, dZ, d_off, n_out, zero, grad, p_off, n_out,
-              scalars)
+        _gemm(False, True, n_in, n_out, n_b, one, src, s_off, s_ld, dZ, d_off, n_b, zero, grad, p_off, n_out, scalars)
     else:
-        for t in range(p_off, p_off + n_coef):
-            grad[t] = zero
-        skip_zeros = n_out >= _SKIP_ZEROS_MIN_WIDTH
-        for i in range(n_b):
-            si = s_off + i * n_in
-            di = d_off + i * n_out
-            for k in range(n_in):
-                x = src[si + k]
-                if skip_zeros and x == zero:
-                    continue
-                gk = p_off + k * n_out
-                for j in range(n_out):
-                    grad[gk + j] += x * dZ[di + j]
+        for k in range(n_in):
+            sk = s_off + k * s_ld
+            for j in range(n_out):
+                dj = d_off + j * n_b
+                s = zero
+                for i in range(n_b):
+                    s += src[sk + i] * dZ[dj + i]
+                grad[p_off + k * n_out + j] = s
     if alpha != zero:
         for t in range(p_off, p_off + n_coef):
             grad[t] = (grad[t] + alpha * params[t]) / size
@@ -321,12 +305,13 @@ def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, be
 
 # --- the output layer: cost and delta ------------------------------------------------------------
 @jit
-def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, n_b, n_out, act, loss, slope, dZ, d_off):
+def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, slope, dZ, d_off):
     """Return the summed (not yet averaged) cost of a batch and write the output delta ``dZ``.
 
-    All blocks are ``(n_b, n_out)``. bce (sigmoid output) is ``max(z, 0) - y z + log1p(exp(-|z|))``, where
-    ``log1p(exp(-|z|)) = -log(max(a, 1 - a))`` reuses the sigmoid already computed (both terms lie in
-    [1/2, 1], so nothing rounds to zero); ce (softmax output) goes through a log-sum-exp. No log of a
+    ``Z``, ``A`` and ``dZ`` are packed ``(n_out, n_b)`` blocks; the targets are the ``(n_out, n_b)`` block
+    at ``Y[y_off:]`` with rows ``y_ld`` apart. bce (sigmoid output) is ``max(z, 0) - y z + log1p(exp(-|z|))``
+    where ``log1p(exp(-|z|)) = -log(max(a, 1 - a))`` reuses the sigmoid already computed (the argument lies
+    in [1/2, 1], so nothing rounds to zero); ce (softmax output) goes through a log-sum-exp. No log of a
     probability that can round to 0 is ever taken. Deltas: bce, ce: ``A - Y``; mse: ``2 (A - Y) g'(Z)``;
     half_mse: ``(A - Y) g'(Z)``.
     """
@@ -334,38 +319,38 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, n_b, n_out, act, loss, slope, 
     zero = one - one
     two = one + one
     total = 0.0
-    if loss == LOSS_BCE:
-        for t in range(n_b * n_out):
-            z = Z[z_off + t]
-            a = A[a_off + t]
-            y = Y[y_off + t]
-            total += max(z, zero) - y * z - np.log(max(a, one - a))
-            dZ[d_off + t] = a - y
-    elif loss == LOSS_CE:
+    if loss == LOSS_CE:
         for i in range(n_b):
-            zi = z_off + i * n_out
-            top = Z[zi]
+            top = Z[z_off + i]
             for j in range(1, n_out):
-                top = max(top, Z[zi + j])
+                top = max(top, Z[z_off + j * n_b + i])
             s = zero
             for j in range(n_out):
-                s += np.exp(Z[zi + j] - top)
+                s += np.exp(Z[z_off + j * n_b + i] - top)
             lse = top + np.log(s)
             for j in range(n_out):
-                t = i * n_out + j
-                y = Y[y_off + t]
+                t = j * n_b + i
+                y = Y[y_off + j * y_ld + i]
                 if y != zero:
-                    total += y * (lse - Z[zi + j])
+                    total += y * (lse - Z[z_off + t])
                 dZ[d_off + t] = A[a_off + t] - y
-    else:
-        factor = two if loss == LOSS_MSE else one
-        for t in range(n_b * n_out):
+        return total
+    factor = two if loss == LOSS_MSE else one
+    for j in range(n_out):
+        for i in range(n_b):
+            t = j * n_b + i
+            z = Z[z_off + t]
             a = A[a_off + t]
-            diff = a - Y[y_off + t]
-            total += diff * diff
-            dZ[d_off + t] = _derivative_times(factor * diff, Z[z_off + t], a, act, slope, one)
-        if loss == LOSS_HALF_MSE:
-            total = total / (2.0 * n_out)
+            y = Y[y_off + j * y_ld + i]
+            if loss == LOSS_BCE:
+                total += max(z, zero) - y * z - np.log(max(a, one - a))
+                dZ[d_off + t] = a - y
+            else:
+                diff = a - y
+                total += diff * diff
+                dZ[d_off + t] = _derivative_times(factor * diff, z, a, act, slope, one)
+    if loss == LOSS_HALF_MSE:
+        total = total / (2.0 * n_out)
     return total
 
 
@@ -382,48 +367,49 @@ def _param_offsets(dims):
 
 
 @jit
-def _act_offsets(dims, rows):
-    """Offset of each layer's ``(rows, n_l)`` block in an activation workspace."""
+def _act_offsets(dims, cols):
+    """Offset of each layer's ``(n_l, cols)`` block in an activation workspace."""
     n_layers = dims.shape[0] - 1
     offsets = np.empty(n_layers + 1, np.int64)
     offsets[0] = 0
     for l in range(n_layers):
-        offsets[l + 1] = offsets[l] + rows * dims[l + 1]
+        offsets[l + 1] = offsets[l] + cols * dims[l + 1]
     return offsets
 
 
 @jit
 def _forward(X, params, dims, acts, slope, buffer, out, blas_min_flops):
-    """Network output for every row of ``X``.
+    """Network output for every column (sample) of ``X``.
 
     Parameters
     ----------
-    X : (m, n0) C-contiguous; params : (P,) flat parameters; dims : (L + 1,) int64 layer sizes
+    X : (n0, m) C-contiguous; params : (P,) flat parameters; dims : (L + 1,) int64 layer sizes
     acts : (L,) int64 activation codes; slope : leaky slope (array dtype)
-    buffer : (2, m * max(dims)) ping-pong workspace; out : (m, nL), written
+    buffer : (2, m * max(dims)) ping-pong workspace; out : (nL, m) C-contiguous, written
     """
     n_layers = dims.shape[0] - 1
-    m = X.shape[0]
+    m = X.shape[1]
     p_off = _param_offsets(dims)
     scalars = np.empty(2, params.dtype)
     src = X.reshape(X.size)
     flat_out = out.reshape(out.size)
     for l in range(n_layers):
         dst = flat_out if l == n_layers - 1 else buffer[l % 2]
-        _affine_activation(src, 0, m, dims[l], params, p_off[l], dims[l + 1], acts[l], slope, dst, 0, dst, 0,
+        _affine_activation(src, 0, m, dims[l], m, params, p_off[l], dims[l + 1], acts[l], slope, dst, 0, dst, 0,
                            m * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
         src = dst
 
 
 @jit
-def _batch_step(xb, x_off, yb, y_off, n_b, params, grad, p_off, a_off, Zbuf, Abuf, delta_even, delta_odd,
-                dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
+def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, delta_even,
+                delta_odd, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
                 state_1, state_2, scalars, blas_min_flops):
     """One minibatch: forward, cost, backward and the optimiser step for every layer; returns the cost.
 
-    The batch is the ``(n_b, n0)`` block at ``xb[x_off:]`` with targets ``(n_b, nL)`` at ``yb[y_off:]``.
-    ``p_off`` / ``a_off`` are the layer offsets in ``params`` (and ``grad``) and in the activation
-    workspaces ``Zbuf`` / ``Abuf``; ``delta_even`` / ``delta_odd`` hold the deltas of alternate layers.
+    The batch is the ``(n0, n_b)`` block at ``xb[x_off:]`` (rows ``x_ld`` apart) with targets ``(nL, n_b)``
+    at ``yb[y_off:]`` (rows ``y_ld`` apart). ``p_off`` / ``a_off`` are the layer offsets in ``params`` (and
+    ``grad``) and in the activation workspaces ``Zbuf`` / ``Abuf`` (blocks packed ``(n_l, n_b)``);
+    ``delta_even`` / ``delta_odd`` hold the deltas of alternate layers.
 
     The cost (loss of the batch plus ``0.5 alpha sum(coef^2) / n_b``) is that of the parameters before the
     step. Layer ``l`` is updated as soon as the delta of layer ``l - 1`` has been computed from its old
@@ -441,15 +427,15 @@ def _batch_step(xb, x_off, yb, y_off, n_b, params, grad, p_off, a_off, Zbuf, Abu
                 penalty += params[t] * params[t]
         penalty = 0.5 * alpha * penalty / n_b
 
-    _affine_activation(xb, x_off, n_b, dims[0], params, p_off[0], dims[1], acts[0], slope, Zbuf, a_off[0],
+    _affine_activation(xb, x_off, x_ld, dims[0], n_b, params, p_off[0], dims[1], acts[0], slope, Zbuf, a_off[0],
                        Abuf, a_off[0], n_b * dims[0] * dims[1] >= blas_min_flops, scalars)
     for l in range(1, n_layers):
-        _affine_activation(Abuf, a_off[l - 1], n_b, dims[l], params, p_off[l], dims[l + 1], acts[l], slope,
+        _affine_activation(Abuf, a_off[l - 1], n_b, dims[l], n_b, params, p_off[l], dims[l + 1], acts[l], slope,
                            Zbuf, a_off[l], Abuf, a_off[l], n_b * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
 
     top = n_layers - 1
-    cost = _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], yb, y_off, n_b, dims[n_layers], acts[top], loss,
-                           slope, delta_even, 0) / n_b + penalty
+    cost = _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], yb, y_off, y_ld, dims[n_layers], n_b, acts[top],
+                           loss, slope, delta_even, 0) / n_b + penalty
 
     for l in range(top, -1, -1):
         n_in = dims[l]
@@ -458,20 +444,22 @@ def _batch_step(xb, x_off, yb, y_off, n_b, params, grad, p_off, a_off, Zbuf, Abu
         use_blas = n_b * n_in * n_out >= blas_min_flops
         if l > 0:
             dZ_prev = delta_odd if (top - l) % 2 == 0 else delta_even
-            _backprop_delta(dZ, 0, n_b, n_out, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf, a_off[l - 1],
+            _backprop_delta(dZ, 0, n_out, n_b, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf, a_off[l - 1],
                             acts[l - 1], slope, dZ_prev, 0, use_blas, scalars)
-        src = Abuf if l > 0 else xb
-        s_off = a_off[l - 1] if l > 0 else x_off
+            src, s_off, s_ld = Abuf, a_off[l - 1], n_b
+        else:
+            src, s_off, s_ld = xb, x_off, x_ld
         n_coef = n_in * n_out
         if opt == OPT_SGD and use_blas:
-            # fused: coef <- (1 - lr alpha / n_b) coef - (lr / n_b) A_prev.T @ dZ, the gradient never stored
-            _gemm(True, False, n_in, n_out, n_b, -lr / size, src, s_off, n_in, dZ, 0, n_out,
+            # fused: coef <- (1 - lr alpha / n_b) coef - (lr / n_b) A_prev @ dZ.T, the gradient never stored
+            _gemm(False, True, n_in, n_out, n_b, -lr / size, src, s_off, s_ld, dZ, 0, n_b,
                   one - lr * alpha / size, params, p_off[l], n_out, scalars)
-            _intercept_gradient(dZ, 0, n_b, n_out, grad, p_off[l] + n_coef)
+            _intercept_gradient(dZ, 0, n_out, n_b, grad, p_off[l] + n_coef)
             _optimizer_step(params, grad, p_off[l] + n_coef, p_off[l + 1], opt, lr, lr_adam, momentum, beta_1,
                             beta_2, epsilon, state_1, state_2)
         else:
-            _layer_gradients(src, s_off, n_b, n_in, dZ, 0, n_out, params, p_off[l], alpha, grad, use_blas, scalars)
+            _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, 0, n_out, params, p_off[l], alpha, grad, use_blas,
+                             scalars)
             _optimizer_step(params, grad, p_off[l], p_off[l + 1], opt, lr, lr_adam, momentum, beta_1, beta_2,
                             epsilon, state_1, state_2)
     return cost
@@ -494,7 +482,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
 
     Parameters
     ----------
-    X : (m, n0) C-contiguous; Y : (m, nL) C-contiguous
+    X : (n0, m) C-contiguous; Y : (nL, m) C-contiguous (samples are columns)
     params : (P,) flat parameters, updated in place
     dims : (L + 1,) int64; acts : (L,) int64 activation codes; slope, alpha : array-dtype scalars
     loss, opt : int codes; batch_size : int
@@ -503,7 +491,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     momentum, beta_1, beta_2, epsilon : array-dtype scalars; state_1, state_2 : (P,) optimiser state
     step : (1,) int64, Adam's update count, advanced in place
     Zbuf, Abuf : (batch_size * sum(dims[1:]),); deltas : (2, batch_size * max(dims)); grad, backup : (P,)
-    xbuf : (batch_size * n0,); ybuf : (batch_size * nL,) gather buffers (used when ``order`` is given)
+    xbuf : (n0 * batch_size,); ybuf : (nL * batch_size,) gather buffers (used when ``order`` is given)
     blas_min_flops : int, products of at least this many multiply-adds call BLAS
     mean_batch_cost, sample_weighted_cost : (epochs,) float64, written: the mean of the epoch's
     minibatch costs, and their mean weighted by batch size
@@ -514,8 +502,8 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
         Epochs completed. Fewer than requested means that the next epoch produced a non-finite cost or
         weights; the parameters are then restored to their values at the start of that epoch.
     """
-    m, n_x = X.shape
-    n_y = Y.shape[1]
+    n_x, m = X.shape
+    n_y = Y.shape[0]
     n_epochs = learning_rates.shape[0]
     shuffled = order.shape[0] > 0
     n_batches = (m + batch_size - 1) // batch_size
@@ -535,24 +523,24 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
         for start in range(0, m, batch_size):
             n_b = min(batch_size, m - start)
             if shuffled:
-                for i in range(n_b):
-                    row = order[e, start + i]
-                    for k in range(n_x):
-                        xbuf[i * n_x + k] = X_flat[row * n_x + k]
-                    for k in range(n_y):
-                        ybuf[i * n_y + k] = Y_flat[row * n_y + k]
-                xb, x_off, yb, y_off = xbuf, 0, ybuf, 0
+                for k in range(n_x):
+                    for i in range(n_b):
+                        xbuf[k * n_b + i] = X_flat[k * m + order[e, start + i]]
+                for k in range(n_y):
+                    for i in range(n_b):
+                        ybuf[k * n_b + i] = Y_flat[k * m + order[e, start + i]]
+                xb, x_off, x_ld, yb, y_off, y_ld = xbuf, 0, n_b, ybuf, 0, n_b
             else:
-                xb, x_off, yb, y_off = X_flat, start * n_x, Y_flat, start * n_y
+                xb, x_off, x_ld, yb, y_off, y_ld = X_flat, start, m, Y_flat, start, m
             lr_adam = lr
             if opt == OPT_ADAM:
                 step[0] += 1
                 t_adam = step[0]
                 lr_adam = params.dtype.type(
                     learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t_adam) / (1.0 - float(beta_1) ** t_adam))
-            cost = _batch_step(xb, x_off, yb, y_off, n_b, params, grad, p_off, a_off, Zbuf, Abuf, delta_even,
-                               delta_odd, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1,
-                               beta_2, epsilon, state_1, state_2, scalars, blas_min_flops)
+            cost = _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf,
+                               delta_even, delta_odd, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum,
+                               beta_1, beta_2, epsilon, state_1, state_2, scalars, blas_min_flops)
             total += cost
             weighted += cost * n_b
         mean_batch_cost[e] = total / n_batches
@@ -565,13 +553,14 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
 
 
 @jit
-def _activate_rows(Z, A, act, slope):
-    """``A = g(Z)`` for 2-D ``(m, n)`` C-contiguous arrays."""
+def _activate_columns(Z, A, act, slope):
+    """``A = g(Z)`` for 2-D ``(n, m)`` C-contiguous arrays (samples as columns)."""
     _activate_block(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Z.shape[0], Z.shape[1], act, slope)
 
 
 @jit
-def _cost_rows(Z, A, Y, act, loss, slope, dZ):
-    """Summed cost and output delta for 2-D ``(m, n)`` C-contiguous arrays (see :func:`_cost_and_delta`)."""
-    return _cost_and_delta(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Y.reshape(Y.size), 0, Z.shape[0],
-                           Z.shape[1], act, loss, slope, dZ.reshape(dZ.size), 0)
+def _cost_columns(Z, A, Y, act, loss, slope, dZ):
+    """Summed cost and output delta for 2-D ``(n, m)`` C-contiguous arrays (see :func:`_cost_and_delta`)."""
+    m = Z.shape[1]
+    return _cost_and_delta(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Y.reshape(Y.size), 0, m, Z.shape[0], m,
+                           act, loss, slope, dZ.reshape(dZ.size), 0)

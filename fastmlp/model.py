@@ -165,14 +165,14 @@ class MLP:
         return self
 
     # --- data -------------------------------------------------------------------------------------
-    def _rows(self, X, name="X") -> np.ndarray:
+    def _columns(self, X, name="X") -> np.ndarray:
         X = as_float_array(X, name)
         if X.shape[0] != self._net.layer_sizes[0]:
             raise ValueError(f"{name} must have {self._net.layer_sizes[0]} rows (features; samples are columns), "
                              f"got shape {X.shape}")
-        return np.ascontiguousarray(X.T, dtype=self.dtype)
+        return np.ascontiguousarray(X, dtype=self.dtype)
 
-    def _target_rows(self, Y, m: int) -> np.ndarray:
+    def _target_columns(self, Y, m: int) -> np.ndarray:
         n_out = self._net.layer_sizes[-1]
         Y = as_float_array(Y, "Y", ndim=None)
         if Y.ndim == 1 and n_out == 1:
@@ -181,7 +181,7 @@ class MLP:
             raise ValueError(f"Y must have shape {(n_out, m)} (outputs x samples) to match X, got {Y.shape}")
         if self.loss in ("bce", "ce"):
             check_binary_targets(Y)
-        return np.ascontiguousarray(Y.T, dtype=self.dtype)
+        return np.ascontiguousarray(Y, dtype=self.dtype)
 
     # --- training ---------------------------------------------------------------------------------
     def fit(self, X, Y, epochs=1, learning_rate=0.01, batch_size=None, shuffle=False, seed=None,
@@ -217,9 +217,9 @@ class MLP:
         """
         epochs = check_positive_int(epochs, "epochs")
         learning_rate = check_positive_float(learning_rate, "learning_rate")
-        Xr = self._rows(X)
-        m = Xr.shape[0]
-        Yr = self._target_rows(Y, m)
+        Xc = self._columns(X)
+        m = Xc.shape[1]
+        Yc = self._target_columns(Y, m)
         batch_size = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
         rng = np.random.RandomState(seed) if shuffle else None
 
@@ -234,9 +234,9 @@ class MLP:
                     order = np.stack([rng.permutation(m) for _ in range(n)]) if rng is not None else None
                     started = time.perf_counter()
                     try:
-                        result = _engine.train_epochs(self._net, Xr, Yr, self.loss, learning_rate=learning_rate,
+                        result = _engine.train_epochs(self._net, Xc, Yc, self.loss, learning_rate=learning_rate,
                                                       epochs=n, batch_size=batch_size, order=order,
-                                                      epoch_offset=len(self.history))
+                                                      epoch_offset=len(self.history), columns=True)
                     except FloatingPointError as exc:
                         self.history.extend(float(c) for c in exc.completed.mean_batch_cost)
                         raise
@@ -256,7 +256,7 @@ class MLP:
     # --- inference --------------------------------------------------------------------------------
     def forward(self, X) -> np.ndarray:
         """Output activations ``AL`` of shape ``(n_y, m)`` for ``X`` of shape ``(n_x, m)``."""
-        return np.ascontiguousarray(_engine.forward_rows(self._net, self._rows(X)).T)
+        return _engine.forward_rows(self._net, self._columns(X), columns=True)
 
     def predict(self, X) -> np.ndarray:
         """Predictions for ``X`` ``(n_x, m)``.
@@ -273,8 +273,8 @@ class MLP:
 
     def cost(self, X, Y) -> float:
         """The model's cost on ``(X, Y)``, computed as in training (cross-entropies from the logits)."""
-        Xr = self._rows(X)
-        return _engine.cost_rows(self._net, Xr, self._target_rows(Y, Xr.shape[0]), self.loss)
+        Xc = self._columns(X)
+        return _engine.cost_rows(self._net, Xc, self._target_columns(Y, Xc.shape[1]), self.loss, columns=True)
 
     # --- files --------------------------------------------------------------------------------------
     def save(self, path) -> None:
