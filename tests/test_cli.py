@@ -130,7 +130,7 @@ def test_demo_quick():
     assert elapsed < 60
 
 
-def test_ctrl_c_during_train_saves_nothing(data, tmp_path):
+def test_ctrl_c_during_train_saves_nothing(data, trained, tmp_path):  # (trained: kernels compiled and cached)
     out = tmp_path / "model.npz"
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastmlp", "train", str(data / "train.csv"), "--target", "label", "--out", str(out),
@@ -144,7 +144,7 @@ def test_ctrl_c_during_train_saves_nothing(data, tmp_path):
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert time.perf_counter() - t0 < 10  # prompt
+    assert time.perf_counter() - t0 < 20  # prompt (the running chunk of epochs finishes first)
     assert proc.returncode == 130, err
     assert "interrupted after" in err and "nothing saved" in err and "Traceback" not in err
     assert not out.exists()
