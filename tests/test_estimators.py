@@ -353,3 +353,34 @@ def test_no_oversubscription_in_joblib_workers(iris):
     for report in reports:
         assert report, "threadpoolctl found no thread pool in the worker"
         assert all(n <= cap for _, n in report), report
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([0, 1, 1, 0, 1]),
+        np.array([-1, 1, 1, -1, -1]),
+        np.array([3, 7, 5, 3, 5]),
+        np.array([0.5, 2.5, 0.5, 1.5, 2.5]),
+        np.array(["b", "a", "c", "a", "b"]),
+        np.array(["no", "yes", "yes", "no", "no"]),
+        np.array(["x", 1, "y", 1, "x"], dtype=object),
+    ],
+)
+def test_fast_label_binarisation_equals_label_binarizer(y):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastmlp.estimators import _fast_binarize
+
+    lb = LabelBinarizer().fit(y)
+    fast = _fast_binarize(lb, y)
+    if y.dtype == object:
+        assert fast is None  # left to scikit-learn
+        return
+    Y, all_present = fast
+    assert Y.dtype == bool and all_present
+    assert_array_equal(Y, lb.transform(y).astype(bool))
+    assert _fast_binarize(lb, y[:1])[1] is False
+    unknown = np.concatenate([y[:2], y[:1]])
+    unknown[-1] = "zz" if y.dtype.kind == "U" else 99
+    assert _fast_binarize(lb, unknown) is None
