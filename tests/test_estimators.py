@@ -361,10 +361,10 @@ def test_no_oversubscription_in_joblib_workers(iris):
         np.array([0, 1, 1, 0, 1]),
         np.array([-1, 1, 1, -1, -1]),
         np.array([3, 7, 5, 3, 5]),
-        np.array([0.5, 2.5, 0.5, 1.5, 2.5]),
+        np.array([0.0, 2.0, 0.0, 1.0, 2.0]),
         np.array(["b", "a", "c", "a", "b"]),
         np.array(["no", "yes", "yes", "no", "no"]),
-        np.array(["x", 1, "y", 1, "x"], dtype=object),
+        np.array(["x", "z", "y", "z", "x"], dtype=object),
     ],
 )
 def test_fast_label_binarisation_equals_label_binarizer(y):
