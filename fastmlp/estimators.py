@@ -22,7 +22,8 @@ Differences from scikit-learn, all deliberate:
   ``[eps, 1 - eps]``; ``loss_`` and ``loss_curve_`` differ from scikit-learn's only for samples whose
   predicted probability of their true class rounds below ``eps`` (about 2e-16 in float64): scikit-learn
   counts ``-log(eps)`` (about 36) for such a sample, fastmlp its true, larger, loss. Weights are unaffected.
-- float32 input trains entirely in float32 (scikit-learn mixes in float64 for some steps).
+- float32 input trains entirely in float32 (scikit-learn mixes in float64 for some steps). A warm-started
+  ``fit`` or a ``partial_fit`` keeps the dtype of the first fit and converts later input to it.
 - A diverging run stops at the first epoch whose cost or weights are not finite, with the weights of the
   last finite epoch kept, and raises ``ValueError`` (scikit-learn trains on to ``max_iter`` with NaN
   weights and raises the same ``ValueError`` at the end). With ``early_stopping=True`` the best

@@ -281,3 +281,13 @@ def test_partial_fit_multilabel():
         est.partial_fit(X, Y, classes=[0, 1, 2])  # multilabel: the label columns
         est.partial_fit(X, Y)
     assert_same(ref, ours)
+
+
+def test_warm_start_after_changing_the_activation():
+    X, y = data("binary")
+    ref, ours = pair("binary", hidden_layer_sizes=(8,), warm_start=True, max_iter=3, random_state=0,
+                     **SOLVERS["adam"])
+    for est in (ref, ours):
+        est.fit(X, y)
+        est.set_params(activation="tanh").fit(X, y)
+    assert_same(ref, ours)
