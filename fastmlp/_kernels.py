@@ -48,6 +48,9 @@ OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM = range(4)
 OPTIMIZER_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV, "adam": OPT_ADAM}
 
 jit = njit(**JIT_OPTIONS)
+#: layer-level kernels are inlined into the batch step at Numba IR level: a call boundary costs reference
+#: counting of every array argument, which for a small network outweighs the arithmetic
+jit_inline = njit(inline="always", **JIT_OPTIONS)
 
 
 
@@ -132,7 +135,7 @@ def _derivative_times(d, z, a, act, slope, one):
     return d
 
 
-@jit
+@jit_inline
 def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
     """``A = g(Z)`` for the packed ``(n, n_b)`` blocks at ``Z[z_off:]``, ``A[a_off:]`` (may be the same).
 
@@ -157,7 +160,7 @@ def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
 
 
 # --- one layer ---------------------------------------------------------------------------------------
-@jit
+@jit_inline
 def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, slope, Z, z_off, A, a_off,
                        use_blas, scalars):
     """Fused ``Z = coef.T @ A_prev + intercept`` and ``A = g(Z)`` for one layer.
@@ -196,7 +199,7 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
         _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
 
 
-@jit
+@jit_inline
 def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
                     dZ_prev, dp_off, use_blas, scalars):
     """Fused ``dZ_prev = (coef @ dZ) * g'(Z_prev)``.
@@ -229,7 +232,7 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
             dZ_prev[dk + i] = _derivative_times(dZ_prev[dk + i], Z[zk + i], A[ak + i], act_prev, slope, one)
 
 
-@jit
+@jit_inline
 def _intercept_gradient(dZ, d_off, n_out, n_b, grad, g_off):
     """``grad[g_off + j] = mean_i dZ[j, i]`` for the packed ``(n_out, n_b)`` block at ``dZ[d_off:]``."""
     size = dZ.dtype.type(n_b)
@@ -240,7 +243,7 @@ def _intercept_gradient(dZ, d_off, n_out, n_b, grad, g_off):
         grad[g_off + j] = s / size
 
 
-@jit
+@jit_inline
 def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, scalars):
     """``g_coef = (A_prev @ dZ.T + alpha coef) / n_b`` and ``g_intercept = mean(dZ, axis=1)``.
 
@@ -272,7 +275,7 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
             grad[t] = grad[t] / size
 
 
-@jit
+@jit_inline
 def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2):
     """In-place update of ``params[lo:hi]`` from ``grad[lo:hi]`` (scikit-learn's formulas and order).
 
@@ -304,7 +307,7 @@ def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, be
 
 
 # --- the output layer: cost and delta ------------------------------------------------------------
-@jit
+@jit_inline
 def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, slope, dZ, d_off):
     """Return the summed (not yet averaged) cost of a batch and write the output delta ``dZ``.
 
