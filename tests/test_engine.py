@@ -1,0 +1,698 @@
+"""Tests of the samples-as-rows engine ``fastmlp._engine`` (issue 3).
+
+Plain SGD is held to :func:`fastmlp.reference.train`. The optimisers (momentum, Nesterov, Adam), the L2 penalty
+``alpha`` and scikit-learn's ``half_mse`` loss are held to :func:`np_train` below: a short NumPy transcription of
+scikit-learn's ``BaseMultilayerPerceptron._backprop`` and its ``SGDOptimizer`` / ``AdamOptimizer``, the formulas
+written in ``_engine.Optimizer``'s docstring. Every comparison runs on both kernel paths: every layer on BLAS
+(``blas_min_flops=0``) and every layer on the compiled loops (``blas_min_flops`` huge).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fastmlp import _engine as E
+from fastmlp import reference as R
+
+DTYPES = [np.float64, np.float32]
+TOL = {
+    np.dtype(np.float64): {"rtol": 1e-10, "atol": 1e-12},
+    np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-6},
+}
+PATHS = {"blas": 0, "loops": 10**18}
+HIDDEN_NAMES = ["relu", "leaky_relu", "sigmoid", "tanh", "linear"]
+#: (loss, output activation)
+HEADS = [
+    ("bce", "sigmoid"),
+    ("ce", "softmax"),
+    ("mse", "linear"),
+    ("mse", "tanh"),
+    ("mse", "relu"),
+    ("half_mse", "linear"),
+    ("half_mse", "sigmoid"),
+    ("half_mse", "leaky_relu"),
+]
+REFERENCE_LOSSES = ("bce", "ce", "mse")
+
+
+def tol(dtype):
+    return TOL[np.dtype(dtype)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# a NumPy reference of scikit-learn's training step, samples as rows
+# ----------------------------------------------------------------------------------------------------
+
+
+def _g(Z, act, slope):
+    if act == "relu":
+        return np.maximum(Z, 0)
+    if act == "leaky_relu":
+        return np.where(Z > 0, Z, Z * Z.dtype.type(slope))
+    if act == "sigmoid":
+        return R.sigmoid(Z)
+    if act == "tanh":
+        return np.tanh(Z)
+    if act == "softmax":
+        return R.softmax(Z.T).T
+    return Z.copy()
+
+
+def _g_prime(Z, A, act, slope):
+    """g'(Z), from Z (relu, leaky_relu) or from A = g(Z) (sigmoid, tanh)."""
+    if act == "relu":
+        return (Z > 0).astype(Z.dtype)
+    if act == "leaky_relu":
+        return np.where(Z > 0, Z.dtype.type(1), Z.dtype.type(slope))
+    if act == "sigmoid":
+        return A * (1 - A)
+    if act == "tanh":
+        return 1 - A * A
+    return np.ones_like(Z)
+
+
+def _loss_and_delta(Z, A, Y, act, loss, slope):
+    """The batch loss (mean over samples) and the output delta, as scikit-learn defines them."""
+    n = Z.shape[0]
+    if loss == "bce":
+        cost = np.sum(np.maximum(Z, 0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))) / n
+        return float(cost), A - Y
+    if loss == "ce":
+        Zs = Z - Z.max(axis=1, keepdims=True)
+        log_sm = Zs - np.log(np.exp(Zs).sum(axis=1, keepdims=True))
+        return float(-np.sum(Y * log_sm) / n), A - Y
+    if loss == "mse":  # sum over outputs, mean over samples
+        return float(np.sum((A - Y) ** 2) / n), 2 * (A - Y) * _g_prime(Z, A, act, slope)
+    if loss == "half_mse":  # scikit-learn's squared_loss: mean over samples *and* outputs, halved;
+        # its delta is (A - Y) g'(Z) all the same (scikit-learn's convention, not the exact gradient)
+        return float(np.mean((A - Y) ** 2) / 2), (A - Y) * _g_prime(Z, A, act, slope)
+    raise AssertionError(loss)
+
+
+def np_train(coefs, intercepts, acts, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
+             kind="sgd", momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8, slope=0.01, order=None,
+             state=None):
+    """Train copies of ``coefs`` (n_in, n_out) and ``intercepts`` (n_out,); return them with the per-epoch
+    mean batch costs, the sample-weighted costs and the optimiser ``state`` (pass it back to continue).
+
+    For each batch (scikit-learn's ``_backprop``): forward pass; loss of the batch plus
+    ``0.5 alpha sum(coef**2) / n``; output delta; ``coef_grad = (A_prev.T @ delta + alpha coef) / n``,
+    ``intercept_grad = mean(delta)``; ``delta_prev = (delta @ coef.T) * g'(Z_prev)``. Then the optimiser,
+    on every parameter (scikit-learn's ``SGDOptimizer`` / ``AdamOptimizer``):
+    sgd ``p -= lr g``; momentum ``v = mu v - lr g; p += v``; nesterov ``v = mu v - lr g; p += mu v - lr g``;
+    adam ``t += 1; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g**2;
+    p -= lr sqrt(1 - b2**t) / (1 - b1**t) m / (sqrt(v) + eps)``.
+    """
+    params = [np.array(c, copy=True) for c in coefs] + [np.array(b, copy=True) for b in intercepts]
+    L = len(coefs)
+    dt = params[0].dtype.type
+    if state is None:
+        state = {"t": 0, "m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params]}
+    m = X.shape[0]
+    bs = m if batch_size is None else min(batch_size, m)
+    mean_costs, weighted_costs = [], []
+    for e in range(epochs):
+        lr = learning_rate[e] if np.ndim(learning_rate) else learning_rate
+        Xe, Ye = (X, Y) if order is None else (X[order[e]], Y[order[e]])
+        batch_costs, sizes = [], []
+        for start in range(0, m, bs):
+            xb, yb = Xe[start:start + bs], Ye[start:start + bs]
+            n = xb.shape[0]
+            W, b = params[:L], params[L:]
+            As, Zs = [xb], []
+            for l in range(L):
+                Zs.append(As[-1] @ W[l] + b[l])
+                As.append(_g(Zs[-1], acts[l], slope))
+            cost, delta = _loss_and_delta(Zs[-1], As[-1], yb, acts[-1], loss, slope)
+            cost += 0.5 * alpha * sum(float(np.sum(w * w)) for w in W) / n
+            grads_W, grads_b = [None] * L, [None] * L
+            for l in range(L - 1, -1, -1):
+                grads_W[l] = (As[l].T @ delta + dt(alpha) * W[l]) / dt(n)
+                grads_b[l] = delta.mean(axis=0)
+                if l > 0:
+                    delta = (delta @ W[l].T) * _g_prime(Zs[l - 1], As[l], acts[l - 1], slope)
+            grads = grads_W + grads_b
+            if kind == "adam":
+                state["t"] += 1
+                t = state["t"]
+                lr_t = dt(lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t))
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+                if kind == "sgd":
+                    p -= dt(lr) * g
+                elif kind in ("momentum", "nesterov"):
+                    v = dt(momentum) * state["m"][i] - dt(lr) * g
+                    state["m"][i] = v
+                    p += v if kind == "momentum" else dt(momentum) * v - dt(lr) * g
+                else:
+                    state["m"][i] = dt(beta_1) * state["m"][i] + dt(1 - beta_1) * g
+                    state["v"][i] = dt(beta_2) * state["v"][i] + dt(1 - beta_2) * (g * g)
+                    p -= lr_t * state["m"][i] / (np.sqrt(state["v"][i]) + dt(epsilon))
+            batch_costs.append(cost)
+            sizes.append(n)
+        mean_costs.append(float(np.mean(batch_costs)))
+        weighted_costs.append(float(np.dot(batch_costs, sizes) / m))
+    return params[:L], params[L:], mean_costs, weighted_costs, state
+
+
+# ----------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------
+
+
+def make_net(dims, acts, dtype, slope=0.01, seed=0, scale=0.8):
+    rng = np.random.RandomState(seed)
+    net = E.Network(dims, acts, dtype, slope)
+    for l in range(len(dims) - 1):
+        net.coefs[l][:] = rng.randn(dims[l], dims[l + 1]) * scale / np.sqrt(dims[l])
+        net.intercepts[l][:] = rng.randn(dims[l + 1]) * 0.3
+    return net
+
+
+def make_data(dims, loss, m, dtype, seed=1):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(m, dims[0]).astype(dtype)
+    n_out = dims[-1]
+    if loss == "bce":
+        Y = rng.uniform(0, 1, (m, n_out))
+    elif loss == "ce":
+        Y = np.eye(n_out)[rng.randint(0, n_out, m)]
+    else:
+        Y = rng.randn(m, n_out)
+    return X, Y.astype(dtype)
+
+
+def as_columns(net):
+    """The network's parameters as a course-style dict ``W1 (n1, n0), b1 (n1, 1), ...``."""
+    p = {}
+    for l, (c, b) in enumerate(zip(net.coefs, net.intercepts, strict=True), start=1):
+        p[f"W{l}"] = c.T.copy()
+        p[f"b{l}"] = b.reshape(-1, 1).copy()
+    return p
+
+
+def assert_net_close(net, coefs, intercepts, **kw):
+    kw = kw or tol(net.dtype)
+    for l, (c, b) in enumerate(zip(coefs, intercepts, strict=True)):
+        assert net.coefs[l].dtype == net.dtype
+        assert_allclose(net.coefs[l], c, err_msg=f"coef {l}", **kw)
+        assert_allclose(net.intercepts[l], b, err_msg=f"intercept {l}", **kw)
+
+
+def snapshot(net):
+    return [c.copy() for c in net.coefs], [b.copy() for b in net.intercepts]
+
+
+@st.composite
+def problems(draw, heads=HEADS, max_layers=4, max_width=8, max_m=12):
+    n_layers = draw(st.integers(1, max_layers))
+    dims = draw(st.lists(st.integers(1, max_width), min_size=n_layers + 1, max_size=n_layers + 1))
+    loss, out = draw(st.sampled_from(heads))
+    acts = [draw(st.sampled_from(HIDDEN_NAMES)) for _ in range(n_layers - 1)] + [out]
+    slope = draw(st.sampled_from([0.01, 0.3]))
+    dtype = draw(st.sampled_from(DTYPES))
+    m = draw(st.integers(1, max_m))
+    seed = draw(st.integers(0, 10_000))
+    net = make_net(dims, acts, dtype, slope, seed)
+    X, Y = make_data(dims, loss, m, dtype, seed + 1)
+    return dims, acts, loss, slope, dtype, net, X, Y
+
+
+def batch_sizes(m):
+    return st.sampled_from([1, None, max(1, (m + 1) // 2), max(1, m - 1), 5])
+
+
+# ----------------------------------------------------------------------------------------------------
+# the NumPy reference above is itself checked against fastmlp.reference
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss, out", [h for h in HEADS if h[0] in REFERENCE_LOSSES])
+def test_numpy_reference_of_this_file_equals_fastmlp_reference(loss, out):
+    dims, acts = [3, 5, 4, 3], ["tanh", "leaky_relu", out]
+    net = make_net(dims, acts, np.float64, 0.2)
+    X, Y = make_data(dims, loss, 10, np.float64)
+    order = np.stack([np.random.RandomState(7).permutation(10) for _ in range(3)])
+    coefs, intercepts, costs, _, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.3,
+                                              epochs=3, batch_size=4, slope=0.2, order=order)
+    params = as_columns(net)
+    for e in range(3):
+        params, c = R.train(params, X[order[e]].T, Y[order[e]].T, acts, loss=loss, learning_rate=0.3, batch_size=4,
+                            leaky_slope=0.2)
+        assert_allclose(costs[e], c[0], rtol=1e-12)
+    for l in range(3):
+        assert_allclose(coefs[l], params[f"W{l + 1}"].T, rtol=1e-12, atol=1e-14)
+        assert_allclose(intercepts[l], params[f"b{l + 1}"].ravel(), rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------------------------------
+# plain SGD against fastmlp.reference
+# ----------------------------------------------------------------------------------------------------
+
+
+@given(
+    problem=problems(heads=[h for h in HEADS if h[0] in REFERENCE_LOSSES]),
+    data=st.data(),
+    epochs=st.integers(1, 3),
+    shuffle=st.booleans(),
+    path=st.sampled_from(list(PATHS)),
+)
+def test_plain_sgd_matches_reference_train(problem, data, epochs, shuffle, path):
+    dims, acts, loss, slope, dtype, net, X, Y = problem
+    m = X.shape[0]
+    batch_size = data.draw(batch_sizes(m))
+    params = as_columns(net)
+    order = None
+    if shuffle:
+        rng = np.random.RandomState(3)
+        order = np.stack([rng.permutation(m) for _ in range(epochs)])
+    result = E.train_epochs(net, X, Y, loss, learning_rate=0.2, epochs=epochs, batch_size=batch_size, order=order,
+                            blas_min_flops=PATHS[path])
+    want, costs = R.train(params, X.T, Y.T, acts, loss=loss, learning_rate=0.2, epochs=epochs,
+                          batch_size=batch_size, leaky_slope=slope, shuffle=shuffle, seed=3)
+    assert_net_close(net, [want[f"W{l}"].T for l in range(1, len(dims))],
+                     [want[f"b{l}"].ravel() for l in range(1, len(dims))])
+    assert result.mean_batch_cost.dtype == np.float64 and result.mean_batch_cost.shape == (epochs,)
+    assert_allclose(result.mean_batch_cost, costs, **tol(dtype))
+
+
+@given(problem=problems(), path=st.sampled_from(list(PATHS)))
+def test_forward_rows_matches_reference(problem, path):
+    dims, acts, loss, slope, dtype, net, X, Y = problem
+    params = as_columns(net)
+    AL, caches = R.L_model_forward(X.T, params, acts, leaky_slope=slope)
+    out = E.forward_rows(net, X, blas_min_flops=PATHS[path])
+    assert out.dtype == np.dtype(dtype) and out.shape == (X.shape[0], dims[-1])
+    assert_allclose(out, AL.T, **tol(dtype))
+    logits = E.forward_rows(net, X, logits=True, blas_min_flops=PATHS[path])
+    assert logits.dtype == np.dtype(dtype)
+    assert_allclose(logits, caches[-1][1].T, **tol(dtype))
+
+
+@given(problem=problems())
+def test_cost_rows_matches_reference(problem):
+    dims, acts, loss, slope, dtype, net, X, Y = problem
+    cost = E.cost_rows(net, X, Y, loss)
+    assert isinstance(cost, float)
+    assert E.cost_rows(net, np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T), loss, columns=True) == cost
+    if loss in REFERENCE_LOSSES:
+        AL, caches = R.L_model_forward(X.T, as_columns(net), acts, leaky_slope=slope)
+        want = R.compute_cost(AL, Y.T, "mse") if loss == "mse" else R.compute_cost_from_logits(caches[-1][1], Y.T,
+                                                                                              loss)
+    else:
+        Z = X
+        for l in range(len(acts)):
+            Z = _g(Z @ net.coefs[l] + net.intercepts[l], acts[l], slope)
+        want = np.mean((Z - Y) ** 2) / 2
+    assert_allclose(cost, want, **tol(dtype))
+    # the cost of training's first batch is this cost, for a full batch
+    before = net.copy()
+    first = E.train_epochs(before, X, Y, loss, learning_rate=1e-3).mean_batch_cost[0]
+    assert_allclose(first, cost, **tol(dtype))
+
+
+def test_cost_rows_in_the_rows_layout():
+    """Samples as rows (the default layout): 5 samples, 3 outputs, every logit 0 -> bce = 3 log 2."""
+    net = E.Network([2, 3], ["sigmoid"])
+    X, Y = np.zeros((5, 2)), np.zeros((5, 3))
+    assert_allclose(E.cost_rows(net, X, Y, "bce"), 3 * np.log(2), rtol=1e-12)
+    net.intercepts[0][:] = [1.0, 2.0, 3.0]  # mse of sigmoid outputs against 0, with as many samples as outputs
+    X, Y = np.zeros((3, 2)), np.zeros((3, 3))
+    assert_allclose(E.cost_rows(net, X, Y, "mse"), np.sum(R.sigmoid(np.array([1.0, 2.0, 3.0])) ** 2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", list(PATHS))
+def test_columns_layout_equals_rows_layout(path, dtype):
+    dims, acts = [3, 5, 2], ["relu", "softmax"]
+    X, Y = make_data(dims, "ce", 10, dtype)
+    order = np.stack([np.random.RandomState(1).permutation(10) for _ in range(2)])
+    a, b = make_net(dims, acts, dtype), make_net(dims, acts, dtype)
+    Xc, Yc = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
+    out = E.forward_rows(b, Xc, columns=True, blas_min_flops=PATHS[path])
+    assert out.shape == (2, 10) and out.flags.c_contiguous and out.dtype == np.dtype(dtype)
+    assert_array_equal(out, E.forward_rows(a, X, blas_min_flops=PATHS[path]).T)
+    ra = E.train_epochs(a, X, Y, "ce", learning_rate=0.1, epochs=2, batch_size=3, order=order,
+                        optimizer=E.Optimizer(a, "adam"), blas_min_flops=PATHS[path])
+    rb = E.train_epochs(b, Xc, Yc, "ce", learning_rate=0.1, epochs=2, batch_size=3, order=order,
+                        optimizer=E.Optimizer(b, "adam"), blas_min_flops=PATHS[path], columns=True)
+    assert_array_equal(a.params, b.params)
+    assert_array_equal(ra.mean_batch_cost, rb.mean_batch_cost)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_non_contiguous_arrays_give_the_same_results(layout):
+    dims, acts = [3, 4, 1], ["tanh", "sigmoid"]
+    X, Y = make_data(dims, "bce", 9, np.float64)
+    if layout == "fortran":
+        Xo, Yo = np.asfortranarray(X), np.asfortranarray(Y)
+    else:
+        Xo, Yo = np.repeat(X, 2, axis=0)[::2], np.repeat(Y, 3, axis=0)[::3]
+        assert not Xo.flags.c_contiguous
+    a, b = make_net(dims, acts, np.float64), make_net(dims, acts, np.float64)
+    E.train_epochs(a, X, Y, "bce", learning_rate=0.3, epochs=2, batch_size=4)
+    E.train_epochs(b, Xo, Yo, "bce", learning_rate=0.3, epochs=2, batch_size=4)
+    assert_array_equal(a.params, b.params)
+    assert_array_equal(E.forward_rows(a, Xo), E.forward_rows(a, X))
+
+
+# ----------------------------------------------------------------------------------------------------
+# optimisers, alpha and half_mse against the NumPy reference
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("alpha", [0.0, 0.05])
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("loss, out", [("bce", "sigmoid"), ("ce", "softmax"), ("half_mse", "linear"),
+                                       ("half_mse", "tanh"), ("mse", "sigmoid")])
+def test_optimizers_match_numpy_reference(loss, out, kind, alpha, path):
+    dims, acts = [4, 6, 5, 3], ["relu", "tanh", out]
+    net = make_net(dims, acts, np.float64)
+    X, Y = make_data(dims, loss, 11, np.float64)
+    order = np.stack([np.random.RandomState(e).permutation(11) for e in range(3)])
+    opt = E.Optimizer(net, kind, momentum=0.8, beta_1=0.85, beta_2=0.99, epsilon=1e-7)
+    coefs, intercepts, costs, weighted, state = np_train(
+        net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, alpha=alpha,
+        kind=kind, momentum=0.8, beta_1=0.85, beta_2=0.99, epsilon=1e-7, order=order)
+    result = E.train_epochs(net, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, alpha=alpha,
+                            optimizer=opt, order=order, blas_min_flops=PATHS[path])
+    assert_net_close(net, coefs, intercepts)
+    assert_allclose(result.mean_batch_cost, costs, **tol(np.float64))
+    assert_allclose(result.sample_weighted_cost, weighted, **tol(np.float64))
+    if kind == "adam":
+        assert opt.t == state["t"] == 3 * 3
+    # the run is not trivially equal to plain SGD without the penalty
+    if kind != "sgd" or alpha:
+        plain = make_net(dims, acts, np.float64)
+        E.train_epochs(plain, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, order=order)
+        assert not np.allclose(plain.params, net.params, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("kind, alpha", [("sgd", 0.1), ("momentum", 0.0), ("nesterov", 0.1), ("adam", 0.1)])
+@pytest.mark.parametrize("loss, out", [("bce", "sigmoid"), ("half_mse", "linear"), ("ce", "softmax")])
+def test_optimizers_float32(loss, out, kind, alpha, path):
+    dims, acts = [3, 5, 3], ["leaky_relu", out]
+    net = make_net(dims, acts, np.float32, 0.1)
+    X, Y = make_data(dims, loss, 9, np.float32)
+    opt = E.Optimizer(net, kind)
+    coefs, intercepts, costs, weighted, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.01,
+                                                     epochs=2, batch_size=4, alpha=alpha, kind=kind, slope=0.1)
+    result = E.train_epochs(net, X, Y, loss, learning_rate=0.01, epochs=2, batch_size=4, alpha=alpha, optimizer=opt,
+                            blas_min_flops=PATHS[path])
+    assert net.params.dtype == np.float32
+    assert opt.state_1.dtype == np.float32
+    assert_net_close(net, coefs, intercepts)
+    assert_allclose(result.mean_batch_cost, costs, **tol(np.float32))
+    assert_allclose(result.sample_weighted_cost, weighted, **tol(np.float32))
+
+
+@given(problem=problems(), data=st.data(), kind=st.sampled_from(["sgd", "momentum", "nesterov", "adam"]),
+       alpha=st.sampled_from([0.0, 0.01, 1.0]), path=st.sampled_from(list(PATHS)))
+def test_any_problem_matches_numpy_reference(problem, data, kind, alpha, path):
+    dims, acts, loss, slope, dtype, net, X, Y = problem
+    if dtype == np.float32 and kind == "adam":
+        # Adam divides by sqrt(v): a gradient that cancels to float32 rounding noise gives a step of order lr
+        dtype = np.float64
+        net = make_net(dims, acts, dtype, slope)
+        X, Y = X.astype(dtype), Y.astype(dtype)
+    batch_size = data.draw(batch_sizes(X.shape[0]))
+    opt = E.Optimizer(net, kind)
+    coefs, intercepts, costs, weighted, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.02,
+                                                     epochs=2, batch_size=batch_size, alpha=alpha, kind=kind,
+                                                     slope=slope)
+    result = E.train_epochs(net, X, Y, loss, learning_rate=0.02, epochs=2, batch_size=batch_size, alpha=alpha,
+                            optimizer=opt, blas_min_flops=PATHS[path])
+    assert_net_close(net, coefs, intercepts)
+    assert_allclose(result.mean_batch_cost, costs, **tol(dtype))
+    assert_allclose(result.sample_weighted_cost, weighted, **tol(dtype))
+
+
+WIDE = [
+    ([64, 200, 96, 1], ["relu", "tanh", "sigmoid"], "bce"),
+    ([100, 128, 10], ["leaky_relu", "softmax"], "ce"),
+    ([72, 160, 3], ["sigmoid", "linear"], "half_mse"),
+]
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("kind, alpha", [("sgd", 0.0), ("sgd", 0.01), ("momentum", 0.01), ("nesterov", 0.0),
+                                         ("adam", 0.01)])
+@pytest.mark.parametrize("dims, acts, loss", WIDE)
+def test_wide_layers_match_numpy_reference(dims, acts, loss, kind, alpha, path):
+    net = make_net(dims, acts, np.float64, 0.2)
+    X, Y = make_data(dims, loss, 150, np.float64)  # batches of 64, 64 and 22
+    order = np.stack([np.random.RandomState(5).permutation(150)])
+    coefs, intercepts, costs, weighted, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.01,
+                                                     batch_size=64, alpha=alpha, kind=kind, slope=0.2, order=order)
+    result = E.train_epochs(net, X, Y, loss, learning_rate=0.01, batch_size=64, alpha=alpha,
+                            optimizer=E.Optimizer(net, kind), order=order, blas_min_flops=PATHS[path])
+    assert_net_close(net, coefs, intercepts, rtol=1e-10, atol=1e-11)
+    assert_allclose(result.mean_batch_cost, costs, **tol(np.float64))
+    assert_allclose(result.sample_weighted_cost, weighted, **tol(np.float64))
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("dims, acts, loss", WIDE[:2])
+def test_wide_layers_float32_blas_equals_loops(dims, acts, loss, kind):
+    nets = {p: make_net(dims, acts, np.float32, 0.2) for p in PATHS}
+    X, Y = make_data(dims, loss, 100, np.float32)
+    for path, net in nets.items():
+        E.train_epochs(net, X, Y, loss, learning_rate=0.01, epochs=2, batch_size=64,
+                       optimizer=E.Optimizer(net, kind), blas_min_flops=PATHS[path])
+        assert net.params.dtype == np.float32
+    coefs, intercepts, _, _, _ = np_train(make_net(dims, acts, np.float64, 0.2).coefs,
+                                          make_net(dims, acts, np.float64, 0.2).intercepts, acts,
+                                          X.astype(np.float64), Y.astype(np.float64), loss, learning_rate=0.01,
+                                          epochs=2, batch_size=64, kind=kind, slope=0.2)
+    for net in nets.values():
+        assert_net_close(net, coefs, intercepts, rtol=1e-4, atol=1e-4 if kind == "adam" else 1e-5)
+    assert_allclose(nets["blas"].params, nets["loops"].params, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------
+# order, costs, rates, state
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_order_equals_training_on_the_permuted_data(path, kind, dtype):
+    dims, acts = [3, 4, 2], ["tanh", "sigmoid"]
+    X, Y = make_data(dims, "bce", 10, dtype)
+    X0, Y0 = X.copy(), Y.copy()
+    rng = np.random.RandomState(0)
+    order = np.stack([rng.permutation(10) for _ in range(3)])
+    a = make_net(dims, acts, dtype)
+    b = make_net(dims, acts, dtype)
+    opt_a, opt_b = E.Optimizer(a, kind), E.Optimizer(b, kind)
+    res = E.train_epochs(a, X, Y, "bce", learning_rate=0.1, epochs=3, batch_size=4, optimizer=opt_a, order=order,
+                         blas_min_flops=PATHS[path])
+    costs = []
+    for e in range(3):
+        r = E.train_epochs(b, np.ascontiguousarray(X[order[e]]), np.ascontiguousarray(Y[order[e]]), "bce",
+                           learning_rate=0.1, batch_size=4, optimizer=opt_b, blas_min_flops=PATHS[path])
+        costs.append(r.mean_batch_cost[0])
+    assert_allclose(a.params, b.params, rtol=1e-12 if dtype == np.float64 else 1e-6, atol=0)
+    assert_allclose(res.mean_batch_cost, costs, rtol=1e-12 if dtype == np.float64 else 1e-6)
+    assert_array_equal(X, X0)
+    assert_array_equal(Y, Y0)
+    # the order matters: the natural order gives other parameters
+    c = make_net(dims, acts, dtype)
+    E.train_epochs(c, X, Y, "bce", learning_rate=0.1, epochs=3, batch_size=4, optimizer=E.Optimizer(c, kind))
+    assert not np.allclose(c.params, a.params, rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_sample_weighted_cost_is_the_batch_costs_weighted_by_batch_size(alpha):
+    dims, acts = [2, 3, 1], ["relu", "sigmoid"]
+    net = make_net(dims, acts, np.float64)
+    X, Y = make_data(dims, "bce", 10, np.float64)
+    probe = net.copy()
+    batch_costs = []
+    for start in (0, 4, 8):  # batches of 4, 4 and 2, costs taken before each step
+        xb, yb = X[start:start + 4], Y[start:start + 4]
+        penalty = 0.5 * alpha * sum(float(np.sum(c * c)) for c in probe.coefs) / xb.shape[0]
+        Z = E.forward_rows(probe, np.ascontiguousarray(xb), logits=True)
+        batch_costs.append(_loss_and_delta(Z, R.sigmoid(Z), yb, "sigmoid", "bce", 0.01)[0] + penalty)
+        E.train_epochs(probe, np.ascontiguousarray(xb), np.ascontiguousarray(yb), "bce", learning_rate=0.5,
+                       alpha=alpha)
+    result = E.train_epochs(net, X, Y, "bce", learning_rate=0.5, batch_size=4, alpha=alpha)
+    assert_allclose(net.params, probe.params, rtol=1e-12)
+    assert_allclose(result.mean_batch_cost, [np.mean(batch_costs)], rtol=1e-12)
+    assert_allclose(result.sample_weighted_cost, [(4 * batch_costs[0] + 4 * batch_costs[1] + 2 * batch_costs[2]) / 10],
+                    rtol=1e-12)
+    assert not np.isclose(result.mean_batch_cost[0], result.sample_weighted_cost[0], rtol=1e-6)
+    # with equal batches the two agree
+    even = make_net(dims, acts, np.float64)
+    r = E.train_epochs(even, X, Y, "bce", learning_rate=0.5, batch_size=5, alpha=alpha, epochs=2)
+    assert_allclose(r.mean_batch_cost, r.sample_weighted_cost, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
+def test_per_epoch_learning_rates_equal_separate_calls(kind):
+    dims, acts = [3, 4, 1], ["relu", "linear"]
+    X, Y = make_data(dims, "mse", 8, np.float64)
+    rates = np.array([0.1, 0.02, 0.05])
+    a, b = make_net(dims, acts, np.float64), make_net(dims, acts, np.float64)
+    opt_a, opt_b = E.Optimizer(a, kind), E.Optimizer(b, kind)
+    res = E.train_epochs(a, X, Y, "mse", learning_rate=rates, epochs=3, batch_size=3, optimizer=opt_a)
+    costs = [E.train_epochs(b, X, Y, "mse", learning_rate=r, batch_size=3, optimizer=opt_b).mean_batch_cost[0]
+             for r in rates]
+    assert_allclose(a.params, b.params, rtol=1e-13)
+    assert_allclose(res.mean_batch_cost, costs, rtol=1e-13)
+    coefs, intercepts, want, _, _ = np_train(make_net(dims, acts, np.float64).coefs,
+                                             make_net(dims, acts, np.float64).intercepts, acts, X, Y, "mse",
+                                             learning_rate=rates, epochs=3, batch_size=3, kind=kind)
+    assert_net_close(a, coefs, intercepts)
+    assert_allclose(res.mean_batch_cost, want, **tol(np.float64))
+
+
+@pytest.mark.parametrize("kind", ["momentum", "nesterov", "adam"])
+def test_optimizer_state_carries_across_calls_and_reset_clears_it(kind):
+    dims, acts = [3, 4, 2], ["tanh", "softmax"]
+    X, Y = make_data(dims, "ce", 9, np.float64)
+    a, b = make_net(dims, acts, np.float64), make_net(dims, acts, np.float64)
+    opt_a, opt_b = E.Optimizer(a, kind), E.Optimizer(b, kind)
+    E.train_epochs(a, X, Y, "ce", learning_rate=0.05, epochs=2, batch_size=4, optimizer=opt_a)
+    E.train_epochs(a, X, Y, "ce", learning_rate=0.05, epochs=2, batch_size=4, optimizer=opt_a)
+    E.train_epochs(b, X, Y, "ce", learning_rate=0.05, epochs=4, batch_size=4, optimizer=opt_b)
+    assert_allclose(a.params, b.params, rtol=1e-13)
+    assert_allclose(opt_a.state_1, opt_b.state_1, rtol=1e-13)
+    if kind == "adam":
+        assert opt_a.t == opt_b.t == 4 * 3
+    assert np.any(opt_a.state_1 != 0)
+    opt_a.reset()
+    assert opt_a.t == 0 and not np.any(opt_a.state_1) and not np.any(opt_a.state_2)
+    # after a reset the optimiser behaves like a new one
+    c = a.copy()
+    E.train_epochs(a, X, Y, "ce", learning_rate=0.05, batch_size=4, optimizer=opt_a)
+    E.train_epochs(c, X, Y, "ce", learning_rate=0.05, batch_size=4, optimizer=E.Optimizer(c, kind))
+    assert_array_equal(a.params, c.params)
+
+
+# ----------------------------------------------------------------------------------------------------
+# saturation and divergence
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("loss, out", [("bce", "sigmoid"), ("ce", "softmax"), ("half_mse", "sigmoid")])
+def test_saturated_logits_give_finite_costs_and_steps(loss, out, path, dtype):
+    dims, acts = [3, 4, 3], ["tanh", out]
+    net = make_net(dims, acts, dtype)
+    net.coefs[0][:] *= 1e4
+    net.coefs[1][:] = np.sign(net.coefs[1]) * 2.5e3  # |logits| up to 1e4
+    X, Y = make_data(dims, loss, 8, dtype)
+    logits = E.forward_rows(net, X, logits=True, blas_min_flops=PATHS[path])
+    assert np.max(np.abs(logits)) > 1e3
+    Y = (logits < 0).astype(dtype) if loss != "ce" else np.eye(3, dtype=dtype)[np.argmin(logits, axis=1)]
+    assert np.all(np.isfinite(E.forward_rows(net, X, blas_min_flops=PATHS[path])))
+    cost = E.cost_rows(net, np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T), loss, columns=True)
+    assert np.isfinite(cost) and cost > (1000 if loss != "half_mse" else 0.1)
+    for kind in ("sgd", "adam"):
+        trained = net.copy()
+        res = E.train_epochs(trained, X, Y, loss, learning_rate=0.01, batch_size=3, alpha=0.01,
+                             optimizer=E.Optimizer(trained, kind), blas_min_flops=PATHS[path])
+        assert np.all(np.isfinite(res.mean_batch_cost)) and np.all(np.isfinite(trained.params))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", list(PATHS))
+def test_divergence_raises_and_restores_the_start_of_the_failing_epoch(path, dtype):
+    dims, acts = [3, 4, 1], ["linear", "linear"]
+    X, Y = make_data(dims, "mse", 8, dtype)
+    net = make_net(dims, acts, dtype)
+    start = net.params.copy()
+    with pytest.raises(FloatingPointError, match=r"epoch (\d+)") as info:
+        E.train_epochs(net, X, Y, "mse", learning_rate=0.5, epochs=500, batch_size=3, epoch_offset=10,
+                       blas_min_flops=PATHS[path])
+    done = len(info.value.completed.mean_batch_cost)
+    assert len(info.value.completed.sample_weighted_cost) == done
+    assert f"epoch {10 + done + 1}" in str(info.value)
+    assert np.all(np.isfinite(net.params))
+    assert np.all(np.isfinite(info.value.completed.mean_batch_cost))
+    again = make_net(dims, acts, dtype)
+    assert_array_equal(again.params, start)
+    if done:
+        res = E.train_epochs(again, X, Y, "mse", learning_rate=0.5, epochs=done, batch_size=3,
+                             blas_min_flops=PATHS[path])
+        assert_array_equal(res.mean_batch_cost, info.value.completed.mean_batch_cost)
+    assert_array_equal(again.params, net.params)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the network and the engine's own checks
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_network_parameter_views():
+    net = E.Network([3, 4, 2], ["relu", "sigmoid"], "float32")
+    assert net.params.dtype == np.float32 and net.params.shape == (3 * 4 + 4 + 4 * 2 + 2,)
+    assert [c.shape for c in net.coefs] == [(3, 4), (4, 2)]
+    assert [b.shape for b in net.intercepts] == [(4,), (2,)]
+    net.coefs[1][:] = 7
+    net.intercepts[0][:] = -1
+    assert_array_equal(net.params[16:24], 7)
+    assert_array_equal(net.params[12:16], -1)
+    other = net.copy()
+    other.params[:] = 0
+    assert_array_equal(net.params[16:24], 7)
+    assert net.n_layers == 2
+
+
+def _engine_case(name):
+    net = E.Network([3, 4, 2], ["relu", "sigmoid"], "float64")
+    X = np.zeros((5, 3))
+    Y = np.zeros((5, 2))
+    cases = {
+        "X float32": lambda: E.train_epochs(net, X.astype(np.float32), Y, "bce", learning_rate=0.1),
+        "X width": lambda: E.train_epochs(net, np.zeros((5, 4)), Y, "bce", learning_rate=0.1),
+        "X 1-d": lambda: E.train_epochs(net, np.zeros(15), Y, "bce", learning_rate=0.1),
+        "Y width": lambda: E.train_epochs(net, X, np.zeros((5, 1)), "bce", learning_rate=0.1),
+        "Y rows": lambda: E.train_epochs(net, X, np.zeros((4, 2)), "bce", learning_rate=0.1),
+        "Y list": lambda: E.train_epochs(net, X, Y.tolist(), "bce", learning_rate=0.1),
+        "unknown loss": lambda: E.train_epochs(net, X, Y, "hinge", learning_rate=0.1),
+        "batch size 0": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1, batch_size=0),
+        "epochs 0": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1, epochs=0),
+        "order shape": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1, epochs=2,
+                                              order=np.arange(5)[None]),
+        "order range": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1, order=np.array([[0, 1, 2, 3, 5]])),
+        "order negative": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1,
+                                                 order=np.array([[0, 1, 2, 3, -1]])),
+        "forward dtype": lambda: E.forward_rows(net, X.astype(np.float32)),
+        "forward width": lambda: E.forward_rows(net, np.zeros((5, 2))),
+        "cost Y width": lambda: E.cost_rows(net, X.T, np.zeros((3, 5)), "bce", columns=True),
+        "columns X height": lambda: E.train_epochs(net, X, Y.T, "bce", learning_rate=0.1, columns=True),
+        "unknown optimizer": lambda: E.Optimizer(net, "rmsprop"),
+        "unknown activation": lambda: E.Network([3, 4, 2], ["relu", "gelu"]),
+        "softmax hidden": lambda: E.Network([3, 4, 2], ["softmax", "sigmoid"]),
+        "activation count": lambda: E.Network([3, 4, 2], ["relu"]),
+        "layer sizes": lambda: E.Network([3], []),
+        "zero width": lambda: E.Network([3, 0, 2], ["relu", "sigmoid"]),
+        "bad dtype": lambda: E.Network([3, 2], ["sigmoid"], "int64"),
+    }
+    return net, cases[name]
+
+
+ENGINE_CASES = [
+    "X float32", "X width", "X 1-d", "Y width", "Y rows", "Y list", "unknown loss", "batch size 0", "epochs 0",
+    "order shape", "order range", "order negative", "forward dtype", "forward width", "cost Y width",
+    "columns X height", "unknown optimizer", "unknown activation", "softmax hidden", "activation count",
+    "layer sizes", "zero width", "bad dtype",
+]
+
+
+@pytest.mark.parametrize("name", ENGINE_CASES)
+def test_engine_rejects_what_the_kernels_cannot_take(name):
+    net, call = _engine_case(name)
+    before = net.params.copy()
+    with pytest.raises(ValueError):
+        call()
+    assert_array_equal(net.params, before)
