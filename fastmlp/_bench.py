@@ -241,7 +241,11 @@ def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=Non
 
 
 def format_table(rows) -> str:
-    """The rows of :func:`run_table` as a fixed-width text table, one line per (workload, dtype, peer)."""
+    """The rows of :func:`run_table` as a fixed-width text table, one line per (workload, dtype, peer).
+
+    Layout (``fastmlp bench`` relies on it to print rows as they finish): a header line, a rule, the
+    peer lines, then -- when there are rows -- one closing line saying what the speedups are against.
+    """
     head = f"{'workload':<15} {'dtype':<8} {'peer':<10} {'ms/epoch':>11} {'samples/s':>13} {'speedup':>9}"
     out = [head, "-" * len(head)]
     for r in rows:

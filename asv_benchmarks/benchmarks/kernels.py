@@ -5,7 +5,7 @@ kernels): ``L_model_forward``, ``L_model_backward`` and ``update_parameters`` (t
 network sizes of the four workloads (first minibatch: 4, 32, 32 and 256 samples) and both dtypes.
 """
 
-from .common import DTYPES, IMPLEMENTATIONS, SPEEDUP_REPS, WORKLOAD_NAMES, get, workloads
+from .common import DTYPES, IMPLEMENTATIONS, SPEEDUP_REPS, TINY, WORKLOAD_NAMES, get, workloads
 
 
 class Kernels:
@@ -68,7 +68,7 @@ class KernelSpeedup:
         return self._ratio("update")
 
 
-def _calls_for(f, target=0.02):
+def _calls_for(f, target=0.001 if TINY else 0.02):
     """How many calls of ``f`` take about ``target`` seconds (at least 1)."""
     t = workloads.median_time(f, reps=3, warmup=False)
     return max(1, min(100_000, int(target / max(t, 1e-7))))
