@@ -567,3 +567,75 @@ def _cost_columns(Z, A, Y, act, loss, slope, dZ):
     m = Z.shape[1]
     return _cost_and_delta(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Y.reshape(Y.size), 0, m, Z.shape[0], m,
                            act, loss, slope, dZ.reshape(dZ.size), 0)
+
+
+# --- whole-batch passes for the course-style functional API ----------------------------------------
+@jit
+def _forward_cached(X, params, dims, acts, slope, Zbuf, Abuf, blas_min_flops):
+    """Forward pass over all ``m`` columns of ``X`` ``(n0, m)``, keeping every layer's ``Z`` and ``A``.
+
+    ``Zbuf``, ``Abuf`` : (m * sum(dims[1:]),), written: layer ``l``'s packed ``(n_l, m)`` blocks, in order.
+    """
+    n_layers = dims.shape[0] - 1
+    m = X.shape[1]
+    p_off = _param_offsets(dims)
+    a_off = _act_offsets(dims, m)
+    scalars = np.empty(2, params.dtype)
+    src = X.reshape(X.size)
+    s_off = 0
+    for l in range(n_layers):
+        _affine_activation(src, s_off, m, dims[l], m, params, p_off[l], dims[l + 1], acts[l], slope, Zbuf, a_off[l],
+                           Abuf, a_off[l], m * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
+        src = Abuf
+        s_off = a_off[l]
+
+
+@jit
+def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbuf, deltas, blas_min_flops):
+    """Gradients of a whole batch without updating anything (the course-style ``L_model_backward``).
+
+    ``X`` ``(n0, m)``, ``Y`` ``(nL, m)``; ``Zbuf`` / ``Abuf`` as written by :func:`_forward_cached`;
+    ``grad`` (P,) written in the layout of ``params``; ``dAbuf`` (m * sum(dims[:-1]),) written with the packed
+    ``dA_l = coef_{l+1} @ dZ_{l+1}`` blocks for l = 0..L-1; ``deltas`` (2, m * max(dims)) scratch.
+    """
+    n_layers = dims.shape[0] - 1
+    m = X.shape[1]
+    p_off = _param_offsets(dims)
+    a_off = _act_offsets(dims, m)
+    scalars = np.empty(2, params.dtype)
+    one = params.dtype.type(1)
+    da_off = np.empty(n_layers, np.int64)
+    da_off[0] = 0
+    for l in range(1, n_layers):
+        da_off[l] = da_off[l - 1] + m * dims[l - 1]
+    top = n_layers - 1
+    delta_even = deltas[0]
+    delta_odd = deltas[1]
+    X_flat = X.reshape(X.size)
+    _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], Y.reshape(Y.size), 0, m, dims[n_layers], m, acts[top], loss,
+                    slope, delta_even, 0)
+    for l in range(top, -1, -1):
+        n_in = dims[l]
+        n_out = dims[l + 1]
+        dZ = delta_even if (top - l) % 2 == 0 else delta_odd
+        use_blas = m * n_in * n_out >= blas_min_flops
+        # dA_l = coef @ dZ (the linear "derivative" leaves it as it is), then dZ_{l-1} = dA_l * g'(Z_{l-1})
+        _backprop_delta(dZ, 0, n_out, m, params, p_off[l], n_in, dAbuf, da_off[l], dAbuf, da_off[l], ACT_LINEAR,
+                        slope, dAbuf, da_off[l], use_blas, scalars)
+        if l > 0:
+            dZ_prev = delta_odd if (top - l) % 2 == 0 else delta_even
+            for t in range(n_in * m):
+                dZ_prev[t] = _derivative_times(dAbuf[da_off[l] + t], Zbuf[a_off[l - 1] + t], Abuf[a_off[l - 1] + t],
+                                               acts[l - 1], slope, one)
+            _layer_gradients(Abuf, a_off[l - 1], m, n_in, m, dZ, 0, n_out, params, p_off[l], one - one, grad,
+                             use_blas, scalars)
+        else:
+            _layer_gradients(X_flat, 0, m, n_in, m, dZ, 0, n_out, params, p_off[l], one - one, grad, use_blas,
+                             scalars)
+
+
+@jit
+def _subtract_scaled(P, G, lr):
+    """``P -= lr * G`` in place, for 1-D arrays of the same length."""
+    for i in range(P.shape[0]):
+        P[i] -= lr * G[i]

@@ -12,7 +12,6 @@ from fastmlp import _engine, reference
 from fastmlp._checks import (
     as_float_array,
     check_activation,
-    check_binary_targets,
     check_dtype,
     check_loss,
     check_loss_output,
@@ -173,15 +172,8 @@ class MLP:
         return np.ascontiguousarray(X, dtype=self.dtype)
 
     def _target_columns(self, Y, m: int) -> np.ndarray:
-        n_out = self._net.layer_sizes[-1]
-        Y = as_float_array(Y, "Y", ndim=None)
-        if Y.ndim == 1 and n_out == 1:
-            Y = Y.reshape(1, -1)
-        if Y.shape != (n_out, m):
-            raise ValueError(f"Y must have shape {(n_out, m)} (outputs x samples) to match X, got {Y.shape}")
-        if self.loss in ("bce", "ce"):
-            check_binary_targets(Y)
-        return np.ascontiguousarray(Y, dtype=self.dtype)
+        """``Y`` validated as the reference validates it (shape, finiteness, range for the loss)."""
+        return np.ascontiguousarray(reference._check_Y(Y, self._net.layer_sizes[-1], m, self.dtype, self.loss))
 
     # --- training ---------------------------------------------------------------------------------
     def fit(self, X, Y, epochs=1, learning_rate=0.01, batch_size=None, shuffle=False, seed=None,

@@ -707,12 +707,17 @@ def full_forward_propagation(X, params_values, nn_architecture, leaky_slope=0.01
     slope = _check_slope(leaky_slope)
     X = _check_X(X, Ws[0])
     AL, caches = _forward(X, Ws, bs, acts, slope)
-    memory = {"A0": X}
+    return AL, _memory_from_caches(AL, caches)
+
+
+def _memory_from_caches(AL, caches) -> dict:
+    """The architecture-style ``memory`` ("A0", "Z1", "A1", ..., "ZL", "AL") of a forward pass's caches."""
+    memory = {"A0": caches[0][0][0]}
     for l, (_, Z) in enumerate(caches, start=1):
         memory[f"Z{l}"] = Z
         # the output of layer l is the input cached by layer l + 1 (or AL for the last layer)
         memory[f"A{l}"] = caches[l][0][0] if l < len(caches) else AL
-    return AL, memory
+    return memory
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1012,6 +1017,12 @@ def full_backward_propagation(Y_hat, Y, memory, params_values, nn_architecture, 
     grads_values : dict
         ``"dW1", "db1", ...`` and ``"dA0", ...`` as in :func:`L_model_backward`.
     """
+    caches, acts = _caches_from_memory(memory, params_values, nn_architecture)
+    return L_model_backward(Y_hat, Y, caches, acts, loss=loss, leaky_slope=leaky_slope)
+
+
+def _caches_from_memory(memory, params_values, nn_architecture):
+    """The ``L_model_backward`` caches and activations of an architecture-style forward ``memory``."""
     Ws, bs, acts = _check_params_architecture(params_values, nn_architecture)
     if not isinstance(memory, dict):
         raise ValueError("memory must be the dict returned by full_forward_propagation")
@@ -1021,7 +1032,7 @@ def full_backward_propagation(Y_hat, Y, memory, params_values, nn_architecture, 
             if key not in memory:
                 raise ValueError(f"memory has no {key!r}")
         caches.append(((memory[f"A{l - 1}"], Ws[l - 1], bs[l - 1]), memory[f"Z{l}"]))
-    return L_model_backward(Y_hat, Y, caches, acts, loss=loss, leaky_slope=leaky_slope)
+    return caches, acts
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1047,6 +1058,14 @@ def update_parameters(parameters, grads, learning_rate):
     parameters : dict
         The same dict, updated.
     """
+    steps, lr = _update_steps(parameters, grads, learning_rate)
+    for P, G in steps:
+        P -= lr * G
+    return parameters
+
+
+def _update_steps(parameters, grads, learning_rate):
+    """Validate an SGD step: the ``(parameter, gradient)`` pairs (gradients in the parameters' dtype) and lr."""
     Ws, bs = _check_parameters(parameters, writable=True)
     lr = check_positive_float(learning_rate, "learning_rate")
     if not isinstance(grads, dict):
@@ -1060,9 +1079,7 @@ def update_parameters(parameters, grads, learning_rate):
             if G.shape != P.shape:
                 raise ValueError(f"grads['d{key}'] has shape {G.shape} but parameters[{key!r}] has {P.shape}")
             steps.append((P, G))
-    for P, G in steps:
-        P -= lr * G
-    return parameters
+    return steps, lr
 
 
 def train(

@@ -1,0 +1,265 @@
+"""The course-style API of :mod:`fastmlp.reference`, backed by the Numba kernels.
+
+Same names, same signatures, same results (to rounding): changing ``from fastmlp import reference`` to
+``from fastmlp import functional`` in course-style code just works, faster. Samples are columns:
+``X`` is ``(n_x, m)``, parameters are ``{"W1": (n1, n0), "b1": (n1, 1), ...}``.
+
+Compiled: :func:`L_model_forward` (one kernel call for all layers), :func:`L_model_backward` (one call
+for all layers), :func:`update_parameters` (in place, no temporaries), :func:`train` (every epoch and
+minibatch inside compiled code), and the "architecture"-style :func:`full_forward_propagation` /
+:func:`full_backward_propagation` built on them. The caches are the reference's ``((A_prev, W, b), Z)``
+tuples (views into the kernel's buffers), so they can be mixed with the reference's functions.
+
+Single-layer helpers, activations, costs and initialisers are the reference's own functions: a
+compiled version of a single NumPy expression would be no faster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastmlp import _config, _engine
+from fastmlp import _kernels as K
+from fastmlp import reference as _ref
+from fastmlp._checks import (
+    as_float_array,
+    check_loss,
+    check_loss_output,
+    check_positive_float,
+    check_positive_int,
+)
+from fastmlp.reference import (  # noqa: F401  (re-exported: the course-style API, unchanged)
+    ACTIVATION_DERIVATIVES,
+    ACTIVATION_FUNCTIONS,
+    LOSS_FUNCTIONS,
+    compute_cost,
+    compute_cost_from_logits,
+    identity_backward,
+    init_layers,
+    initialize_parameters,
+    initialize_parameters_deep,
+    leaky_relu,
+    leaky_relu_backward,
+    linear,
+    linear_activation_backward,
+    linear_activation_forward,
+    linear_backward,
+    linear_forward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    softmax,
+    softmax_backward,
+    tanh,
+    tanh_backward,
+)
+
+__all__ = [
+    "L_model_backward",
+    "L_model_forward",
+    "full_backward_propagation",
+    "full_forward_propagation",
+    "train",
+    "update_parameters",
+    "ACTIVATION_DERIVATIVES",
+    "ACTIVATION_FUNCTIONS",
+    "LOSS_FUNCTIONS",
+    "compute_cost",
+    "compute_cost_from_logits",
+    "identity_backward",
+    "init_layers",
+    "initialize_parameters",
+    "initialize_parameters_deep",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "linear",
+    "linear_activation_backward",
+    "linear_activation_forward",
+    "linear_backward",
+    "linear_forward",
+    "relu",
+    "relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "softmax",
+    "softmax_backward",
+    "tanh",
+    "tanh_backward",
+]
+
+
+def _network(Ws, bs, acts, slope) -> _engine.Network:
+    """A kernel network holding a copy of the course-style parameters."""
+    dims = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
+    net = _engine.Network(dims, acts, Ws[0].dtype, slope)
+    for W, b, coef, intercept in zip(Ws, bs, net.coefs, net.intercepts, strict=True):
+        coef[:] = W.T
+        intercept[:] = b.reshape(-1)
+    return net
+
+
+def _blocks(buffer, sizes, m):
+    """Consecutive packed ``(n, m)`` views of a flat buffer."""
+    views, offset = [], 0
+    for n in sizes:
+        views.append(buffer[offset:offset + n * m].reshape(n, m))
+        offset += n * m
+    return views
+
+
+def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
+    """Forward pass through all L layers, in one compiled call.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_x, m)
+    parameters : dict
+        ``"W1", "b1", ..., "WL", "bL"``; ``W[l]`` is ``(n_l, n_{l-1})``, ``b[l]`` is ``(n_l, 1)``.
+    activations : list of str, length L, optional
+        Default relu for the hidden layers, sigmoid for the output.
+    leaky_slope : float, default 0.01
+
+    Returns
+    -------
+    AL : ndarray, shape (n_L, m)
+    caches : list of L tuples
+        ``caches[l-1] = ((A[l-1], W[l], b[l]), Z[l])``, as in :func:`fastmlp.reference.L_model_forward`.
+    """
+    Ws, bs = _ref._check_parameters(parameters)
+    acts = _ref._check_activations(activations, len(Ws))
+    slope = _ref._check_slope(leaky_slope)
+    X = np.ascontiguousarray(_ref._check_X(X, Ws[0]))
+    net = _network(Ws, bs, acts, slope)
+    m = X.shape[1]
+    sizes = net.layer_sizes[1:]
+    Zbuf = np.empty(m * sum(sizes), net.dtype)
+    Abuf = np.empty_like(Zbuf)
+    K._forward_cached(X, net.params, net.dims, net.act_codes, net.dtype.type(slope), Zbuf, Abuf,
+                      _config.BLAS_MIN_FLOPS)
+    Zs, As = _blocks(Zbuf, sizes, m), _blocks(Abuf, sizes, m)
+    caches = [((A_prev, W, b), Z) for A_prev, W, b, Z in zip([X] + As[:-1], Ws, bs, Zs, strict=True)]
+    return As[-1], caches
+
+
+def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.01):
+    """Backward pass through all L layers, in one compiled call.
+
+    Same maths and results as :func:`fastmlp.reference.L_model_backward` (``dZ[L] = AL - Y`` for a
+    sigmoid output with ``"bce"`` and a softmax output with ``"ce"``).
+
+    Parameters
+    ----------
+    AL : ndarray, shape (n_L, m)
+    Y : ndarray, shape (n_L, m), or (m,) when n_L == 1
+    caches : list of L ``((A_prev, W, b), Z)`` tuples from :func:`L_model_forward`
+    activations : list of str, length L, optional
+    loss : {"bce", "mse", "ce"}, default "bce"
+    leaky_slope : float, default 0.01
+
+    Returns
+    -------
+    grads : dict
+        ``"dW1", "db1", ..., "dWL", "dbL"`` and ``"dA0", ..., "dA{L-1}"`` (each ``(n_l, m)``).
+    """
+    check_loss(loss)
+    slope = _ref._check_slope(leaky_slope)
+    caches = _ref._check_caches(caches)
+    acts = _ref._check_activations(activations, len(caches))
+    check_loss_output(loss, acts[-1])
+    Ws = [cache[0][1] for cache in caches]
+    bs = [cache[0][2] for cache in caches]
+    dtype = Ws[-1].dtype
+    AL = as_float_array(AL, "AL", dtype=dtype)
+    m = caches[0][0][0].shape[1]
+    if AL.shape != (Ws[-1].shape[0], m):
+        raise ValueError(f"AL must have shape {(Ws[-1].shape[0], m)} to match the caches, got {AL.shape}")
+    Y = np.ascontiguousarray(_ref._check_Y(Y, AL.shape[0], m, dtype, loss))
+    net = _network(Ws, bs, acts, slope)
+    dims = net.layer_sizes
+    X = np.ascontiguousarray(caches[0][0][0])
+    Zbuf = np.concatenate([np.ravel(cache[1]) for cache in caches])
+    Abuf = np.concatenate([np.ravel(cache[0][0]) for cache in caches[1:]] + [np.ravel(AL)])
+    grad = np.empty_like(net.params)
+    dAbuf = np.empty(m * sum(dims[:-1]), dtype)
+    deltas = np.empty((2, m * max(dims)), dtype)
+    K._backward_full(X, Y, net.params, net.dims, net.act_codes, dtype.type(slope), K.LOSS_CODES[loss], Zbuf, Abuf,
+                     grad, dAbuf, deltas, _config.BLAS_MIN_FLOPS)
+    grads = {}
+    offset = 0
+    for l, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=True), start=1):
+        grads[f"dW{l}"] = np.ascontiguousarray(grad[offset:offset + n_in * n_out].reshape(n_in, n_out).T)
+        offset += n_in * n_out
+        grads[f"db{l}"] = grad[offset:offset + n_out].reshape(n_out, 1).copy()
+        offset += n_out
+    for l, dA in enumerate(_blocks(dAbuf, dims[:-1], m)):
+        grads[f"dA{l}"] = dA
+    return grads
+
+
+def update_parameters(parameters, grads, learning_rate):
+    """One SGD step, in place: ``W[l] -= learning_rate * dW[l]``, ``b[l] -= learning_rate * db[l]``.
+
+    Same contract as :func:`fastmlp.reference.update_parameters`; returns the same dict.
+    """
+    steps, lr = _ref._update_steps(parameters, grads, learning_rate)
+    for P, G in steps:
+        if P.flags.c_contiguous:
+            K._subtract_scaled(P.reshape(-1), np.ascontiguousarray(G).reshape(-1), P.dtype.type(lr))
+        else:
+            P -= P.dtype.type(lr) * G
+    return parameters
+
+
+def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, epochs=1, batch_size=None,
+          leaky_slope=0.01, shuffle=False, seed=None):
+    """Minibatch SGD with every epoch in compiled code; the contract of :func:`fastmlp.reference.train`.
+
+    ``parameters`` is updated in place and returned with one cost per epoch (the mean of its minibatch
+    costs); with ``shuffle=True`` the order of each epoch is ``rng.permutation(m)`` from one
+    ``rng = np.random.RandomState(seed)``, exactly as in the reference. If an epoch gives a non-finite cost
+    or weights, ``FloatingPointError`` is raised and ``parameters`` holds the values of the last finite
+    *epoch* (the reference keeps those of the last finite minibatch).
+    """
+    Ws, bs = _ref._check_parameters(parameters, writable=True)
+    acts = _ref._check_activations(activations, len(Ws))
+    check_loss(loss)
+    check_loss_output(loss, acts[-1])
+    slope = _ref._check_slope(leaky_slope)
+    lr = check_positive_float(learning_rate, "learning_rate")
+    epochs = check_positive_int(epochs, "epochs")
+    X = np.ascontiguousarray(_ref._check_X(X, Ws[0]))
+    m = X.shape[1]
+    Y = np.ascontiguousarray(_ref._check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss))
+    batch = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
+    order = None
+    if shuffle:
+        rng = np.random.RandomState(seed)
+        order = np.stack([rng.permutation(m) for _ in range(epochs)])
+    net = _network(Ws, bs, acts, slope)
+    try:
+        result = _engine.train_epochs(net, X, Y, loss, learning_rate=lr, epochs=epochs, batch_size=batch,
+                                      order=order, columns=True)
+    finally:  # also after a divergence: the network then holds the last finite epoch's parameters
+        for W, b, coef, intercept in zip(Ws, bs, net.coefs, net.intercepts, strict=True):
+            W[...] = coef.T
+            b[...] = intercept.reshape(-1, 1)
+    return parameters, result.mean_batch_cost.tolist()
+
+
+def full_forward_propagation(X, params_values, nn_architecture, leaky_slope=0.01):
+    """Forward pass in the "architecture" style, compiled; see :func:`fastmlp.reference.full_forward_propagation`.
+
+    Returns ``(A, memory)`` with ``memory`` keyed ``"A0", "Z1", "A1", ..., "ZL", "AL"``.
+    """
+    Ws, bs, acts = _ref._check_params_architecture(params_values, nn_architecture)
+    parameters = {f"{k}{l}": v for l, (W, b) in enumerate(zip(Ws, bs, strict=True), start=1)
+                  for k, v in (("W", W), ("b", b))}
+    AL, caches = L_model_forward(X, parameters, acts, leaky_slope)
+    return AL, _ref._memory_from_caches(AL, caches)
+
+
+def full_backward_propagation(Y_hat, Y, memory, params_values, nn_architecture, loss="bce", leaky_slope=0.01):
+    """Backward pass in the "architecture" style, compiled; see :func:`fastmlp.reference.full_backward_propagation`."""
+    caches, acts = _ref._caches_from_memory(memory, params_values, nn_architecture)
+    return L_model_backward(Y_hat, Y, caches, acts, loss=loss, leaky_slope=leaky_slope)
