@@ -95,13 +95,14 @@ def _engine():
     return engine
 
 
-def _as_engine_rows(a, dtype):
-    """``a`` as the engine wants it: C-contiguous, of the network's dtype, writable.
+def _as_engine_columns(a, dtype):
+    """``a`` (samples as rows) as the kernels read it: samples as columns, C-contiguous, writable.
 
-    Read-only inputs (memory maps, frozen arrays) are copied so that the compiled kernels see one array
-    type only (Numba compiles a separate specialisation for read-only arrays).
+    Converted once per ``fit`` (the engine would otherwise transpose-copy on every call). Read-only inputs
+    (memory maps, frozen arrays) are copied so that the compiled kernels see one array type only (Numba
+    compiles a separate specialisation for read-only arrays).
     """
-    out = np.ascontiguousarray(a, dtype=dtype)
+    out = np.ascontiguousarray(a.T, dtype=dtype)
     if not out.flags.writeable:
         out = out.copy()
     return out
@@ -367,14 +368,14 @@ class _BaseMLP(BaseEstimator):
                 )
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
-            X_val = _as_engine_rows(X_val, dtype)
+            X_val = _as_engine_columns(X_val, dtype)
         else:
             X_train, y_train = X, y
             X_val = y_val = None
 
-        X_train = _as_engine_rows(X_train, dtype)
-        Y_train = _as_engine_rows(y_train, dtype)
-        n_samples = X_train.shape[0]
+        X_train = _as_engine_columns(X_train, dtype)
+        Y_train = _as_engine_columns(y_train, dtype)
+        n_samples = X_train.shape[1]
         sample_idx = np.arange(n_samples, dtype=int)
 
         if self.batch_size == "auto":
@@ -404,7 +405,8 @@ class _BaseMLP(BaseEstimator):
                     order = sample_idx.reshape(1, n_samples)
                 try:
                     result = train(net, X_train, Y_train, loss, learning_rate=sched.epoch_rate(), epochs=1,
-                                   batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order)
+                                   batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order,
+                                   columns=True)
                 except FloatingPointError as exc:
                     diverged = exc
                     break
@@ -482,12 +484,17 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
     def _forward(self, X, check_input=True):
-        """Output activations ``(n_samples, n_outputs)`` for ``X`` (validated unless ``check_input=False``)."""
+        """Output activations ``(n_samples, n_outputs)`` for ``X``.
+
+        ``X`` is validated unless ``check_input=False``, in which case it must already be in the kernels'
+        layout (``_as_engine_columns``), as the early-stopping validation set is.
+        """
         if check_input:
             X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+            X = _as_engine_columns(X, self._net.dtype)
         self._sync_to_net()
-        X = _as_engine_rows(X, self._net.dtype)
-        return _engine().forward_rows(self._net, X)
+        out = _engine().forward_rows(self._net, X, columns=True)
+        return np.ascontiguousarray(out.T)
 
     def _score_converted(self, X, y):
         """Validation score on already-converted ``X`` (NaN when the predictions are not finite)."""
