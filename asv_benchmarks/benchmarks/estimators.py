@@ -41,6 +41,7 @@ class EstimatorSpeedup:
     param_names = ["workload", "dtype"]
     unit = "x"
     timeout = 300
+    rounds = 1  # each value already is a median of interleaved repetitions
 
     def setup(self, workload, dtype):
         _need_sklearn()

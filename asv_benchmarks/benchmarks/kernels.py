@@ -37,6 +37,7 @@ class KernelSpeedup:
     params = (WORKLOAD_NAMES, DTYPES)
     param_names = ["size", "dtype"]
     unit = "x"
+    rounds = 1  # each value already is a median of interleaved repetitions
 
     def setup(self, size, dtype):
         w = get(size)

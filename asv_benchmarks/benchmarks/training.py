@@ -37,6 +37,7 @@ class TrainSpeedup:
     param_names = ["workload", "dtype"]
     unit = "x"
     timeout = 300
+    rounds = 1  # each value already is a median of interleaved repetitions
 
     def setup(self, workload, dtype):
         w = get(workload)
@@ -57,7 +58,8 @@ class ColdStart:
 
     params = (["cold", "warm"], DTYPES)
     param_names = ["cache", "dtype"]
-    repeat = (1, 3, 60.0)
+    repeat = (1, 3, 30.0)  # cold: one sample (compiling takes tens of seconds); warm: three
+    rounds = 1
     number = 1
     timeout = 600
     workload = "W2-deep"
