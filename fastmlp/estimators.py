@@ -175,9 +175,20 @@ class _Schedule:
             print(f"{msg} Setting learning rate to {self.learning_rate:f}")
         return False
 
-    def epoch_rate(self):
-        """The rate handed to the engine: SGD's current rate, or Adam's base rate (it scales it per step)."""
-        return self.learning_rate if self.solver == "sgd" else float(self.learning_rate_init)
+    def epoch_rates(self, n_epochs, time_step, n_samples):
+        """The rates handed to the engine for the next ``n_epochs`` epochs (no stopping check among them).
+
+        SGD: the current rate, then, with 'invscaling', the rates ``iteration_ends`` will set after each
+        epoch (``time_step`` samples seen so far, ``n_samples`` per epoch). Adam: its base rate (the engine
+        scales it per step).
+        """
+        if self.solver != "sgd":
+            return np.full(n_epochs, float(self.learning_rate_init))
+        rates = np.full(n_epochs, self.learning_rate)
+        if self.lr_schedule == "invscaling":
+            for j in range(1, n_epochs):
+                rates[j] = float(self.learning_rate_init) / (time_step + j * n_samples + 1) ** self.power_t
+        return rates
 
 
 class _BaseMLP(BaseEstimator):
@@ -395,49 +406,68 @@ class _BaseMLP(BaseEstimator):
         diverged = None
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
+            stop = False
+            while not stop and self.n_iter_ < self.max_iter:
+                # Epochs handed to the engine in one call. The per-epoch bookkeeping below can only stop
+                # training (or change the rate, with 'adaptive') once the no-improvement count, which grows
+                # by at most one per epoch, exceeds n_iter_no_change: until then nothing observes the
+                # weights between epochs, so those epochs run in one kernel call and are booked afterwards,
+                # with exactly scikit-learn's results. Early stopping scores every epoch: one at a time.
+                n_epochs = self.max_iter - self.n_iter_
+                if early_stopping or incremental:
+                    n_epochs = 1
+                elif np.isfinite(self.n_iter_no_change):
+                    n_epochs = min(n_epochs, max(1, int(self.n_iter_no_change) + 1 - self._no_improvement_count))
+                rates = sched.epoch_rates(n_epochs, self.t_, n_samples)
                 order = None
                 if self.shuffle:
-                    # sklearn.utils.shuffle(sample_idx, random_state=rng), drawn the same way
-                    perm = np.arange(n_samples)
-                    rng.shuffle(perm)
-                    sample_idx = sample_idx[perm]
-                    order = sample_idx.reshape(1, n_samples)
+                    order = np.empty((n_epochs, n_samples), dtype=np.int64)
+                    for j in range(n_epochs):
+                        # sklearn.utils.shuffle(sample_idx, random_state=rng), drawn the same way
+                        perm = np.arange(n_samples)
+                        rng.shuffle(perm)
+                        sample_idx = sample_idx[perm]
+                        order[j] = sample_idx
                 try:
-                    result = train(net, X_train, Y_train, loss, learning_rate=sched.epoch_rate(), epochs=1,
-                                   batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order,
-                                   columns=True)
+                    costs = train(net, X_train, Y_train, loss, learning_rate=rates, epochs=n_epochs,
+                                  batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order,
+                                  columns=True).sample_weighted_cost
                 except FloatingPointError as exc:
                     diverged = exc
-                    break
+                    completed = getattr(exc, "completed", None)
+                    costs = completed.sample_weighted_cost if completed is not None else ()
+                    stop = True
 
-                self.n_iter_ += 1
-                self.loss_ = float(result.sample_weighted_cost[0])
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                for cost in costs:
+                    self.n_iter_ += 1
+                    self.loss_ = float(cost)
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
 
-                self._update_no_improvement_count(early_stopping, X_val, y_val)
-                sched.iteration_ends(self.t_)
+                    self._update_no_improvement_count(early_stopping, X_val, y_val)
+                    sched.iteration_ends(self.t_)
 
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change:d} "
-                           "consecutive epochs.")
-                    if sched.trigger_stopping(msg, self.verbose):
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        what = "Validation score" if early_stopping else "Training loss"
+                        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                               f"{self.n_iter_no_change:d} consecutive epochs.")
+                        if sched.trigger_stopping(msg, self.verbose):
+                            stop = True
+                            break
+                        self._no_improvement_count = 0
+
+                    if incremental:
+                        stop = True
                         break
-                    self._no_improvement_count = 0
-
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                        "optimization hasn't converged yet.",
-                        ConvergenceWarning,
-                        stacklevel=5,
-                    )
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(
+                            f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                            "optimization hasn't converged yet.",
+                            ConvergenceWarning,
+                            stacklevel=5,
+                        )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=5)
 

@@ -291,3 +291,13 @@ def test_warm_start_after_changing_the_activation():
         est.fit(X, y)
         est.set_params(activation="tanh").fit(X, y)
     assert_same(ref, ours)
+
+
+@pytest.mark.parametrize("n_iter_no_change", [1, 4, np.inf])
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+def test_epochs_run_in_chunks_book_like_sklearn(schedule, n_iter_no_change):
+    """Epochs between possible stopping points run in one engine call; the results must not change."""
+    ref, ours = fit_both("binary", hidden_layer_sizes=(8,), solver="sgd", learning_rate=schedule,
+                         learning_rate_init=0.05, power_t=0.25, tol=3e-3, n_iter_no_change=n_iter_no_change,
+                         max_iter=30, batch_size=100, shuffle=True, random_state=5)
+    assert_same(ref, ours)
