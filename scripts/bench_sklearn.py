@@ -63,7 +63,7 @@ def bench(names, dtypes, repeat):
 
 def _format_row(row):
     name, dtype, sk_ms, fm_ms, ratio, diff = row
-    return f"| {name:<15} | {dtype:<7} | {sk_ms:>12.3f} | {fm_ms:>12.3f} | {ratio:>7.1f}x | {diff:>9.1e} |"
+    return f"| {name:<15} | {dtype:<7} | {sk_ms:>12.3f} | {fm_ms:>12.3f} | {ratio:>6.1f}x | {diff:>9.1e} |"
 
 
 def main(argv=None):
