@@ -393,6 +393,30 @@ def test_bias_vectors_are_accepted_by_set_parameters():
     assert_params_close(model.get_parameters(), params, np.float64, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_predict_per_output_activation(dtype):
+    rng = np.random.RandomState(12)
+    X = rng.randn(3, 20).astype(dtype)
+    sig = MLP([3, 4, 2], seed=0, dtype=dtype)
+    labels = sig.predict(X)
+    assert labels.shape == (2, 20) and labels.dtype.kind == "i"
+    assert_array_equal(labels, (sig.forward(X) > 0.5).astype(int))
+    soft = MLP([3, 4, 3], output_activation="softmax", loss="ce", seed=0, dtype=dtype)
+    assert_array_equal(soft.predict(X), np.argmax(soft.forward(X), axis=0))
+    assert_allclose(soft.forward(X).sum(axis=0), 1, **tol(dtype))
+    lin = MLP([3, 4, 2], output_activation="linear", loss="mse", seed=0, dtype=dtype)
+    assert_array_equal(lin.predict(X), lin.forward(X))
+    assert lin.predict(X).dtype == np.dtype(dtype)
+
+
+def test_seed_none_draws_fresh_parameters_and_repr():
+    a, b = MLP([4, 5, 1]), MLP([4, 5, 1])
+    assert not np.array_equal(a.get_parameters()["W1"], b.get_parameters()["W1"])
+    model = MLP(np.array([4, 5, 1]), hidden_activation="tanh", dtype="float32", seed=0)
+    assert model.layer_dims == [4, 5, 1] and model.activations == ["tanh", "sigmoid"] and model.n_layers == 2
+    assert "MLP(" in repr(model) and "float32" in repr(model)
+
+
 # ----------------------------------------------------------------------------------------------------
 # saturation
 # ----------------------------------------------------------------------------------------------------
@@ -606,6 +630,8 @@ BAD_CALLS = {
     "Y below 0 bce": (lambda: _model().fit(_X, _with(_Y, (0, 0), -0.1)), r"Y.*\[0, 1\]"),
     "Y above 1 bce cost": (lambda: _model().cost(_X, _with(_Y, (1, 3), 2.0)), r"Y.*\[0, 1\]"),
     "Y above 1 ce": (lambda: _model("ce").fit(_X, _with(_Y, (0, 0), 3.0)), r"Y.*\[0, 1\]"),
+    "Y ce columns not distributions": (lambda: _model("ce").fit(_X, np.full((2, 5), 0.3)), r"Y.*sum to 1"),
+    "Y ce cost columns": (lambda: _model("ce").cost(_X, np.full((2, 5), 0.7)), r"Y.*sum to 1"),
     # hyper-parameters
     "zero learning rate": (lambda: _model().fit(_X, _Y, learning_rate=0), r"learning_rate"),
     "negative learning rate": (lambda: _model().fit(_X, _Y, learning_rate=-0.1), r"learning_rate"),
