@@ -276,8 +276,9 @@ def cost_rows(net: Network, X, Y, loss, *, columns=False) -> float:
     X, Y : (m, n0) and (m, nL) arrays of ``net.dtype``, or (n0, m) and (nL, m) with ``columns=True``
     loss : {"bce", "mse", "ce", "half_mse"}
     """
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0], columns)
     Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1], columns)
-    Z = forward_rows(net, X, logits=True, columns=columns)
+    Z = forward_rows(net, Xc, logits=True, columns=True)
     if Z.shape != Yc.shape:
         raise ValueError(f"X has {Z.shape[1]} samples but Y has {Yc.shape[1]}")
     A = np.empty_like(Z)

@@ -132,7 +132,7 @@ class MLP:
         """Copies of the parameters: ``{"W1": (n1, n0), "b1": (n1, 1), ...}`` in the model dtype."""
         params = {}
         for l, (coef, intercept) in enumerate(zip(self._net.coefs, self._net.intercepts, strict=True), start=1):
-            params[f"W{l}"] = np.ascontiguousarray(coef.T)
+            params[f"W{l}"] = coef.T.copy()
             params[f"b{l}"] = intercept.reshape(-1, 1).copy()
         return params
 

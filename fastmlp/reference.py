@@ -417,9 +417,9 @@ def _check_Y(Y, n_out: int, m: int, dtype, loss: str | None, name: str = "Y") ->
     if Y.ndim != 2:
         raise ValueError(f"{name} must be 2-dimensional (n_y, m), or (m,) for one output, got shape {Y.shape}")
     if Y.shape[1] != m:
-        raise ValueError(f"{name} has {Y.shape[1]} columns (samples) but the input has {m}")
+        raise ValueError(f"{name} has shape {Y.shape}: {Y.shape[1]} columns (samples) but the input has {m}")
     if Y.shape[0] != n_out:
-        raise ValueError(f"{name} has {Y.shape[0]} rows but the output layer has {n_out} units")
+        raise ValueError(f"{name} has shape {Y.shape}: {Y.shape[0]} rows but the output layer has {n_out} units")
     if loss in ("bce", "ce"):
         check_binary_targets(Y, name)
     if loss == "ce":

@@ -882,10 +882,13 @@ BAD_INPUT = {
     "activations string": (lambda: R.L_model_forward(_X, _p(), "relu"), r"activations must be a list"),
     "leaky slope": (lambda: R.L_model_forward(_X, _p(), leaky_slope=float("nan")), r"leaky_slope must be a finite"),
     "unknown loss": (lambda: R.compute_cost(_fwd()[0], _Y, "hinge"), r"unknown loss 'hinge'"),
-    "Y columns": (lambda: R.compute_cost(_fwd()[0], _Y[:, :3]), r"Y has 3 columns \(samples\) but the input has 5"),
+    "Y columns": (
+        lambda: R.compute_cost(_fwd()[0], _Y[:, :3]),
+        r"Y has shape \(1, 3\): 3 columns \(samples\) but the input has 5",
+    ),
     "Y rows": (
         lambda: R.L_model_backward(*_fwd()[:1], np.zeros((2, 5)), _fwd()[1]),
-        r"Y has 2 rows but the output layer has 1 units",
+        r"Y has shape \(2, 5\): 2 rows but the output layer has 1 units",
     ),
     "Y range bce": (lambda: R.compute_cost(_fwd()[0], _Y * 2), r"Y must lie in \[0, 1\]"),
     "Y range train": (lambda: R.train(_p(), _X, _Y - 1), r"Y must lie in \[0, 1\]"),
