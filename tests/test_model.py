@@ -46,8 +46,21 @@ BLAS_PATHS = {"blas": 0, "loops": 10**18}
 # ----------------------------------------------------------------------------------------------------
 
 
+#: after several SGD steps: float32 rounding is amplified through the layers and the steps
+TRAIN_TOL = {
+    np.dtype(np.float64): {"rtol": 1e-10, "atol": 1e-12},
+    np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-5},
+}
+#: learning rates small enough that no generated problem diverges (deep linear chains with mse are the worst)
+RATES = {"bce": 0.1, "ce": 0.1, "mse": 0.01, "half_mse": 0.02}
+
+
 def tol(dtype):
     return TOL[np.dtype(dtype)]
+
+
+def train_tol(dtype):
+    return TRAIN_TOL[np.dtype(dtype)]
 
 
 def copy_params(p):
@@ -163,11 +176,12 @@ def test_fit_matches_reference_train(problem, batch, any_batch, epochs, shuffle,
     batch_size = {"1": 1, "m": None, "partial": max(1, (m + 1) // 2), "any": any_batch}[batch]
     model = make_model(dims, acts, loss, dtype, slope, params)
     with blas_path(path):
-        out = model.fit(X, Y, epochs=epochs, learning_rate=0.1, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        out = model.fit(X, Y, epochs=epochs, learning_rate=RATES[loss], batch_size=batch_size, shuffle=shuffle,
+                        seed=seed)
     assert out is model
-    want, costs = R.train(copy_params(params), X, Y, acts, loss=loss, learning_rate=0.1, epochs=epochs,
+    want, costs = R.train(copy_params(params), X, Y, acts, loss=loss, learning_rate=RATES[loss], epochs=epochs,
                           batch_size=batch_size, leaky_slope=slope, shuffle=shuffle, seed=seed)
-    assert_params_close(model.get_parameters(), want, dtype)
+    assert_params_close(model.get_parameters(), want, dtype, **train_tol(dtype))
     assert len(model.history) == epochs
     assert all(isinstance(c, float) for c in model.history)
     assert_allclose(model.history, costs, **tol(dtype))
