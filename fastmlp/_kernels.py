@@ -51,6 +51,9 @@ jit = njit(**JIT_OPTIONS)
 #: layer-level kernels are inlined into the batch step at Numba IR level: a call boundary costs reference
 #: counting of every array argument, which for a small network outweighs the arithmetic
 jit_inline = njit(inline="always", **JIT_OPTIONS)
+#: indices into the flat buffers are unsigned: Numba then emits no negative-index wraparound, which would
+#: otherwise stop LLVM from vectorising every loop whose index carries an offset
+_U = np.uint64
 
 
 
@@ -91,6 +94,7 @@ def _gemm(trans_a, trans_b, M, N, K, alpha, A, a_off, lda, B, b_off, ldb, beta, 
     ``C.T = op(B).T @ op(A).T``: a transpose is a flag, never a copy. ``scalars`` is a (2,) scratch array
     of C's dtype that carries alpha and beta to BLAS by pointer.
     """
+    M, N, K, lda, ldb, ldc = np.int64(M), np.int64(N), np.int64(K), np.int64(lda), np.int64(ldb), np.int64(ldc)
     scalars[0] = alpha
     scalars[1] = beta
     flag_a = np.int8(116) if trans_a else np.int8(110)  # 't' / 'n'
@@ -141,11 +145,12 @@ def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
 
     Softmax normalises each column (sample) over its ``n`` rows.
     """
+    z_off, a_off, n, n_b = _U(z_off), _U(a_off), _U(n), _U(n_b)
     one = Z.dtype.type(1)
     if act == ACT_SOFTMAX:
         for i in range(n_b):
             top = Z[z_off + i]
-            for j in range(1, n):
+            for j in range(_U(1), n):
                 top = max(top, Z[z_off + j * n_b + i])
             total = one - one
             for j in range(n):
@@ -174,15 +179,14 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
     use_blas : bool, BLAS for the product; scalars : (2,) scratch
     """
     one = Z.dtype.type(1)
-    b_off = p_off + n_in * n_out
     if use_blas:
-        for j in range(n_out):
-            bias = params[b_off + j]
-            for i in range(z_off + j * n_b, z_off + (j + 1) * n_b):
-                Z[i] = bias
+        _fill_bias(params, p_off + n_in * n_out, n_out, n_b, Z, z_off)
         _gemm(True, False, n_out, n_b, n_in, one, params, p_off, n_out, src, s_off, s_ld, one, Z, z_off, n_b, scalars)
         _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
         return
+    s_off, s_ld, n_in, n_b, p_off, n_out, z_off, a_off = (
+        _U(s_off), _U(s_ld), _U(n_in), _U(n_b), _U(p_off), _U(n_out), _U(z_off), _U(a_off))
+    b_off = p_off + n_in * n_out
     for j in range(n_out):
         zj = z_off + j * n_b
         bias = params[b_off + j]
@@ -200,6 +204,17 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
 
 
 @jit_inline
+def _fill_bias(params, b_off, n_out, n_b, Z, z_off):
+    """Every column of the packed ``(n_out, n_b)`` block at ``Z[z_off:]`` set to the intercept at ``b_off``."""
+    b_off, n_out, n_b, z_off = _U(b_off), _U(n_out), _U(n_b), _U(z_off)
+    for j in range(n_out):
+        bias = params[b_off + j]
+        zj = z_off + j * n_b
+        for i in range(n_b):
+            Z[zj + i] = bias
+
+
+@jit_inline
 def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
                     dZ_prev, dp_off, use_blas, scalars):
     """Fused ``dZ_prev = (coef @ dZ) * g'(Z_prev)``.
@@ -213,10 +228,13 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
     if use_blas:
         _gemm(False, False, n_in, n_b, n_out, one, params, p_off, n_out, dZ, d_off, n_b, zero, dZ_prev, dp_off, n_b,
               scalars)
-        for t in range(n_in * n_b):
+        dp_off, zp_off, ap_off = _U(dp_off), _U(zp_off), _U(ap_off)
+        for t in range(_U(n_in) * _U(n_b)):
             dZ_prev[dp_off + t] = _derivative_times(dZ_prev[dp_off + t], Z[zp_off + t], A[ap_off + t], act_prev,
                                                     slope, one)
         return
+    d_off, n_out, n_b, p_off, n_in, zp_off, ap_off, dp_off = (
+        _U(d_off), _U(n_out), _U(n_b), _U(p_off), _U(n_in), _U(zp_off), _U(ap_off), _U(dp_off))
     for k in range(n_in):
         dk = dp_off + k * n_b
         for i in range(n_b):
@@ -236,10 +254,12 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
 def _intercept_gradient(dZ, d_off, n_out, n_b, grad, g_off):
     """``grad[g_off + j] = mean_i dZ[j, i]`` for the packed ``(n_out, n_b)`` block at ``dZ[d_off:]``."""
     size = dZ.dtype.type(n_b)
+    d_off, n_out, n_b, g_off = _U(d_off), _U(n_out), _U(n_b), _U(g_off)
     for j in range(n_out):
         s = dZ.dtype.type(0)
-        for i in range(d_off + j * n_b, d_off + (j + 1) * n_b):
-            s += dZ[i]
+        dj = d_off + j * n_b
+        for i in range(n_b):
+            s += dZ[dj + i]
         grad[g_off + j] = s / size
 
 
@@ -254,11 +274,13 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
     one = dZ.dtype.type(1)
     zero = one - one
     size = dZ.dtype.type(n_b)
-    n_coef = n_in * n_out
-    _intercept_gradient(dZ, d_off, n_out, n_b, grad, p_off + n_coef)
+    _intercept_gradient(dZ, d_off, n_out, n_b, grad, p_off + n_in * n_out)
     if use_blas:
         _gemm(False, True, n_in, n_out, n_b, one, src, s_off, s_ld, dZ, d_off, n_b, zero, grad, p_off, n_out, scalars)
-    else:
+    s_off, s_ld, n_in, n_b = _U(s_off), _U(s_ld), _U(n_in), _U(n_b)
+    d_off, n_out, p_off = _U(d_off), _U(n_out), _U(p_off)
+    n_coef = n_in * n_out
+    if not use_blas:
         for k in range(n_in):
             sk = s_off + k * s_ld
             for j in range(n_out):
@@ -283,6 +305,7 @@ def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, be
     p += mu v - lr g``. adam: ``m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr_t m / (sqrt(v) + eps)``.
     """
     one = params.dtype.type(1)
+    lo, hi = _U(lo), _U(hi)
     if opt == OPT_SGD:
         for i in range(lo, hi):
             params[i] -= lr * grad[i]
