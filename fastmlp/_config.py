@@ -10,7 +10,7 @@ Environment overrides (read once, at import):
     ``nnan`` or ``ninf`` (so NaN and inf checks keep working) and never ``fast``.
 ``FASTMLP_BLAS_MIN_FLOPS``
     Layers whose matrix product has fewer multiply-adds than this use compiled loops;
-    larger ones call BLAS (see ``fastmlp._kernels``). Default 24576 (measured, see README).
+    larger ones call BLAS (see ``fastmlp._kernels``). Default 256 (measured, see README).
 ``FASTMLP_OPENBLAS_CORETYPE``
     OpenBLAS kernel family for SciPy's OpenBLAS (the BLAS that Numba calls). Default ``"auto"``:
     ``SkylakeX`` on CPUs with AVX-512, left alone otherwise. ``"off"`` leaves OpenBLAS to choose.
@@ -62,7 +62,7 @@ def _use_cache() -> bool:
 
 FASTMATH: frozenset[str] = _fastmath_flags()
 CACHE: bool = _use_cache()
-BLAS_MIN_FLOPS: int = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", "24576"))
+BLAS_MIN_FLOPS: int = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", "256"))
 OPENBLAS_CORETYPE: str = os.environ.get("FASTMLP_OPENBLAS_CORETYPE", "auto")
 
 #: keyword arguments for every ``@njit`` in fastmlp

@@ -64,6 +64,18 @@ class Network:
             offset += n_out
         self._workspaces: dict[int, dict[str, np.ndarray]] = {}
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for derived in ("coefs", "intercepts", "_workspaces", "_plain_sgd"):
+            state.pop(derived, None)
+        return state
+
+    def __setstate__(self, state):
+        """Rebuild the views into ``params`` (a pickle would otherwise turn them into independent copies)."""
+        params = state.pop("params")
+        self.__init__(state["layer_sizes"], state["activations"], state["dtype"], state["leaky_slope"])
+        self.params[:] = params
+
     @property
     def n_layers(self) -> int:
         return len(self.layer_sizes) - 1
@@ -153,7 +165,17 @@ def _as_columns(net: Network, X, name: str, width: int, columns: bool) -> np.nda
         raise ValueError(f"{name} must be a 2-D array of shape {shape}, got {getattr(X, 'shape', None)}")
     if X.dtype != net.dtype:
         raise ValueError(f"{name} must be {net.dtype.name}, got {X.dtype} (the caller converts)")
-    return np.ascontiguousarray(X if columns else X.T)
+    return kernel_array(X if columns else X.T)
+
+
+def kernel_array(arr: np.ndarray, dtype=None) -> np.ndarray:
+    """``arr`` as a C-contiguous, writable array (copied only when it is not one already).
+
+    Kernels are compiled once per array type; a read-only array would make Numba compile a second
+    version of every kernel it reaches.
+    """
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,

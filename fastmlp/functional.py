@@ -129,7 +129,7 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
     Ws, bs = _ref._check_parameters(parameters)
     acts = _ref._check_activations(activations, len(Ws))
     slope = _ref._check_slope(leaky_slope)
-    X = np.ascontiguousarray(_ref._check_X(X, Ws[0]))
+    X = _engine.kernel_array(_ref._check_X(X, Ws[0]))
     net = _network(Ws, bs, acts, slope)
     m = X.shape[1]
     sizes = net.layer_sizes[1:]
@@ -174,10 +174,10 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     m = caches[0][0][0].shape[1]
     if AL.shape != (Ws[-1].shape[0], m):
         raise ValueError(f"AL must have shape {(Ws[-1].shape[0], m)} to match the caches, got {AL.shape}")
-    Y = np.ascontiguousarray(_ref._check_Y(Y, AL.shape[0], m, dtype, loss))
+    Y = _engine.kernel_array(_ref._check_Y(Y, AL.shape[0], m, dtype, loss))
     net = _network(Ws, bs, acts, slope)
     dims = net.layer_sizes
-    X = np.ascontiguousarray(caches[0][0][0])
+    X = _engine.kernel_array(caches[0][0][0])
     Zbuf = np.concatenate([np.ravel(cache[1]) for cache in caches])
     Abuf = np.concatenate([np.ravel(cache[0][0]) for cache in caches[1:]] + [np.ravel(AL)])
     grad = np.empty_like(net.params)
@@ -205,7 +205,7 @@ def update_parameters(parameters, grads, learning_rate):
     steps, lr = _ref._update_steps(parameters, grads, learning_rate)
     for P, G in steps:
         if P.flags.c_contiguous:
-            K._subtract_scaled(P.reshape(-1), np.ascontiguousarray(G).reshape(-1), P.dtype.type(lr))
+            K._subtract_scaled(P.reshape(-1), _engine.kernel_array(G).reshape(-1), P.dtype.type(lr))
         else:
             P -= P.dtype.type(lr) * G
     return parameters
@@ -228,9 +228,9 @@ def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, ep
     slope = _ref._check_slope(leaky_slope)
     lr = check_positive_float(learning_rate, "learning_rate")
     epochs = check_positive_int(epochs, "epochs")
-    X = np.ascontiguousarray(_ref._check_X(X, Ws[0]))
+    X = _engine.kernel_array(_ref._check_X(X, Ws[0]))
     m = X.shape[1]
-    Y = np.ascontiguousarray(_ref._check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss))
+    Y = _engine.kernel_array(_ref._check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss))
     batch = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
     order = None
     if shuffle:

@@ -169,11 +169,11 @@ class MLP:
         if X.shape[0] != self._net.layer_sizes[0]:
             raise ValueError(f"{name} must have {self._net.layer_sizes[0]} rows (features; samples are columns), "
                              f"got shape {X.shape}")
-        return np.ascontiguousarray(X, dtype=self.dtype)
+        return _engine.kernel_array(X, self.dtype)
 
     def _target_columns(self, Y, m: int) -> np.ndarray:
         """``Y`` validated as the reference validates it (shape, finiteness, range for the loss)."""
-        return np.ascontiguousarray(reference._check_Y(Y, self._net.layer_sizes[-1], m, self.dtype, self.loss))
+        return _engine.kernel_array(reference._check_Y(Y, self._net.layer_sizes[-1], m, self.dtype, self.loss))
 
     # --- training ---------------------------------------------------------------------------------
     def fit(self, X, Y, epochs=1, learning_rate=0.01, batch_size=None, shuffle=False, seed=None,
