@@ -95,7 +95,7 @@ class Network:
             ws = {
                 "Zbuf": np.empty(rows_total, dt),
                 "Abuf": np.empty(rows_total, dt),
-                "deltas": np.empty((2, batch_size * max(sizes)), dt),
+                "deltas": np.empty(2 * batch_size * max(sizes), dt),
                 "grad": np.zeros(P, dt),
                 "backup": np.empty(P, dt),
                 "xbuf": np.empty(sizes[0] * batch_size, dt),

@@ -426,30 +426,55 @@ def _forward(X, params, dims, acts, slope, buffer, out, blas_min_flops):
         src = dst
 
 
+@jit_inline
+def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, lo, hi, alpha, opt, lr, lr_adam,
+                  momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars):
+    """Gradient and optimiser step of one layer, whose parameters are ``params[lo:hi]``.
+
+    ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart) and ``dZ`` the packed
+    ``(n_out, n_b)`` block at ``deltas[d_off:]``. With plain SGD on the BLAS path the update is fused into
+    the gradient product, ``coef <- (1 - lr alpha / n_b) coef - (lr / n_b) A_prev @ dZ.T``, and the weight
+    gradient is never stored.
+    """
+    n_coef = n_in * n_out
+    if opt == OPT_SGD and use_blas:
+        size = params.dtype.type(n_b)
+        _gemm(False, True, n_in, n_out, n_b, -lr / size, src, s_off, s_ld, deltas, d_off, n_b,
+              params.dtype.type(1) - lr * alpha / size, params, lo, n_out, scalars)
+        _intercept_gradient(deltas, d_off, n_out, n_b, grad, lo + n_coef)
+        _optimizer_step(params, grad, lo + n_coef, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
+                        state_1, state_2)
+    else:
+        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
+                         scalars)
+        _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
+                        state_2)
+
+
 @jit
-def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, delta_even,
-                delta_odd, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
+def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas,
+                dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
                 state_1, state_2, scalars, blas_min_flops):
     """One minibatch: forward, cost, backward and the optimiser step for every layer; returns the cost.
 
     The batch is the ``(n0, n_b)`` block at ``xb[x_off:]`` (rows ``x_ld`` apart) with targets ``(nL, n_b)``
     at ``yb[y_off:]`` (rows ``y_ld`` apart). ``p_off`` / ``a_off`` are the layer offsets in ``params`` (and
-    ``grad``) and in the activation workspaces ``Zbuf`` / ``Abuf`` (blocks packed ``(n_l, n_b)``);
-    ``delta_even`` / ``delta_odd`` hold the deltas of alternate layers.
+    ``grad``) and in the activation workspaces ``Zbuf`` / ``Abuf`` (blocks packed ``(n_l, n_b)``); the two
+    halves of ``deltas`` hold the deltas of alternate layers. (Arrays are never chosen at run time here:
+    each such choice costs reference counting that a small network notices.)
 
     The cost (loss of the batch plus ``0.5 alpha sum(coef^2) / n_b``) is that of the parameters before the
     step. Layer ``l`` is updated as soon as the delta of layer ``l - 1`` has been computed from its old
     weights, which gives the same result as computing every gradient first.
     """
     n_layers = dims.shape[0] - 1
-    size = params.dtype.type(n_b)
-    one = params.dtype.type(1)
-    zero = one - one
+    zero = params.dtype.type(0)
+    half = deltas.shape[0] // 2
 
     penalty = 0.0
     if alpha != zero:
         for l in range(n_layers):
-            for t in range(p_off[l], p_off[l] + dims[l] * dims[l + 1]):
+            for t in range(_U(p_off[l]), _U(p_off[l] + dims[l] * dims[l + 1])):
                 penalty += params[t] * params[t]
         penalty = 0.5 * alpha * penalty / n_b
 
@@ -461,37 +486,24 @@ def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_of
 
     top = n_layers - 1
     cost = _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], yb, y_off, y_ld, dims[n_layers], n_b, acts[top],
-                           loss, slope, delta_even, 0) / n_b + penalty
+                           loss, slope, deltas, 0) / n_b + penalty
 
-    for l in range(top, -1, -1):
+    for l in range(top, 0, -1):
         n_in = dims[l]
         n_out = dims[l + 1]
-        dZ = delta_even if (top - l) % 2 == 0 else delta_odd
+        d_off = ((top - l) % 2) * half
         use_blas = n_b * n_in * n_out >= blas_min_flops
-        if l > 0:
-            dZ_prev = delta_odd if (top - l) % 2 == 0 else delta_even
-            _backprop_delta(dZ, 0, n_out, n_b, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf, a_off[l - 1],
-                            acts[l - 1], slope, dZ_prev, 0, use_blas, scalars)
-            src, s_off, s_ld = Abuf, a_off[l - 1], n_b
-        else:
-            src, s_off, s_ld = xb, x_off, x_ld
-        n_coef = n_in * n_out
-        if opt == OPT_SGD and use_blas:
-            # fused: coef <- (1 - lr alpha / n_b) coef - (lr / n_b) A_prev @ dZ.T, the gradient never stored
-            _gemm(False, True, n_in, n_out, n_b, -lr / size, src, s_off, s_ld, dZ, 0, n_b,
-                  one - lr * alpha / size, params, p_off[l], n_out, scalars)
-            _intercept_gradient(dZ, 0, n_out, n_b, grad, p_off[l] + n_coef)
-            _optimizer_step(params, grad, p_off[l] + n_coef, p_off[l + 1], opt, lr, lr_adam, momentum, beta_1,
-                            beta_2, epsilon, state_1, state_2)
-        else:
-            _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, 0, n_out, params, p_off[l], alpha, grad, use_blas,
-                             scalars)
-            _optimizer_step(params, grad, p_off[l], p_off[l + 1], opt, lr, lr_adam, momentum, beta_1, beta_2,
-                            epsilon, state_1, state_2)
+        _backprop_delta(deltas, d_off, n_out, n_b, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf, a_off[l - 1],
+                        acts[l - 1], slope, deltas, half - d_off, use_blas, scalars)
+        _layer_update(Abuf, a_off[l - 1], n_b, n_in, n_b, deltas, d_off, n_out, params, grad, p_off[l], p_off[l + 1],
+                      alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars)
+    _layer_update(xb, x_off, x_ld, dims[0], n_b, deltas, (top % 2) * half, dims[1], params, grad, p_off[0], p_off[1],
+                  alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2,
+                  n_b * dims[0] * dims[1] >= blas_min_flops, scalars)
     return cost
 
 
-@jit
+@jit_inline
 def _all_finite(values):
     for i in range(values.shape[0]):
         if not np.isfinite(values[i]):
@@ -516,7 +528,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     learning_rates : (epochs,) float64, the rate of each epoch
     momentum, beta_1, beta_2, epsilon : array-dtype scalars; state_1, state_2 : (P,) optimiser state
     step : (1,) int64, Adam's update count, advanced in place
-    Zbuf, Abuf : (batch_size * sum(dims[1:]),); deltas : (2, batch_size * max(dims)); grad, backup : (P,)
+    Zbuf, Abuf : (batch_size * sum(dims[1:]),); deltas : (2 * batch_size * max(dims),); grad, backup : (P,)
     xbuf : (n0 * batch_size,); ybuf : (nL * batch_size,) gather buffers (used when ``order`` is given)
     blas_min_flops : int, products of at least this many multiply-adds call BLAS
     mean_batch_cost, sample_weighted_cost : (epochs,) float64, written: the mean of the epoch's
@@ -538,8 +550,6 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     scalars = np.empty(2, params.dtype)
     X_flat = X.reshape(X.size)
     Y_flat = Y.reshape(Y.size)
-    delta_even = deltas[0]
-    delta_odd = deltas[1]
     for e in range(n_epochs):
         for t in range(params.shape[0]):
             backup[t] = params[t]
@@ -548,6 +558,12 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
         weighted = 0.0
         for start in range(0, m, batch_size):
             n_b = min(batch_size, m - start)
+            lr_adam = lr
+            if opt == OPT_ADAM:
+                step[0] += 1
+                t_adam = step[0]
+                lr_adam = params.dtype.type(
+                    learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t_adam) / (1.0 - float(beta_1) ** t_adam))
             if shuffled:
                 for k in range(n_x):
                     for i in range(n_b):
@@ -555,18 +571,13 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
                 for k in range(n_y):
                     for i in range(n_b):
                         ybuf[k * n_b + i] = Y_flat[k * m + order[e, start + i]]
-                xb, x_off, x_ld, yb, y_off, y_ld = xbuf, 0, n_b, ybuf, 0, n_b
+                cost = _batch_step(xbuf, 0, n_b, ybuf, 0, n_b, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas,
+                                   dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2,
+                                   epsilon, state_1, state_2, scalars, blas_min_flops)
             else:
-                xb, x_off, x_ld, yb, y_off, y_ld = X_flat, start, m, Y_flat, start, m
-            lr_adam = lr
-            if opt == OPT_ADAM:
-                step[0] += 1
-                t_adam = step[0]
-                lr_adam = params.dtype.type(
-                    learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t_adam) / (1.0 - float(beta_1) ** t_adam))
-            cost = _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf,
-                               delta_even, delta_odd, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum,
-                               beta_1, beta_2, epsilon, state_1, state_2, scalars, blas_min_flops)
+                cost = _batch_step(X_flat, start, m, Y_flat, start, m, n_b, params, grad, p_off, a_off, Zbuf, Abuf,
+                                   deltas, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2,
+                                   epsilon, state_1, state_2, scalars, blas_min_flops)
             total += cost
             weighted += cost * n_b
         mean_batch_cost[e] = total / n_batches
@@ -619,7 +630,7 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
 
     ``X`` ``(n0, m)``, ``Y`` ``(nL, m)``; ``Zbuf`` / ``Abuf`` as written by :func:`_forward_cached`;
     ``grad`` (P,) written in the layout of ``params``; ``dAbuf`` (m * sum(dims[:-1]),) written with the packed
-    ``dA_l = coef_{l+1} @ dZ_{l+1}`` blocks for l = 0..L-1; ``deltas`` (2, m * max(dims)) scratch.
+    ``dA_l = coef_{l+1} @ dZ_{l+1}`` blocks for l = 0..L-1; ``deltas`` (2 * m * max(dims),) scratch.
     """
     n_layers = dims.shape[0] - 1
     m = X.shape[1]
@@ -632,29 +643,28 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
     for l in range(1, n_layers):
         da_off[l] = da_off[l - 1] + m * dims[l - 1]
     top = n_layers - 1
-    delta_even = deltas[0]
-    delta_odd = deltas[1]
+    half = deltas.shape[0] // 2
     X_flat = X.reshape(X.size)
     _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], Y.reshape(Y.size), 0, m, dims[n_layers], m, acts[top], loss,
-                    slope, delta_even, 0)
+                    slope, deltas, 0)
     for l in range(top, -1, -1):
         n_in = dims[l]
         n_out = dims[l + 1]
-        dZ = delta_even if (top - l) % 2 == 0 else delta_odd
+        d_off = ((top - l) % 2) * half
         use_blas = m * n_in * n_out >= blas_min_flops
         # dA_l = coef @ dZ (the linear "derivative" leaves it as it is), then dZ_{l-1} = dA_l * g'(Z_{l-1})
-        _backprop_delta(dZ, 0, n_out, m, params, p_off[l], n_in, dAbuf, da_off[l], dAbuf, da_off[l], ACT_LINEAR,
-                        slope, dAbuf, da_off[l], use_blas, scalars)
+        _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dAbuf, da_off[l], dAbuf, da_off[l],
+                        ACT_LINEAR, slope, dAbuf, da_off[l], use_blas, scalars)
         if l > 0:
-            dZ_prev = delta_odd if (top - l) % 2 == 0 else delta_even
+            dp_off = half - d_off
             for t in range(n_in * m):
-                dZ_prev[t] = _derivative_times(dAbuf[da_off[l] + t], Zbuf[a_off[l - 1] + t], Abuf[a_off[l - 1] + t],
-                                               acts[l - 1], slope, one)
-            _layer_gradients(Abuf, a_off[l - 1], m, n_in, m, dZ, 0, n_out, params, p_off[l], one - one, grad,
+                deltas[dp_off + t] = _derivative_times(dAbuf[da_off[l] + t], Zbuf[a_off[l - 1] + t],
+                                                       Abuf[a_off[l - 1] + t], acts[l - 1], slope, one)
+            _layer_gradients(Abuf, a_off[l - 1], m, n_in, m, deltas, d_off, n_out, params, p_off[l], one - one, grad,
                              use_blas, scalars)
         else:
-            _layer_gradients(X_flat, 0, m, n_in, m, dZ, 0, n_out, params, p_off[l], one - one, grad, use_blas,
-                             scalars)
+            _layer_gradients(X_flat, 0, m, n_in, m, deltas, d_off, n_out, params, p_off[l], one - one, grad,
+                             use_blas, scalars)
 
 
 @jit

@@ -182,7 +182,7 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     Abuf = np.concatenate([np.ravel(cache[0][0]) for cache in caches[1:]] + [np.ravel(AL)])
     grad = np.empty_like(net.params)
     dAbuf = np.empty(m * sum(dims[:-1]), dtype)
-    deltas = np.empty((2, m * max(dims)), dtype)
+    deltas = np.empty(2 * m * max(dims), dtype)
     K._backward_full(X, Y, net.params, net.dims, net.act_codes, dtype.type(slope), K.LOSS_CODES[loss], Zbuf, Abuf,
                      grad, dAbuf, deltas, _config.BLAS_MIN_FLOPS)
     grads = {}
