@@ -288,7 +288,7 @@ def plot_table(rows, path):
             y = y0 + 0.4 - height * (pi + 0.5)
             ax.barh(y, v, height=height * 0.9, color=colors[p], label=None if p in labelled else p)
             labelled.add(p)
-            ax.text(v, y, f" {v:.1f}x", va="center", fontsize=7)
+            ax.text(v, y, f" {v:.3g}x", va="center", fontsize=7)
     ax.set_yticks(range(len(groups))[::-1], [f"{r['workload']}\n{r['dtype']}" for r in groups], fontsize=8)
     ax.axvline(1.0, color="0.3", lw=1, ls="--")
     ax.set_xscale("log")
