@@ -57,6 +57,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
+from fastmlp.io import ModelFileMixin
+
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
 except ImportError:  # pragma: no cover - older scikit-learn
@@ -191,7 +193,7 @@ class _Schedule:
         return rates
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(ModelFileMixin, BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor` (do not use directly)."""
 
     _parameter_constraints: dict = {
@@ -233,6 +235,29 @@ class _BaseMLP(BaseEstimator):
     def _engine_activations(self):
         out = _OUTPUTS[self.out_activation_][0]
         return [_HIDDEN_ACTIVATIONS[self.activation]] * (self.n_layers_ - 2) + [out]
+
+    def _restore_fitted_state(self, y_type=None):
+        """Rebuild the network (and label binarizer) from ``coefs_`` / ``intercepts_`` (for :mod:`fastmlp.io`).
+
+        ``y_type`` is the target type seen at fit time (``"multilabel-indicator"`` or another).
+        """
+        coefs, intercepts = self.coefs_, self.intercepts_
+        units = [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
+        self.n_layers_ = len(units)
+        self.n_outputs_ = units[-1]
+        net = _engine().Network(units, self._engine_activations(), dtype=coefs[0].dtype, leaky_slope=_LEAKY_SLOPE)
+        for dst, src in zip(net.coefs + net.intercepts, list(coefs) + list(intercepts), strict=True):
+            dst[...] = src
+        self._net = net
+        self._optimizer = None
+        self._expose()
+        if hasattr(self, "classes_"):
+            binarizer = LabelBinarizer()
+            if y_type == "multilabel-indicator":
+                binarizer.fit(np.eye(len(self.classes_), dtype=int))
+            else:
+                binarizer.fit(self.classes_)
+            self._label_binarizer = binarizer
 
     def _expose(self):
         """Point ``coefs_`` / ``intercepts_`` at the network's parameter views."""

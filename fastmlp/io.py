@@ -553,41 +553,11 @@ def _build_estimator(kind, info, history):
             value = np.asarray(value, dtype=object)
         setattr(est, name, value)
     est.loss_curve_ = [float(c) for c in history]
-    restore = getattr(est, "_restore_fitted_state", None)  # the estimator rebuilds its private state
     try:
-        if callable(restore):
-            restore()
-        else:
-            _restore_estimator(est, y_type)
+        est._restore_fitted_state(y_type)  # the estimator rebuilds its private state
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         raise _Bad(f"the saved {kind} is inconsistent: {exc}") from None
     return est
-
-
-def _restore_estimator(est, y_type) -> None:
-    """Rebuild an estimator's compiled network (and label binarizer) from ``coefs_``/``intercepts_``."""
-    from fastmlp import _engine, estimators
-
-    coefs, intercepts = est.coefs_, est.intercepts_
-    units = [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
-    est.n_layers_ = len(units)
-    est.n_outputs_ = units[-1]
-    net = _engine.Network(units, est._engine_activations(), dtype=coefs[0].dtype,
-                          leaky_slope=getattr(estimators, "_LEAKY_SLOPE", 0.01))
-    for dst, src in zip(net.coefs + net.intercepts, list(coefs) + list(intercepts), strict=True):
-        dst[...] = src
-    est._net = net
-    est._optimizer = None
-    est._expose()
-    if hasattr(est, "classes_"):
-        from sklearn.preprocessing import LabelBinarizer
-
-        binarizer = LabelBinarizer()
-        if y_type == "multilabel-indicator":
-            binarizer.fit(np.eye(len(est.classes_), dtype=int))
-        else:
-            binarizer.fit(est.classes_)
-        est._label_binarizer = binarizer
 
 
 def load_model(path, *, kind: str | None = None, return_preprocessing: bool = False):
@@ -968,3 +938,19 @@ def standardize(X, mean, std) -> np.ndarray:
     if X.ndim != 2 or X.shape[1] != mean.shape[0] or mean.shape != std.shape:
         raise ValueError(f"X has {X.shape[-1] if X.ndim else 0} columns, the standardiser {mean.shape[0]}")
     return (X - mean) / std
+
+
+class ModelFileMixin:
+    """``save(path)`` / ``load(path)`` methods for fastmlp's models, through :func:`save_model` / :func:`load_model`."""
+
+    def save(self, path) -> None:
+        """Save to an ``.npz`` file, atomically (see :func:`fastmlp.io.save_model`)."""
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved by :meth:`save`, validating everything (see :func:`fastmlp.io.load_model`)."""
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model

@@ -18,6 +18,7 @@ from fastmlp._checks import (
     check_positive_float,
     check_positive_int,
 )
+from fastmlp.io import ModelFileMixin
 
 __all__ = ["MLP"]
 
@@ -28,7 +29,7 @@ _INITS = ("he", "xavier", "deep")
 _MAX_ORDER_ENTRIES = 1 << 22
 
 
-class MLP:
+class MLP(ModelFileMixin):
     """A multilayer perceptron trained by minibatch SGD in compiled code.
 
     Samples are columns, as in course-style NumPy code: ``X`` is ``(n_x, m)``, ``Y`` is ``(n_y, m)`` (or
@@ -60,6 +61,9 @@ class MLP:
     ----------
     history : list of float
         One cost per trained epoch: the mean of that epoch's minibatch costs.
+
+    Models are saved with ``save(path)`` and read back with ``MLP.load(path)`` (``.npz``, atomic writes,
+    validated reads; see :mod:`fastmlp.io`).
     """
 
     def __init__(self, layer_dims, hidden_activation="relu", output_activation="sigmoid", loss="bce", *,
@@ -267,23 +271,6 @@ class MLP:
         """The model's cost on ``(X, Y)``, computed as in training (cross-entropies from the logits)."""
         Xc = self._columns(X)
         return _engine.cost_rows(self._net, Xc, self._target_columns(Y, Xc.shape[1]), self.loss, columns=True)
-
-    # --- files --------------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Save to an ``.npz`` file, atomically (see :func:`fastmlp.io.save_model`)."""
-        from fastmlp import io
-
-        io.save_model(self, path)
-
-    @classmethod
-    def load(cls, path) -> MLP:
-        """Load a model saved by :meth:`save`, validating everything (see :func:`fastmlp.io.load_model`)."""
-        from fastmlp import io
-
-        model = io.load_model(path)
-        if not isinstance(model, cls):
-            raise ValueError(f"{path} holds a {type(model).__name__}, not an MLP")
-        return model
 
 
 def _check_layer_dims(layer_dims) -> list[int]:
