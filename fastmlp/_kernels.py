@@ -107,36 +107,12 @@ def _gemm(trans_a, trans_b, M, N, K, alpha, A, a_off, lda, B, b_off, ldb, beta, 
 
 # --- activations -----------------------------------------------------------------------------------
 @jit
-def _activation(z, act, slope, one):
-    """``g(z)`` for one element (every activation but softmax); ``one`` is 1 in the arrays' dtype."""
-    zero = one - one
-    if act == ACT_RELU:
-        return z if z > zero else zero
-    if act == ACT_LEAKY_RELU:
-        return z if z > zero else slope * z
-    if act == ACT_SIGMOID:
-        if z >= zero:
-            return one / (one + np.exp(-z))
-        e = np.exp(z)
-        return e / (one + e)
-    if act == ACT_TANH:
-        return np.tanh(z)
-    return z
-
-
-@jit
-def _derivative_times(d, z, a, act, slope, one):
-    """``d * g'(z)`` for one element, with ``a = g(z)`` (sigmoid and tanh use ``a``; relu' at 0 is 0)."""
-    zero = one - one
-    if act == ACT_RELU:
-        return d if z > zero else zero
-    if act == ACT_LEAKY_RELU:
-        return d if z > zero else slope * d
-    if act == ACT_SIGMOID:
-        return d * a * (one - a)
-    if act == ACT_TANH:
-        return d * (one - a * a)
-    return d
+def _sigmoid(z, one):
+    """The logistic function of one element, without overflow for any finite ``z``."""
+    if z >= one - one:
+        return one / (one + np.exp(-z))
+    e = np.exp(z)
+    return e / (one + e)
 
 
 @jit_inline
@@ -160,8 +136,56 @@ def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
             for j in range(n):
                 A[a_off + j * n_b + i] = A[a_off + j * n_b + i] / total
     else:
-        for t in range(n * n_b):
-            A[a_off + t] = _activation(Z[z_off + t], act, slope, one)
+        _apply_activation(Z, z_off, A, a_off, n * n_b, act, slope)
+
+
+@jit_inline
+def _apply_activation(Z, z_off, A, a_off, count, act, slope):
+    """``A[a_off + t] = g(Z[z_off + t])`` for ``t < count`` (not softmax): one loop per activation, so that
+    each is a plain loop LLVM vectorises (a per-element dispatch on ``act`` would keep it scalar)."""
+    z_off, a_off, count = _U(z_off), _U(a_off), _U(count)
+    one = Z.dtype.type(1)
+    zero = one - one
+    if act == ACT_RELU:
+        for t in range(count):
+            z = Z[z_off + t]
+            A[a_off + t] = z if z > zero else zero
+    elif act == ACT_LEAKY_RELU:
+        for t in range(count):
+            z = Z[z_off + t]
+            A[a_off + t] = z if z > zero else slope * z
+    elif act == ACT_SIGMOID:
+        for t in range(count):
+            A[a_off + t] = _sigmoid(Z[z_off + t], one)
+    elif act == ACT_TANH:
+        for t in range(count):
+            A[a_off + t] = np.tanh(Z[z_off + t])
+    else:
+        for t in range(count):
+            A[a_off + t] = Z[z_off + t]
+
+
+@jit_inline
+def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
+    """``D[d_off + t] *= g'(Z[z_off + t])`` for ``t < count``, with ``A = g(Z)`` (sigmoid and tanh use ``A``;
+    relu' at 0 is 0); one plain loop per activation, as in :func:`_apply_activation`."""
+    d_off, z_off, a_off, count = _U(d_off), _U(z_off), _U(a_off), _U(count)
+    one = D.dtype.type(1)
+    zero = one - one
+    if act == ACT_RELU:
+        for t in range(count):
+            D[d_off + t] = D[d_off + t] if Z[z_off + t] > zero else zero
+    elif act == ACT_LEAKY_RELU:
+        for t in range(count):
+            D[d_off + t] = D[d_off + t] if Z[z_off + t] > zero else slope * D[d_off + t]
+    elif act == ACT_SIGMOID:
+        for t in range(count):
+            a = A[a_off + t]
+            D[d_off + t] = D[d_off + t] * a * (one - a)
+    elif act == ACT_TANH:
+        for t in range(count):
+            a = A[a_off + t]
+            D[d_off + t] = D[d_off + t] * (one - a * a)
 
 
 # --- one layer ---------------------------------------------------------------------------------------
@@ -228,10 +252,7 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
     if use_blas:
         _gemm(False, False, n_in, n_b, n_out, one, params, p_off, n_out, dZ, d_off, n_b, zero, dZ_prev, dp_off, n_b,
               scalars)
-        dp_off, zp_off, ap_off = _U(dp_off), _U(zp_off), _U(ap_off)
-        for t in range(_U(n_in) * _U(n_b)):
-            dZ_prev[dp_off + t] = _derivative_times(dZ_prev[dp_off + t], Z[zp_off + t], A[ap_off + t], act_prev,
-                                                    slope, one)
+        _apply_derivative(dZ_prev, dp_off, Z, zp_off, A, ap_off, n_in * n_b, act_prev, slope)
         return
     d_off, n_out, n_b, p_off, n_in, zp_off, ap_off, dp_off = (
         _U(d_off), _U(n_out), _U(n_b), _U(p_off), _U(n_in), _U(zp_off), _U(ap_off), _U(dp_off))
@@ -244,10 +265,7 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
             dj = d_off + j * n_b
             for i in range(n_b):
                 dZ_prev[dk + i] += w * dZ[dj + i]
-        zk = zp_off + k * n_b
-        ak = ap_off + k * n_b
-        for i in range(n_b):
-            dZ_prev[dk + i] = _derivative_times(dZ_prev[dk + i], Z[zk + i], A[ak + i], act_prev, slope, one)
+        _apply_derivative(dZ_prev, dk, Z, zp_off + k * n_b, A, ap_off + k * n_b, n_b, act_prev, slope)
 
 
 @jit_inline
@@ -374,7 +392,10 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
             else:
                 diff = a - y
                 total += diff * diff
-                dZ[d_off + t] = _derivative_times(factor * diff, z, a, act, slope, one)
+                dZ[d_off + t] = factor * diff
+    if loss == LOSS_BCE:
+        return total
+    _apply_derivative(dZ, d_off, Z, z_off, A, a_off, n_out * n_b, act, slope)
     if loss == LOSS_HALF_MSE:
         total = total / (2.0 * n_out)
     return total
@@ -657,9 +678,8 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
                         ACT_LINEAR, slope, dAbuf, da_off[l], use_blas, scalars)
         if l > 0:
             dp_off = half - d_off
-            for t in range(n_in * m):
-                deltas[dp_off + t] = _derivative_times(dAbuf[da_off[l] + t], Zbuf[a_off[l - 1] + t],
-                                                       Abuf[a_off[l - 1] + t], acts[l - 1], slope, one)
+            deltas[dp_off:dp_off + n_in * m] = dAbuf[da_off[l]:da_off[l] + n_in * m]
+            _apply_derivative(deltas, dp_off, Zbuf, a_off[l - 1], Abuf, a_off[l - 1], n_in * m, acts[l - 1], slope)
             _layer_gradients(Abuf, a_off[l - 1], m, n_in, m, deltas, d_off, n_out, params, p_off[l], one - one, grad,
                              use_blas, scalars)
         else:
