@@ -287,32 +287,34 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
 
     ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart), ``dZ`` packed
     ``(n_out, n_b)``; the gradients go into ``grad`` at the layer's offset ``p_off`` (``grad`` has the
-    layout of ``params``).
+    layout of ``params``). On the BLAS path the ``1 / n_b`` and the penalty ride along in the ``gemm``
+    (``grad = (alpha / n_b) coef``, then ``grad += (1 / n_b) A_prev @ dZ.T``).
     """
     one = dZ.dtype.type(1)
     zero = one - one
     size = dZ.dtype.type(n_b)
     _intercept_gradient(dZ, d_off, n_out, n_b, grad, p_off + n_in * n_out)
     if use_blas:
-        _gemm(False, True, n_in, n_out, n_b, one, src, s_off, s_ld, dZ, d_off, n_b, zero, grad, p_off, n_out, scalars)
+        beta = zero
+        if alpha != zero:
+            scale = alpha / size
+            for t in range(_U(p_off), _U(p_off + n_in * n_out)):
+                grad[t] = scale * params[t]
+            beta = one
+        _gemm(False, True, n_in, n_out, n_b, one / size, src, s_off, s_ld, dZ, d_off, n_b, beta, grad, p_off, n_out,
+              scalars)
+        return
     s_off, s_ld, n_in, n_b = _U(s_off), _U(s_ld), _U(n_in), _U(n_b)
     d_off, n_out, p_off = _U(d_off), _U(n_out), _U(p_off)
-    n_coef = n_in * n_out
-    if not use_blas:
-        for k in range(n_in):
-            sk = s_off + k * s_ld
-            for j in range(n_out):
-                dj = d_off + j * n_b
-                s = zero
-                for i in range(n_b):
-                    s += src[sk + i] * dZ[dj + i]
-                grad[p_off + k * n_out + j] = s
-    if alpha != zero:
-        for t in range(p_off, p_off + n_coef):
-            grad[t] = (grad[t] + alpha * params[t]) / size
-    else:
-        for t in range(p_off, p_off + n_coef):
-            grad[t] = grad[t] / size
+    for k in range(n_in):
+        sk = s_off + k * s_ld
+        for j in range(n_out):
+            dj = d_off + j * n_b
+            s = zero
+            for i in range(n_b):
+                s += src[sk + i] * dZ[dj + i]
+            t = p_off + k * n_out + j
+            grad[t] = (s + alpha * params[t]) / size
 
 
 @jit_inline
@@ -338,13 +340,15 @@ def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, be
             state_1[i] = v
             params[i] += momentum * v - lr * grad[i]
     else:
+        keep_1, keep_2 = one - beta_1, one - beta_2
+        step = -lr_adam
         for i in range(lo, hi):
             g = grad[i]
-            m1 = beta_1 * state_1[i] + (one - beta_1) * g
-            m2 = beta_2 * state_2[i] + (one - beta_2) * (g * g)
+            m1 = beta_1 * state_1[i] + keep_1 * g
+            m2 = beta_2 * state_2[i] + keep_2 * (g * g)
             state_1[i] = m1
             state_2[i] = m2
-            params[i] += (-lr_adam * m1) / (np.sqrt(m2) + epsilon)
+            params[i] += (step * m1) / (np.sqrt(m2) + epsilon)
 
 
 # --- the output layer: cost and delta ------------------------------------------------------------
