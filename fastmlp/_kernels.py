@@ -115,7 +115,7 @@ def _sigmoid(z, one):
     return e / (one + e)
 
 
-@jit_inline
+@jit
 def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
     """``A = g(Z)`` for the packed ``(n, n_b)`` blocks at ``Z[z_off:]``, ``A[a_off:]`` (may be the same).
 
@@ -165,7 +165,7 @@ def _apply_activation(Z, z_off, A, a_off, count, act, slope):
             A[a_off + t] = Z[z_off + t]
 
 
-@jit_inline
+@jit
 def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
     """``D[d_off + t] *= g'(Z[z_off + t])`` for ``t < count``, with ``A = g(Z)`` (sigmoid and tanh use ``A``;
     relu' at 0 is 0); one plain loop per activation, as in :func:`_apply_activation`."""
@@ -227,7 +227,7 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
         _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
 
 
-@jit_inline
+@jit
 def _fill_bias(params, b_off, n_out, n_b, Z, z_off):
     """Every column of the packed ``(n_out, n_b)`` block at ``Z[z_off:]`` set to the intercept at ``b_off``."""
     b_off, n_out, n_b, z_off = _U(b_off), _U(n_out), _U(n_b), _U(z_off)
