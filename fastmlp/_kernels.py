@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import numba.np.linalg  # noqa: F401  (makes Numba register its BLAS helper symbols)
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from fastmlp._config import JIT_OPTIONS
 
@@ -55,6 +56,28 @@ jit_inline = njit(inline="always", **JIT_OPTIONS)
 #: otherwise stop LLVM from vectorising every loop whose index carries an offset
 _U = np.uint64
 
+
+
+# --- borrowed views ---------------------------------------------------------------------------------
+@intrinsic
+def _address_to_pointer(typingctx, address):
+    """An integer address as a ``void *``."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+@jit
+def _borrow(arr):
+    """A view of ``arr`` that carries no reference count.
+
+    Numba increments and decrements (atomically) the reference count of an array every time it binds it
+    to a new name, which the inlined layer kernels do dozens of times per minibatch; for a small network
+    that costs more than the arithmetic. A view without a memory-info block makes those operations no-ops.
+    Only for arrays that outlive the kernel call that borrows them (the kernels' own arguments).
+    """
+    return carray(_address_to_pointer(arr.ctypes.data), arr.shape, arr.dtype)
 
 
 # --- BLAS ------------------------------------------------------------------------------------------
@@ -570,11 +593,15 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     n_epochs = learning_rates.shape[0]
     shuffled = order.shape[0] > 0
     n_batches = (m + batch_size - 1) // batch_size
-    p_off = _param_offsets(dims)
-    a_off = _act_offsets(dims, batch_size)
-    scalars = np.empty(2, params.dtype)
-    X_flat = X.reshape(X.size)
-    Y_flat = Y.reshape(Y.size)
+    owned_offsets = (_param_offsets(dims), _act_offsets(dims, batch_size))
+    owned_scalars = np.empty(2, params.dtype)
+    # everything the batch loop touches is borrowed (see _borrow); the owners live until we return
+    p_off, a_off, scalars = _borrow(owned_offsets[0]), _borrow(owned_offsets[1]), _borrow(owned_scalars)
+    X_flat, Y_flat = _borrow(X.reshape(X.size)), _borrow(Y.reshape(Y.size))
+    params, grad, backup, Zbuf, Abuf, deltas = (_borrow(params), _borrow(grad), _borrow(backup), _borrow(Zbuf),
+                                                _borrow(Abuf), _borrow(deltas))
+    xbuf, ybuf, state_1, state_2, dims, acts = (_borrow(xbuf), _borrow(ybuf), _borrow(state_1), _borrow(state_2),
+                                                _borrow(dims), _borrow(acts))
     for e in range(n_epochs):
         for t in range(params.shape[0]):
             backup[t] = params[t]
