@@ -55,38 +55,8 @@ from fastmlp.reference import (  # noqa: F401  (re-exported: the course-style AP
     tanh_backward,
 )
 
-__all__ = [
-    "L_model_backward",
-    "L_model_forward",
-    "full_backward_propagation",
-    "full_forward_propagation",
-    "train",
-    "update_parameters",
-    "ACTIVATION_DERIVATIVES",
-    "ACTIVATION_FUNCTIONS",
-    "LOSS_FUNCTIONS",
-    "compute_cost",
-    "compute_cost_from_logits",
-    "identity_backward",
-    "init_layers",
-    "initialize_parameters",
-    "initialize_parameters_deep",
-    "leaky_relu",
-    "leaky_relu_backward",
-    "linear",
-    "linear_activation_backward",
-    "linear_activation_forward",
-    "linear_backward",
-    "linear_forward",
-    "relu",
-    "relu_backward",
-    "sigmoid",
-    "sigmoid_backward",
-    "softmax",
-    "softmax_backward",
-    "tanh",
-    "tanh_backward",
-]
+#: the same public names as the reference
+__all__ = list(_ref.__all__)
 
 
 def _network(Ws, bs, acts, slope) -> _engine.Network:
