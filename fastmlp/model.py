@@ -18,6 +18,7 @@ from fastmlp._checks import (
     check_positive_float,
     check_positive_int,
 )
+from fastmlp._progress import progress
 from fastmlp.io import ModelFileMixin
 
 __all__ = ["MLP"]
@@ -219,7 +220,7 @@ class MLP(ModelFileMixin):
         batch_size = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
         rng = np.random.RandomState(seed) if shuffle else None
 
-        bar = _progress_bar(epochs, verbose)
+        bar = progress(epochs, verbose)
         interrupted = _InterruptFlag()
         done = 0
         chunk = 1
@@ -306,21 +307,3 @@ class _InterruptFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
-
-
-class _NoProgress:
-    def update(self, n_epochs, cost):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress_bar(total_epochs: int, enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    try:
-        from fastmlp._progress import progress
-    except ImportError:  # pragma: no cover - the module ships with fastmlp
-        return _NoProgress()
-    return progress(total_epochs, enabled)

@@ -174,3 +174,9 @@ def test_bad_input_is_named(call, match):
     params = R.initialize_parameters([3, 4, 1], seed=0)
     with pytest.raises(ValueError, match=match):
         call(params, X, Y)
+
+
+def test_functional_offers_every_reference_name():
+    assert set(F.__all__) == set(R.__all__)
+    for name in R.__all__:
+        assert hasattr(F, name), name
