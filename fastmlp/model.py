@@ -223,11 +223,14 @@ class MLP(ModelFileMixin):
         bar = progress(epochs, verbose)
         interrupted = _InterruptFlag()
         done = 0
-        chunk = 1
+        # first chunk: what surely fits in the time budget at a pessimistic 1e8 multiply-adds per second
+        chunk = max(1, int(_CHUNK_SECONDS * 1e8 / (3 * m * self._net.params.size)))
+        # with shuffling, each epoch of a chunk carries its own sample order: bound their memory
+        max_chunk = max(1, _MAX_ORDER_ENTRIES // m) if rng is not None else epochs
         try:
             with interrupted:
                 while done < epochs and not interrupted.raised:
-                    n = min(chunk, epochs - done)
+                    n = min(chunk, max_chunk, epochs - done)
                     order = np.stack([rng.permutation(m) for _ in range(n)]) if rng is not None else None
                     started = time.perf_counter()
                     try:
@@ -242,8 +245,6 @@ class MLP(ModelFileMixin):
                     bar.update(n, self.history[-1])
                     elapsed = time.perf_counter() - started
                     chunk = max(1, int(n * _CHUNK_SECONDS / max(elapsed, 1e-6)))
-                    if rng is not None:  # bound the memory of the per-epoch sample orders
-                        chunk = min(chunk, max(1, _MAX_ORDER_ENTRIES // m))
         finally:
             bar.close()
         if interrupted.raised:
