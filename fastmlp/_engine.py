@@ -33,8 +33,8 @@ class Network:
 
     Attributes
     ----------
-    params : (P,) array, layer by layer ``coef`` (n_in, n_out) in C order then ``intercept`` (n_out,)
-    coefs : list of (n_in, n_out) writable views into ``params``
+    params : (P,) array, layer by layer ``W`` (n_out, n_in) in C order, then ``intercept`` (n_out,)
+    coefs : list of (n_in, n_out) writable views into ``params`` (``W.T``, so in Fortran order)
     intercepts : list of (n_out,) writable views into ``params``
     """
 
@@ -58,7 +58,8 @@ class Network:
         self.coefs, self.intercepts = [], []
         offset = 0
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            self.coefs.append(self.params[offset:offset + n_in * n_out].reshape(n_in, n_out))
+            # stored as the course-style W (n_out, n_in) in C order; coef is its transpose (a view)
+            self.coefs.append(self.params[offset:offset + n_in * n_out].reshape(n_out, n_in).T)
             offset += n_in * n_out
             self.intercepts.append(self.params[offset:offset + n_out])
             offset += n_out

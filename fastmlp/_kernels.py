@@ -6,10 +6,10 @@ validates, converts and allocates once per ``fit``); nothing here allocates per 
 Layout: samples are *columns*, as in the course material: ``X`` is ``(n0, m)`` C-contiguous and every
 activation block of a minibatch is ``(n_l, b)``, so the innermost loops run along the batch, over
 contiguous memory, however narrow the layer (a 2-4-6-6-4-1 network still gets full vectors). A layer's
-weights are stored as ``coef`` of shape ``(n_in, n_out)`` (scikit-learn's layout, the transpose of the
-course-style ``W``) followed by its ``intercept`` ``(n_out,)``, all layers back to back in one flat
-parameter vector. The maths is that of ``fastmlp.reference`` (DESIGN.md section 1):
-``Z = coef.T @ A + intercept``, ``g_coef = (A @ dZ.T + alpha coef) / b``, ``dA = coef @ dZ``.
+weights are stored as the course-style ``W`` of shape ``(n_out, n_in)``, C order (scikit-learn's
+``coef`` is its transpose), followed by its intercept ``b`` ``(n_out,)``, all layers back to back in one
+flat parameter vector. The maths is that of ``fastmlp.reference`` (DESIGN.md section 1):
+``Z = W @ A + b``, ``g_W = (dZ @ A.T + alpha W) / b``, ``dA = W.T @ dZ``.
 
 Kernels address every array as a flat buffer plus an offset and a row stride: creating array views
 inside the batch loop costs reference counting that, for a small network, outweighs the arithmetic.
@@ -17,7 +17,7 @@ Small products run as compiled loops whose innermost loop LLVM vectorises. Produ
 ``blas_min_flops`` multiply-adds call BLAS ``?gemm`` directly,
 through Numba's own ``numba_xxgemm`` helper (the function Numba's ``np.dot`` uses, so compiled kernels stay
 cacheable), with transposes expressed through memory layout, never copies. For plain SGD on the BLAS
-path the weight update is fused into the gradient product: ``coef <- beta coef - (lr/m) A.T @ dZ`` in one
+path the weight update is fused into the gradient product: ``W <- beta W - (lr/m) dZ @ A.T`` in one
 ``gemm`` call, so the weight gradient is never materialised.
 """
 
@@ -215,12 +215,12 @@ def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
 @jit_inline
 def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, slope, Z, z_off, A, a_off,
                        use_blas, scalars):
-    """Fused ``Z = coef.T @ A_prev + intercept`` and ``A = g(Z)`` for one layer.
+    """Fused ``Z = W @ A_prev + b`` and ``A = g(Z)`` for one layer.
 
     Parameters
     ----------
     src, s_off, s_ld : ``A_prev``, the ``(n_in, n_b)`` block at ``src[s_off:]`` with rows ``s_ld`` apart
-    params, p_off : the layer's ``coef`` ``(n_in, n_out)`` at ``p_off``, its ``intercept`` ``(n_out,)`` right after
+    params, p_off : the layer's ``W`` ``(n_out, n_in)`` at ``p_off``, its ``b`` ``(n_out,)`` right after
     act, slope : activation code and leaky slope (array dtype)
     Z, z_off / A, a_off : the packed ``(n_out, n_b)`` blocks written (``A`` may be ``Z`` at the same offset)
     use_blas : bool, BLAS for the product; scalars : (2,) scratch
@@ -228,7 +228,7 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
     one = Z.dtype.type(1)
     if use_blas:
         _fill_bias(params, p_off + n_in * n_out, n_out, n_b, Z, z_off)
-        _gemm(True, False, n_out, n_b, n_in, one, params, p_off, n_out, src, s_off, s_ld, one, Z, z_off, n_b, scalars)
+        _gemm(False, False, n_out, n_b, n_in, one, params, p_off, n_in, src, s_off, s_ld, one, Z, z_off, n_b, scalars)
         _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
         return
     s_off, s_ld, n_in, n_b, p_off, n_out, z_off, a_off = (
@@ -240,7 +240,7 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
         for i in range(n_b):
             Z[zj + i] = bias
         for k in range(n_in):
-            w = params[p_off + k * n_out + j]
+            w = params[p_off + j * n_in + k]
             sk = s_off + k * s_ld
             for i in range(n_b):
                 Z[zj + i] += w * src[sk + i]
@@ -264,16 +264,16 @@ def _fill_bias(params, b_off, n_out, n_b, Z, z_off):
 @jit_inline
 def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
                     dZ_prev, dp_off, use_blas, scalars):
-    """Fused ``dZ_prev = (coef @ dZ) * g'(Z_prev)``.
+    """Fused ``dZ_prev = (W.T @ dZ) * g'(Z_prev)``.
 
-    ``dZ`` packed ``(n_out, n_b)`` at ``d_off``; ``coef`` ``(n_in, n_out)`` at ``params[p_off:]``; the previous
+    ``dZ`` packed ``(n_out, n_b)`` at ``d_off``; ``W`` ``(n_out, n_in)`` at ``params[p_off:]``; the previous
     layer's packed pre-activations and activations ``(n_in, n_b)`` at ``Z[zp_off:]``, ``A[ap_off:]``;
     ``dZ_prev`` packed ``(n_in, n_b)`` written at ``dp_off``.
     """
     one = dZ.dtype.type(1)
     zero = one - one
     if use_blas:
-        _gemm(False, False, n_in, n_b, n_out, one, params, p_off, n_out, dZ, d_off, n_b, zero, dZ_prev, dp_off, n_b,
+        _gemm(True, False, n_in, n_b, n_out, one, params, p_off, n_in, dZ, d_off, n_b, zero, dZ_prev, dp_off, n_b,
               scalars)
         _apply_derivative(dZ_prev, dp_off, Z, zp_off, A, ap_off, n_in * n_b, act_prev, slope)
         return
@@ -284,7 +284,7 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
         for i in range(n_b):
             dZ_prev[dk + i] = zero
         for j in range(n_out):
-            w = params[p_off + k * n_out + j]
+            w = params[p_off + j * n_in + k]
             dj = d_off + j * n_b
             for i in range(n_b):
                 dZ_prev[dk + i] += w * dZ[dj + i]
@@ -306,12 +306,12 @@ def _intercept_gradient(dZ, d_off, n_out, n_b, grad, g_off):
 
 @jit_inline
 def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, scalars):
-    """``g_coef = (A_prev @ dZ.T + alpha coef) / n_b`` and ``g_intercept = mean(dZ, axis=1)``.
+    """``g_W = (dZ @ A_prev.T + alpha W) / n_b`` and ``g_b = mean(dZ, axis=1)``.
 
     ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart), ``dZ`` packed
     ``(n_out, n_b)``; the gradients go into ``grad`` at the layer's offset ``p_off`` (``grad`` has the
     layout of ``params``). On the BLAS path the ``1 / n_b`` and the penalty ride along in the ``gemm``
-    (``grad = (alpha / n_b) coef``, then ``grad += (1 / n_b) A_prev @ dZ.T``).
+    (``grad = (alpha / n_b) W``, then ``grad += (1 / n_b) dZ @ A_prev.T``).
     """
     one = dZ.dtype.type(1)
     zero = one - one
@@ -324,7 +324,7 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
             for t in range(_U(p_off), _U(p_off + n_in * n_out)):
                 grad[t] = scale * params[t]
             beta = one
-        _gemm(False, True, n_in, n_out, n_b, one / size, src, s_off, s_ld, dZ, d_off, n_b, beta, grad, p_off, n_out,
+        _gemm(False, True, n_out, n_in, n_b, one / size, dZ, d_off, n_b, src, s_off, s_ld, beta, grad, p_off, n_in,
               scalars)
         return
     s_off, s_ld, n_in, n_b = _U(s_off), _U(s_ld), _U(n_in), _U(n_b)
@@ -336,7 +336,7 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
             s = zero
             for i in range(n_b):
                 s += src[sk + i] * dZ[dj + i]
-            t = p_off + k * n_out + j
+            t = p_off + j * n_in + k
             grad[t] = (s + alpha * params[t]) / size
 
 
@@ -431,7 +431,7 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
 # --- whole network -----------------------------------------------------------------------------------
 @jit
 def _param_offsets(dims):
-    """Offset of each layer's ``coef`` in the flat parameter vector; entry ``L`` is the total size."""
+    """Offset of each layer's ``W`` in the flat parameter vector; entry ``L`` is the total size."""
     n_layers = dims.shape[0] - 1
     offsets = np.empty(n_layers + 1, np.int64)
     offsets[0] = 0
@@ -481,14 +481,14 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
 
     ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart) and ``dZ`` the packed
     ``(n_out, n_b)`` block at ``deltas[d_off:]``. With plain SGD on the BLAS path the update is fused into
-    the gradient product, ``coef <- (1 - lr alpha / n_b) coef - (lr / n_b) A_prev @ dZ.T``, and the weight
+    the gradient product, ``W <- (1 - lr alpha / n_b) W - (lr / n_b) dZ @ A_prev.T``, and the weight
     gradient is never stored.
     """
     n_coef = n_in * n_out
     if opt == OPT_SGD and use_blas:
         size = params.dtype.type(n_b)
-        _gemm(False, True, n_in, n_out, n_b, -lr / size, src, s_off, s_ld, deltas, d_off, n_b,
-              params.dtype.type(1) - lr * alpha / size, params, lo, n_out, scalars)
+        _gemm(False, True, n_out, n_in, n_b, -lr / size, deltas, d_off, n_b, src, s_off, s_ld,
+              params.dtype.type(1) - lr * alpha / size, params, lo, n_in, scalars)
         _intercept_gradient(deltas, d_off, n_out, n_b, grad, lo + n_coef)
         _optimizer_step(params, grad, lo + n_coef, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
                         state_1, state_2)
@@ -511,7 +511,7 @@ def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_of
     halves of ``deltas`` hold the deltas of alternate layers. (Arrays are never chosen at run time here:
     each such choice costs reference counting that a small network notices.)
 
-    The cost (loss of the batch plus ``0.5 alpha sum(coef^2) / n_b``) is that of the parameters before the
+    The cost (loss of the batch plus ``0.5 alpha sum(W^2) / n_b``) is that of the parameters before the
     step. Layer ``l`` is updated as soon as the delta of layer ``l - 1`` has been computed from its old
     weights, which gives the same result as computing every gradient first.
     """
@@ -682,7 +682,7 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
 
     ``X`` ``(n0, m)``, ``Y`` ``(nL, m)``; ``Zbuf`` / ``Abuf`` as written by :func:`_forward_cached`;
     ``grad`` (P,) written in the layout of ``params``; ``dAbuf`` (m * sum(dims[:-1]),) written with the packed
-    ``dA_l = coef_{l+1} @ dZ_{l+1}`` blocks for l = 0..L-1; ``deltas`` (2 * m * max(dims),) scratch.
+    ``dA_l = W_{l+1}.T @ dZ_{l+1}`` blocks for l = 0..L-1; ``deltas`` (2 * m * max(dims),) scratch.
     """
     n_layers = dims.shape[0] - 1
     m = X.shape[1]
@@ -704,7 +704,7 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
         n_out = dims[l + 1]
         d_off = ((top - l) % 2) * half
         use_blas = m * n_in * n_out >= blas_min_flops
-        # dA_l = coef @ dZ (the linear "derivative" leaves it as it is), then dZ_{l-1} = dA_l * g'(Z_{l-1})
+        # dA_l = W.T @ dZ (the linear "derivative" leaves it as it is), then dZ_{l-1} = dA_l * g'(Z_{l-1})
         _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dAbuf, da_off[l], dAbuf, da_off[l],
                         ACT_LINEAR, slope, dAbuf, da_off[l], use_blas, scalars)
         if l > 0:
@@ -723,3 +723,4 @@ def _subtract_scaled(P, G, lr):
     """``P -= lr * G`` in place, for 1-D arrays of the same length."""
     for i in range(P.shape[0]):
         P[i] -= lr * G[i]
+

@@ -64,9 +64,24 @@ def _network(Ws, bs, acts, slope) -> _engine.Network:
     dims = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
     net = _engine.Network(dims, acts, Ws[0].dtype, slope)
     for W, b, coef, intercept in zip(Ws, bs, net.coefs, net.intercepts, strict=True):
-        coef[:] = W.T
+        coef.T[...] = W  # the kernels store W itself: a straight copy
         intercept[:] = b.reshape(-1)
     return net
+
+
+class _Caches(list):
+    """The caches of :func:`L_model_forward`: the reference's list of ``((A_prev, W, b), Z)`` tuples, which
+    also remembers the kernel buffers those ``A`` and ``Z`` are views of, so that :func:`L_model_backward`
+    can use them as they are instead of gathering them again."""
+
+    def buffers_for(self, AL):
+        """``(Zbuf, Abuf)`` when the caches (and ``AL``) are still the views this forward pass made."""
+        Zs, As = self._views
+        if len(self) == len(Zs) and AL is As[-1] and all(
+                cache[1] is Z and (i == 0 or cache[0][0] is As[i - 1])
+                for i, (cache, Z) in enumerate(zip(self, Zs, strict=True))):
+            return self._Zbuf, self._Abuf
+        return None
 
 
 def _blocks(buffer, sizes, m):
@@ -108,7 +123,8 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
     K._forward_cached(X, net.params, net.dims, net.act_codes, net.dtype.type(slope), Zbuf, Abuf,
                       _config.BLAS_MIN_FLOPS)
     Zs, As = _blocks(Zbuf, sizes, m), _blocks(Abuf, sizes, m)
-    caches = [((A_prev, W, b), Z) for A_prev, W, b, Z in zip([X] + As[:-1], Ws, bs, Zs, strict=True)]
+    caches = _Caches(((A_prev, W, b), Z) for A_prev, W, b, Z in zip([X] + As[:-1], Ws, bs, Zs, strict=True))
+    caches._Zbuf, caches._Abuf, caches._views = Zbuf, Abuf, (Zs, As)
     return As[-1], caches
 
 
@@ -134,6 +150,7 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     """
     check_loss(loss)
     slope = _ref._check_slope(leaky_slope)
+    buffers = caches.buffers_for(AL) if isinstance(caches, _Caches) else None
     caches = _ref._check_caches(caches)
     acts = _ref._check_activations(activations, len(caches))
     check_loss_output(loss, acts[-1])
@@ -148,8 +165,10 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     net = _network(Ws, bs, acts, slope)
     dims = net.layer_sizes
     X = _engine.kernel_array(caches[0][0][0])
-    Zbuf = np.concatenate([np.ravel(cache[1]) for cache in caches])
-    Abuf = np.concatenate([np.ravel(cache[0][0]) for cache in caches[1:]] + [np.ravel(AL)])
+    if buffers is None:  # caches from elsewhere: gather them into the kernel's packed layout
+        buffers = (np.concatenate([np.ravel(cache[1]) for cache in caches]),
+                   np.concatenate([np.ravel(cache[0][0]) for cache in caches[1:]] + [np.ravel(AL)]))
+    Zbuf, Abuf = buffers
     grad = np.empty_like(net.params)
     dAbuf = np.empty(m * sum(dims[:-1]), dtype)
     deltas = np.empty(2 * m * max(dims), dtype)
@@ -158,7 +177,7 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     grads = {}
     offset = 0
     for l, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=True), start=1):
-        grads[f"dW{l}"] = np.ascontiguousarray(grad[offset:offset + n_in * n_out].reshape(n_in, n_out).T)
+        grads[f"dW{l}"] = grad[offset:offset + n_in * n_out].reshape(n_out, n_in)
         offset += n_in * n_out
         grads[f"db{l}"] = grad[offset:offset + n_out].reshape(n_out, 1).copy()
         offset += n_out
