@@ -69,7 +69,7 @@ class MLP(ModelFileMixin):
 
     def __init__(self, layer_dims, hidden_activation="relu", output_activation="sigmoid", loss="bce", *,
                  activations=None, init="he", seed=None, dtype="float64", leaky_slope=0.01):
-        dims = _check_layer_dims(layer_dims)
+        dims = reference._check_layer_dims(layer_dims)
         n_layers = len(dims) - 1
         if activations is None:
             check_activation(hidden_activation, where="hidden_activation")
@@ -85,8 +85,7 @@ class MLP(ModelFileMixin):
         check_loss_output(loss, activations[-1])
         if init not in _INITS:
             raise ValueError(f"unknown init {init!r}; expected one of {', '.join(_INITS)}")
-        if isinstance(leaky_slope, bool) or not np.isfinite(leaky_slope):
-            raise ValueError(f"leaky_slope must be a finite number, got {leaky_slope!r}")
+        leaky_slope = reference._check_slope(leaky_slope)
         self.loss = loss
         self.init = init
         self.seed = seed
@@ -273,17 +272,6 @@ class MLP(ModelFileMixin):
         """The model's cost on ``(X, Y)``, computed as in training (cross-entropies from the logits)."""
         Xc = self._columns(X)
         return _engine.cost_rows(self._net, Xc, self._target_columns(Y, Xc.shape[1]), self.loss, columns=True)
-
-
-def _check_layer_dims(layer_dims) -> list[int]:
-    try:
-        dims = list(layer_dims)
-    except TypeError as exc:
-        raise ValueError(f"layer_dims must be a list of positive integers, got {layer_dims!r}") from exc
-    if len(dims) < 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
-                                for n in dims):
-        raise ValueError(f"layer_dims must be at least two positive integers, got {layer_dims!r}")
-    return [int(n) for n in dims]
 
 
 class _InterruptFlag:
