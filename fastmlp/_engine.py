@@ -127,7 +127,8 @@ class Optimizer:
             raise ValueError(f"unknown optimizer {kind!r}; expected one of {', '.join(K.OPTIMIZER_CODES)}")
         self.kind = kind
         self.momentum, self.beta_1, self.beta_2, self.epsilon = momentum, beta_1, beta_2, epsilon
-        self.state_1 = np.zeros_like(net.params)  # velocity, or Adam's first moment
+        # velocity, or Adam's first moment, and Adam's second moment; plain SGD keeps no state
+        self.state_1 = np.zeros_like(net.params) if kind != "sgd" else np.zeros(0, net.dtype)
         self.state_2 = np.zeros_like(net.params) if kind == "adam" else np.zeros(0, net.dtype)
         self.step = np.zeros(1, np.int64)
 
@@ -227,7 +228,11 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         order = np.ascontiguousarray(order, dtype=np.int64)
         if order.shape != (epochs, m) or order.min() < 0 or order.max() >= m:
             raise ValueError(f"order must be an ({epochs}, {m}) array of sample indices")
-    opt = optimizer if optimizer is not None else _PLAIN_SGD.get(net)
+    if optimizer is None:  # plain SGD: one stateless optimiser per network
+        if getattr(net, "_plain_sgd", None) is None:
+            net._plain_sgd = Optimizer(net)
+        optimizer = net._plain_sgd
+    opt = optimizer
     dt = net.dtype.type
     ws = net.workspace(batch_size)
     mean_cost = np.empty(epochs, np.float64)
@@ -245,24 +250,6 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         exc.completed = TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy())
         raise exc
     return TrainResult(mean_cost, weighted_cost)
-
-
-class _PlainSGDCache:
-    """An empty-state plain SGD optimiser per network, so plain training allocates no state."""
-
-    def get(self, net: Network) -> Optimizer:
-        opt = getattr(net, "_plain_sgd", None)
-        if opt is None:
-            opt = Optimizer.__new__(Optimizer)
-            opt.kind, opt.momentum, opt.beta_1, opt.beta_2, opt.epsilon = "sgd", 0.0, 0.9, 0.999, 1e-8
-            opt.state_1 = np.zeros(0, net.dtype)
-            opt.state_2 = np.zeros(0, net.dtype)
-            opt.step = np.zeros(1, np.int64)
-            net._plain_sgd = opt
-        return opt
-
-
-_PLAIN_SGD = _PlainSGDCache()
 
 
 def forward_rows(net: Network, X, *, logits=False, blas_min_flops=None, columns=False) -> np.ndarray:
