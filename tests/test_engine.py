@@ -14,17 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from tolerances import DTYPES, HIDDEN_NAMES, RATES, tol, train_tol
 
 from fastmlp import _engine as E
 from fastmlp import reference as R
 
-DTYPES = [np.float64, np.float32]
-TOL = {
-    np.dtype(np.float64): {"rtol": 1e-10, "atol": 1e-12},
-    np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-6},
-}
 PATHS = {"blas": 0, "loops": 10**18}
-HIDDEN_NAMES = ["relu", "leaky_relu", "sigmoid", "tanh", "linear"]
 #: (loss, output activation)
 HEADS = [
     ("bce", "sigmoid"),
@@ -39,21 +34,6 @@ HEADS = [
 REFERENCE_LOSSES = ("bce", "ce", "mse")
 
 
-#: after several SGD steps: float32 rounding is amplified through the layers and the steps
-TRAIN_TOL = {
-    np.dtype(np.float64): {"rtol": 1e-10, "atol": 1e-12},
-    np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-5},
-}
-#: learning rates small enough that no generated problem diverges (deep linear chains with mse are the worst)
-RATES = {"bce": 0.1, "ce": 0.1, "mse": 0.01, "half_mse": 0.02}
-
-
-def tol(dtype):
-    return TOL[np.dtype(dtype)]
-
-
-def train_tol(dtype):
-    return TRAIN_TOL[np.dtype(dtype)]
 
 
 # ----------------------------------------------------------------------------------------------------
