@@ -101,6 +101,10 @@ class Network:
                 "backup": np.empty(P, dt),
                 "xbuf": np.empty(sizes[0] * batch_size, dt),
                 "ybuf": np.empty(sizes[-1] * batch_size, dt),
+                # arguments, not kernel locals: the kernel borrows them (see _kernels._borrow)
+                "param_offsets": K._param_offsets(self.dims),
+                "act_offsets": K._act_offsets(self.dims, batch_size),
+                "scalars": np.zeros(2, dt),
             }
             self._workspaces = {batch_size: ws}  # keep only the latest size
         return ws
@@ -242,6 +246,7 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         batch_size, order, rates, K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1),
         dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2, opt.step,
         ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"], ws["ybuf"], ws["backup"],
+        ws["param_offsets"], ws["act_offsets"], ws["scalars"],
         _config.BLAS_MIN_FLOPS if blas_min_flops is None else int(blas_min_flops), mean_cost, weighted_cost)
     if done < epochs:
         exc = FloatingPointError(

@@ -75,7 +75,12 @@ def _borrow(arr):
     Numba increments and decrements (atomically) the reference count of an array every time it binds it
     to a new name, which the inlined layer kernels do dozens of times per minibatch; for a small network
     that costs more than the arithmetic. A view without a memory-info block makes those operations no-ops.
-    Only for arrays that outlive the kernel call that borrows them (the kernels' own arguments).
+
+    The rule (docs/DESIGN.md, "Memory safety"): borrow **only the borrowing kernel's own arguments** (or a
+    reshape/slice of one), which the Python caller holds for the whole call. Never a local array, a tuple
+    element or a temporary: Numba frees a local right after its last *counted* use, the view does not
+    count, and the kernel runs without the GIL, so BLAS or another thread may reuse that memory at once
+    (this was the use-after-free of issue 9). ``tests/test_memory_safety.py`` checks the rule.
     """
     return carray(_address_to_pointer(arr.ctypes.data), arr.shape, arr.dtype)
 
@@ -562,8 +567,8 @@ def _all_finite(values):
 @jit
 def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, order, learning_rates,
                   opt, momentum, beta_1, beta_2, epsilon, state_1, state_2, step,
-                  Zbuf, Abuf, deltas, grad, xbuf, ybuf, backup, blas_min_flops,
-                  mean_batch_cost, sample_weighted_cost):
+                  Zbuf, Abuf, deltas, grad, xbuf, ybuf, backup, param_offsets, act_offsets, scalars,
+                  blas_min_flops, mean_batch_cost, sample_weighted_cost):
     """Run ``len(learning_rates)`` epochs of minibatch training in place; return the epochs completed.
 
     Parameters
@@ -578,6 +583,9 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     step : (1,) int64, Adam's update count, advanced in place
     Zbuf, Abuf : (batch_size * sum(dims[1:]),); deltas : (2 * batch_size * max(dims),); grad, backup : (P,)
     xbuf : (n0 * batch_size,); ybuf : (nL * batch_size,) gather buffers (used when ``order`` is given)
+    param_offsets : (L + 1,) int64, :func:`_param_offsets` of ``dims``
+    act_offsets : (L + 1,) int64, :func:`_act_offsets` of ``dims`` and ``batch_size``
+    scalars : (2,) scratch of the parameters' dtype (alpha and beta for BLAS)
     blas_min_flops : int, products of at least this many multiply-adds call BLAS
     mean_batch_cost, sample_weighted_cost : (epochs,) float64, written: the mean of the epoch's
     minibatch costs, and their mean weighted by batch size
@@ -593,10 +601,10 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     n_epochs = learning_rates.shape[0]
     shuffled = order.shape[0] > 0
     n_batches = (m + batch_size - 1) // batch_size
-    owned_offsets = (_param_offsets(dims), _act_offsets(dims, batch_size))
-    owned_scalars = np.empty(2, params.dtype)
-    # everything the batch loop touches is borrowed (see _borrow); the owners live until we return
-    p_off, a_off, scalars = _borrow(owned_offsets[0]), _borrow(owned_offsets[1]), _borrow(owned_scalars)
+    # everything the batch loop touches is borrowed (see _borrow): only this kernel's own arguments, which
+    # the caller keeps alive until we return. Never borrow a local array here (Numba frees a local after
+    # its last use, and the borrowed view would then read freed memory).
+    p_off, a_off, scalars = _borrow(param_offsets), _borrow(act_offsets), _borrow(scalars)
     X_flat, Y_flat = _borrow(X.reshape(X.size)), _borrow(Y.reshape(Y.size))
     params, grad, backup, Zbuf, Abuf, deltas = (_borrow(params), _borrow(grad), _borrow(backup), _borrow(Zbuf),
                                                 _borrow(Abuf), _borrow(deltas))

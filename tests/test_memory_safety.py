@@ -1,0 +1,82 @@
+"""Memory safety of the kernels' borrowed views (docs/DESIGN.md, "Memory safety").
+
+A view without a reference count (``_kernels._borrow``) must point only into a kernel's own arguments.
+A view into a kernel's *local* array reads freed memory once Numba has freed that local -- the
+use-after-free that crashed ``MLPRegressor.fit`` when OpenBLAS ran its SkylakeX kernels (issue 9).
+That bug depended on who reused the freed block, so it hid under ``OPENBLAS_CORETYPE=Haswell``.
+
+These tests make freed memory *visibly* wrong instead, whatever BLAS does: the child process runs with
+glibc's ``MALLOC_PERTURB_`` (every freed block is overwritten with a fill byte at once) and the per-thread
+cache turned off (so that small blocks take the path that fills them). A borrowed view into freed memory
+then reads garbage offsets or scalars: a crash or different numbers. The same training run with and
+without the perturbation must exit cleanly and print the same numbers. Both failed before the fix. (The
+numbers are compared to a tolerance, not digit for digit: vectorised loops and BLAS round differently when
+arrays land at addresses of another alignment, which moves the last bit or two; freed memory read as
+offsets or scalars gives garbage or a crash.)
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from tests.child import describe, run_python
+
+PERTURB = {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0", "MALLOC_PERTURB_": "165"}
+
+#: every training and prediction path that reaches a kernel, printed as full-precision digits
+TRAIN_EVERY_PATH = """
+import numpy as np
+from fastmlp import MLP, functional
+from fastmlp._engine import Network, Optimizer, train_epochs
+r = np.random.RandomState(0)
+np.set_printoptions(precision=17)
+for dtype in ("float64", "float32"):
+    for sizes, opt, acts in [([10, 34, 19, 1], "adam", ["relu", "relu", "linear"]),
+                             ([3, 5, 2], "sgd", ["tanh", "sigmoid"]),
+                             ([20, 64, 32, 3], "nesterov", ["relu", "leaky_relu", "softmax"]),
+                             ([4, 7, 1], "momentum", ["sigmoid", "linear"])]:
+        net = Network(sizes, acts, dtype=dtype)
+        net.params[:] = r.randn(net.params.size) * 0.1
+        X = r.randn(153, sizes[0]).astype(dtype)
+        Y = r.rand(153, sizes[-1]).astype(dtype)
+        if acts[-1] == "softmax":
+            Y = Y / Y.sum(axis=1, keepdims=True)
+        loss = {"linear": "half_mse", "sigmoid": "bce", "softmax": "ce"}[acts[-1]]
+        order = np.stack([r.permutation(153) for _ in range(3)])
+        for use_order in (order, None):
+            res = train_epochs(net, X, Y, loss, learning_rate=1e-2, epochs=3, batch_size=16,
+                               optimizer=Optimizer(net, opt), order=use_order, alpha=1e-3)
+            print(sizes, opt, res.mean_batch_cost, net.params[:5], net.params[-3:])
+    model = MLP([5, 8, 1], dtype=dtype, seed=0)
+    Xc = r.randn(5, 200).astype(dtype)
+    Yc = (r.rand(1, 200) > 0.5).astype(dtype)
+    model.fit(Xc, Yc, epochs=4, learning_rate=0.1, batch_size=32, shuffle=True, seed=1)
+    print(model.forward(Xc)[0, :5], model.cost(Xc, Yc))
+    params = {k: v.astype(dtype) for k, v in model.get_parameters().items()}
+    AL, caches = functional.L_model_forward(Xc, params)
+    grads = functional.L_model_backward(AL, Yc, caches)
+    print(AL[0, :5], grads["dW1"][0])
+from fastmlp import MLPClassifier, MLPRegressor
+X = r.randn(153, 10)
+y = r.randn(153)
+reg = MLPRegressor(hidden_layer_sizes=(34, 19), max_iter=3, random_state=0).fit(X, y)
+print(reg.coefs_[0][0], reg.predict(X[:5]))
+clf = MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", max_iter=3, random_state=0).fit(X, y > 0)
+print(clf.coefs_[0][0], clf.predict_proba(X[:5]))
+"""
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_borrowed_views_never_read_freed_memory():
+    plain = run_python(TRAIN_EVERY_PATH)
+    assert plain.returncode == 0, describe(plain)
+    perturbed = run_python(TRAIN_EVERY_PATH, env=PERTURB)
+    assert perturbed.returncode == 0, describe(perturbed)
+    assert plain.stdout.count("\n") > 20  # every path printed
+    numbers = [np.array(re.findall(r"-?\d+\.?\d*(?:e[-+]?\d+)?", proc.stdout), dtype=float)
+               for proc in (plain, perturbed)]
+    assert numbers[0].shape == numbers[1].shape
+    np.testing.assert_allclose(numbers[1], numbers[0], rtol=1e-4, atol=1e-6)
