@@ -1,11 +1,14 @@
-"""Thin Python layer over :mod:`fastmlp._kernels`: flat parameters, workspaces, optimiser state.
+"""The one door to :mod:`fastmlp._kernels`: flat parameters, workspaces, optimiser state, whole passes.
 
-By default samples are rows here (scikit-learn's layout): ``X`` is ``(m, n0)``; with ``columns=True``
-they are columns (the course layout, ``(n0, m)``), which is what the kernels use internally, so passing
-columns saves a transposed copy per call. A layer's weights are ``coef`` of shape ``(n_in, n_out)``.
-:class:`fastmlp.MLP` (samples as columns) and the scikit-learn estimators both drive training through
-:func:`train_epochs`; callers validate user input, this module only checks the invariants the kernels
-rely on (dtype, contiguity, shapes), so a mistake never reaches compiled code.
+Samples are columns, as the kernels store them: ``X`` is ``(n0, m)`` and ``Y`` is ``(nL, m)``, C-contiguous
+(the scikit-learn estimators transpose once per ``fit``). A layer's weights are the course-style ``W`` of
+shape ``(n_out, n_in)``, stored in C order inside one flat parameter vector; :class:`Network` computes the
+layer offsets into that vector (the only place they are computed in Python) and converts to and from
+course-style ``{"W1", "b1", ...}`` dicts and scikit-learn's ``coefs`` / ``intercepts``.
+
+:class:`fastmlp.MLP`, the estimators and :mod:`fastmlp.functional` reach the kernels only through this
+module. Callers validate user input; this module checks only the invariants the kernels rely on (dtype,
+contiguity, shapes), so a mistake never reaches compiled code.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from fastmlp import _config
 from fastmlp import _kernels as K
 from fastmlp._checks import check_activation, check_dtype
 
-__all__ = ["Network", "Optimizer", "TrainResult", "train_epochs", "forward_rows", "cost_rows"]
+__all__ = ["Network", "Optimizer", "TrainResult", "course_views", "train_epochs", "forward", "cost", "forward_cached",
+           "backward", "layer_blocks", "subtract_scaled", "kernel_array"]
 
 
 class Network:
@@ -34,8 +38,12 @@ class Network:
     Attributes
     ----------
     params : (P,) array, layer by layer ``W`` (n_out, n_in) in C order, then ``intercept`` (n_out,)
-    coefs : list of (n_in, n_out) writable views into ``params`` (``W.T``, so in Fortran order)
-    intercepts : list of (n_out,) writable views into ``params``
+    offsets : (L + 1,) int64, where layer ``l``'s ``W`` starts in ``params`` (its ``b`` follows it);
+        ``offsets[L]`` is ``P``
+    weights : list of (n_out, n_in) writable C-contiguous views into ``params`` (the course's ``W``)
+    biases : list of (n_out, 1) writable views into ``params`` (the course's ``b``)
+    coefs : list of (n_in, n_out) writable views into ``params`` (``W.T``, scikit-learn's ``coefs_``)
+    intercepts : list of (n_out,) writable views into ``params`` (scikit-learn's ``intercepts_``)
     """
 
     def __init__(self, layer_sizes, activations, dtype="float64", leaky_slope=0.01):
@@ -53,21 +61,16 @@ class Network:
         self.leaky_slope = float(leaky_slope)
         self.dims = np.asarray(sizes, dtype=np.int64)
         self.act_codes = np.asarray([K.ACTIVATION_CODES[a] for a in activations], dtype=np.int64)
-        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        self.params = np.zeros(n_params, dtype=self.dtype)
-        self.coefs, self.intercepts = [], []
-        offset = 0
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            # stored as the course-style W (n_out, n_in) in C order; coef is its transpose (a view)
-            self.coefs.append(self.params[offset:offset + n_in * n_out].reshape(n_out, n_in).T)
-            offset += n_in * n_out
-            self.intercepts.append(self.params[offset:offset + n_out])
-            offset += n_out
+        self.offsets = K._param_offsets(self.dims)
+        self.params = np.zeros(int(self.offsets[-1]), dtype=self.dtype)
+        self.weights, self.biases = course_views(self.params, self.offsets, sizes)
+        self.coefs = [W.T for W in self.weights]
+        self.intercepts = [b.reshape(n_out) for b, n_out in zip(self.biases, sizes[1:], strict=True)]
         self._workspaces: dict[int, dict[str, np.ndarray]] = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for derived in ("coefs", "intercepts", "_workspaces", "_plain_sgd"):
+        for derived in ("offsets", "weights", "biases", "coefs", "intercepts", "_workspaces", "_plain_sgd"):
             state.pop(derived, None)
         return state
 
@@ -87,6 +90,30 @@ class Network:
         other.params[:] = self.params
         return other
 
+    # --- conversions: the only place parameters are copied between layouts -------------------------
+    def set_course_parameters(self, weights, biases) -> None:
+        """Copy course-style ``W`` ``(n_out, n_in)`` and ``b`` ``(n_out, 1)`` (or ``(n_out,)``) arrays in.
+
+        The caller has checked the shapes; values are cast to :attr:`dtype`.
+        """
+        for W, b, my_W, my_b in zip(weights, biases, self.weights, self.biases, strict=True):
+            my_W[...] = W
+            my_b[...] = np.reshape(b, my_b.shape)
+
+    def course_parameters(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """``{"W1": (n1, n0), "b1": (n1, 1), ...}``: copies, or with ``copy=False`` views into :attr:`params`."""
+        params = {}
+        for l, (W, b) in enumerate(zip(self.weights, self.biases, strict=True), start=1):
+            params[f"W{l}"] = W.copy() if copy else W
+            params[f"b{l}"] = b.copy() if copy else b
+        return params
+
+    def set_coefs(self, coefs, intercepts) -> None:
+        """Copy scikit-learn-style ``coefs`` ``(n_in, n_out)`` and ``intercepts`` ``(n_out,)`` in."""
+        for c, b, my_c, my_b in zip(coefs, intercepts, self.coefs, self.intercepts, strict=True):
+            my_c[...] = c
+            my_b[...] = b
+
     def workspace(self, batch_size: int) -> dict[str, np.ndarray]:
         """Training buffers for minibatches of up to ``batch_size`` rows, allocated once and reused."""
         ws = self._workspaces.get(batch_size)
@@ -102,7 +129,7 @@ class Network:
                 "xbuf": np.empty(sizes[0] * batch_size, dt),
                 "ybuf": np.empty(sizes[-1] * batch_size, dt),
                 # arguments, not kernel locals: the kernel borrows them (see _kernels._borrow)
-                "param_offsets": K._param_offsets(self.dims),
+                "param_offsets": self.offsets,
                 "act_offsets": K._act_offsets(self.dims, batch_size),
                 "scalars": np.zeros(2, dt),
             }
@@ -111,6 +138,17 @@ class Network:
 
     def __repr__(self) -> str:
         return f"Network({self.layer_sizes}, {self.activations}, dtype={self.dtype.name})"
+
+
+def course_views(flat: np.ndarray, offsets: np.ndarray, sizes) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Course-style views ``W`` ``(n_out, n_in)`` and ``b`` ``(n_out, 1)`` of each layer of a flat vector
+    laid out as :attr:`Network.params` (parameters, or a gradient) with :attr:`Network.offsets`."""
+    weights, biases = [], []
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        lo, hi = int(offsets[l]), int(offsets[l + 1])
+        weights.append(flat[lo:hi - n_out].reshape(n_out, n_in))
+        biases.append(flat[hi - n_out:hi].reshape(n_out, 1))
+    return weights, biases
 
 
 class Optimizer:
@@ -164,14 +202,13 @@ class TrainResult:
     sample_weighted_cost: np.ndarray
 
 
-def _as_columns(net: Network, X, name: str, width: int, columns: bool) -> np.ndarray:
+def _as_columns(net: Network, X, name: str, width: int) -> np.ndarray:
     """``X`` as the ``(width, m)`` C-contiguous array of ``net.dtype`` that the kernels read."""
-    shape = (width, "m") if columns else ("m", width)
-    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0 if columns else 1] != width:
-        raise ValueError(f"{name} must be a 2-D array of shape {shape}, got {getattr(X, 'shape', None)}")
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] != width:
+        raise ValueError(f"{name} must be a 2-D array of shape {(width, 'm')}, got {getattr(X, 'shape', None)}")
     if X.dtype != net.dtype:
         raise ValueError(f"{name} must be {net.dtype.name}, got {X.dtype} (the caller converts)")
-    return kernel_array(X if columns else X.T)
+    return kernel_array(X)
 
 
 def kernel_array(arr: np.ndarray, dtype=None) -> np.ndarray:
@@ -185,15 +222,14 @@ def kernel_array(arr: np.ndarray, dtype=None) -> np.ndarray:
 
 
 def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
-                 optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None,
-                 columns=False) -> TrainResult:
+                 optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None) -> TrainResult:
     """Train ``net`` in place for ``epochs`` epochs of minibatch gradient descent, all inside one kernel call.
 
     Parameters
     ----------
     net : Network
-    X : (m, n0) array of ``net.dtype``, or (n0, m) with ``columns=True``
-    Y : (m, nL) array of ``net.dtype``, or (nL, m) with ``columns=True``
+    X : (n0, m) array of ``net.dtype`` (samples are columns; no copy when it is C-contiguous)
+    Y : (nL, m) array of ``net.dtype``
     loss : {"bce", "mse", "ce", "half_mse"}
     learning_rate : float or (epochs,) array of per-epoch rates
     epochs : int
@@ -203,7 +239,6 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     order : None or (epochs, m) int array, the sample order of each epoch
     epoch_offset : int, added to epoch numbers in error messages
     blas_min_flops : int or None, overrides :data:`fastmlp._config.BLAS_MIN_FLOPS`
-    columns : bool, samples are the columns of ``X`` and ``Y`` (no copy when they are C-contiguous)
 
     Returns
     -------
@@ -215,8 +250,8 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         When an epoch gives a non-finite cost or weights; ``net.params`` is left as it was at the end of
         the last finite epoch, and the exception's ``completed`` attribute holds the finished epochs' costs.
     """
-    Xc = _as_columns(net, X, "X", net.layer_sizes[0], columns)
-    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1], columns)
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
     m = Xc.shape[1]
     if Yc.shape[1] != m:
         raise ValueError(f"X has {m} samples but Y has {Yc.shape[1]}")
@@ -257,19 +292,23 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     return TrainResult(mean_cost, weighted_cost)
 
 
-def forward_rows(net: Network, X, *, logits=False, blas_min_flops=None, columns=False) -> np.ndarray:
+def _blas_min_flops(value) -> int:
+    return _config.BLAS_MIN_FLOPS if value is None else int(value)
+
+
+def forward(net: Network, X, *, logits=False, blas_min_flops=None) -> np.ndarray:
     """Output activations (or, with ``logits=True``, the output layer's pre-activations) for every sample.
 
     Parameters
     ----------
     net : Network
-    X : (m, n0) array of ``net.dtype``, or (n0, m) with ``columns=True``
+    X : (n0, m) array of ``net.dtype``
 
     Returns
     -------
-    (m, nL) array of ``net.dtype``, or (nL, m) C-contiguous with ``columns=True``
+    (nL, m) C-contiguous array of ``net.dtype``
     """
-    Xc = _as_columns(net, X, "X", net.layer_sizes[0], columns)
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
     m = Xc.shape[1]
     out = np.empty((net.layer_sizes[-1], m), net.dtype)
     buffer = np.empty((2, m * max(net.layer_sizes)), net.dtype)
@@ -278,22 +317,22 @@ def forward_rows(net: Network, X, *, logits=False, blas_min_flops=None, columns=
         acts = acts.copy()
         acts[-1] = K.ACT_LINEAR
     K._forward(Xc, net.params, net.dims, acts, net.dtype.type(net.leaky_slope), buffer, out,
-               _config.BLAS_MIN_FLOPS if blas_min_flops is None else int(blas_min_flops))
-    return out if columns else out.T
+               _blas_min_flops(blas_min_flops))
+    return out
 
 
-def cost_rows(net: Network, X, Y, loss, *, columns=False) -> float:
+def cost(net: Network, X, Y, loss) -> float:
     """The cost of ``net`` on all of ``(X, Y)``, computed as in training (cross-entropies from the logits).
 
     Parameters
     ----------
     net : Network
-    X, Y : (m, n0) and (m, nL) arrays of ``net.dtype``, or (n0, m) and (nL, m) with ``columns=True``
+    X, Y : (n0, m) and (nL, m) arrays of ``net.dtype``
     loss : {"bce", "mse", "ce", "half_mse"}
     """
-    Xc = _as_columns(net, X, "X", net.layer_sizes[0], columns)
-    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1], columns)
-    Z = forward_rows(net, Xc, logits=True, columns=True)
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
+    Z = forward(net, Xc, logits=True)
     if Z.shape != Yc.shape:
         raise ValueError(f"X has {Z.shape[1]} samples but Y has {Yc.shape[1]}")
     A = np.empty_like(Z)
@@ -301,3 +340,76 @@ def cost_rows(net: Network, X, Y, loss, *, columns=False) -> float:
     K._activate_columns(Z, A, net.act_codes[-1], slope)
     total = K._cost_columns(Z, A, Yc, net.act_codes[-1], K.LOSS_CODES[loss], slope, np.empty_like(Z))
     return float(total / Z.shape[1])
+
+
+def layer_blocks(buffer: np.ndarray, sizes, m: int) -> list[np.ndarray]:
+    """Consecutive packed ``(n, m)`` views of a flat buffer, one per entry of ``sizes``."""
+    views, offset = [], 0
+    for n in sizes:
+        views.append(buffer[offset:offset + n * m].reshape(n, m))
+        offset += n * m
+    return views
+
+
+def forward_cached(net: Network, X, *, blas_min_flops=None) -> tuple[np.ndarray, np.ndarray]:
+    """Forward pass over every sample keeping each layer's ``Z`` and ``A`` (for :func:`backward`).
+
+    Parameters
+    ----------
+    net : Network
+    X : (n0, m) array of ``net.dtype``
+
+    Returns
+    -------
+    Zbuf, Abuf : (m * sum(n1..nL),) arrays: layer ``l``'s packed ``(n_l, m)`` blocks in order
+        (:func:`layer_blocks` of ``net.layer_sizes[1:]`` gives the views)
+    """
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
+    m = Xc.shape[1]
+    Zbuf = np.empty(m * sum(net.layer_sizes[1:]), net.dtype)
+    Abuf = np.empty_like(Zbuf)
+    K._forward_cached(Xc, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope), Zbuf, Abuf,
+                      _blas_min_flops(blas_min_flops))
+    return Zbuf, Abuf
+
+
+def backward(net: Network, X, Y, loss, Zbuf, Abuf, *, blas_min_flops=None) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of the mean cost over all samples, nothing updated (the course's ``L_model_backward``).
+
+    Parameters
+    ----------
+    net : Network
+    X, Y : (n0, m) and (nL, m) arrays of ``net.dtype``
+    loss : {"bce", "mse", "ce", "half_mse"}
+    Zbuf, Abuf : as returned by :func:`forward_cached` for ``X``
+
+    Returns
+    -------
+    grad : (P,) array in the layout of ``net.params``
+    dAbuf : (m * sum(n0..n_{L-1}),) array: the packed blocks ``dA_l = W_{l+1}.T @ dZ_{l+1}``, l = 0..L-1
+    """
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
+    m = Xc.shape[1]
+    sizes = net.layer_sizes
+    if Yc.shape[1] != m:
+        raise ValueError(f"X has {m} samples but Y has {Yc.shape[1]}")
+    for name, buf in (("Zbuf", Zbuf), ("Abuf", Abuf)):
+        if (not isinstance(buf, np.ndarray) or buf.dtype != net.dtype or buf.shape != (m * sum(sizes[1:]),)
+                or not buf.flags.c_contiguous):
+            raise ValueError(f"{name} must be the flat buffer forward_cached wrote for these samples")
+    grad = np.empty_like(net.params)
+    dAbuf = np.empty(m * sum(sizes[:-1]), net.dtype)
+    deltas = np.empty(2 * m * max(sizes), net.dtype)
+    K._backward_full(Xc, Yc, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope),
+                     K.LOSS_CODES[loss], kernel_array(Zbuf), kernel_array(Abuf), grad, dAbuf, deltas,
+                     _blas_min_flops(blas_min_flops))
+    return grad, dAbuf
+
+
+def subtract_scaled(P: np.ndarray, G: np.ndarray, learning_rate) -> None:
+    """``P -= learning_rate * G`` in place, ``P`` and ``G`` of the same shape and floating dtype."""
+    if P.flags.c_contiguous and P.flags.writeable:
+        K._subtract_scaled(P.reshape(-1), kernel_array(G, P.dtype).reshape(-1), P.dtype.type(learning_rate))
+    else:
+        P -= P.dtype.type(learning_rate) * G

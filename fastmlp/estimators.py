@@ -246,8 +246,7 @@ class _BaseMLP(ModelFileMixin, BaseEstimator):
         self.n_layers_ = len(units)
         self.n_outputs_ = units[-1]
         net = _engine().Network(units, self._engine_activations(), dtype=coefs[0].dtype, leaky_slope=_LEAKY_SLOPE)
-        for dst, src in zip(net.coefs + net.intercepts, list(coefs) + list(intercepts), strict=True):
-            dst[...] = src
+        net.set_coefs(coefs, intercepts)
         self._net = net
         self._optimizer = None
         self._expose()
@@ -455,8 +454,8 @@ class _BaseMLP(ModelFileMixin, BaseEstimator):
                         order[j] = sample_idx
                 try:
                     costs = train(net, X_train, Y_train, loss, learning_rate=rates, epochs=n_epochs,
-                                  batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order,
-                                  columns=True).sample_weighted_cost
+                                  batch_size=batch_size, alpha=alpha, optimizer=engine_opt,
+                                  order=order).sample_weighted_cost
                 except FloatingPointError as exc:
                     diverged = exc
                     completed = getattr(exc, "completed", None)
@@ -548,7 +547,7 @@ class _BaseMLP(ModelFileMixin, BaseEstimator):
             X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
             X = _as_engine_columns(X, self._net.dtype)
         self._sync_to_net()
-        out = _engine().forward_rows(self._net, X, columns=True)
+        out = _engine().forward(self._net, X)
         return np.ascontiguousarray(out.T)
 
     def _score_converted(self, X, y):

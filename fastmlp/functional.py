@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastmlp import _config, _engine
-from fastmlp import _kernels as K
+from fastmlp import _engine
 from fastmlp import reference as _ref
 from fastmlp._checks import (
     as_float_array,
@@ -63,9 +62,7 @@ def _network(Ws, bs, acts, slope) -> _engine.Network:
     """A kernel network holding a copy of the course-style parameters."""
     dims = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
     net = _engine.Network(dims, acts, Ws[0].dtype, slope)
-    for W, b, coef, intercept in zip(Ws, bs, net.coefs, net.intercepts, strict=True):
-        coef.T[...] = W  # the kernels store W itself: a straight copy
-        intercept[:] = b.reshape(-1)
+    net.set_course_parameters(Ws, bs)
     return net
 
 
@@ -82,15 +79,6 @@ class _Caches(list):
                 for i, (cache, Z) in enumerate(zip(self, Zs, strict=True))):
             return self._Zbuf, self._Abuf
         return None
-
-
-def _blocks(buffer, sizes, m):
-    """Consecutive packed ``(n, m)`` views of a flat buffer."""
-    views, offset = [], 0
-    for n in sizes:
-        views.append(buffer[offset:offset + n * m].reshape(n, m))
-        offset += n * m
-    return views
 
 
 def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
@@ -118,11 +106,8 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
     net = _network(Ws, bs, acts, slope)
     m = X.shape[1]
     sizes = net.layer_sizes[1:]
-    Zbuf = np.empty(m * sum(sizes), net.dtype)
-    Abuf = np.empty_like(Zbuf)
-    K._forward_cached(X, net.params, net.dims, net.act_codes, net.dtype.type(slope), Zbuf, Abuf,
-                      _config.BLAS_MIN_FLOPS)
-    Zs, As = _blocks(Zbuf, sizes, m), _blocks(Abuf, sizes, m)
+    Zbuf, Abuf = _engine.forward_cached(net, X)
+    Zs, As = _engine.layer_blocks(Zbuf, sizes, m), _engine.layer_blocks(Abuf, sizes, m)
     caches = _Caches(((A_prev, W, b), Z) for A_prev, W, b, Z in zip([X] + As[:-1], Ws, bs, Zs, strict=True))
     caches._Zbuf, caches._Abuf, caches._views = Zbuf, Abuf, (Zs, As)
     return As[-1], caches
@@ -168,20 +153,12 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     if buffers is None:  # caches from elsewhere: gather them into the kernel's packed layout
         buffers = (np.concatenate([np.ravel(cache[1]) for cache in caches]),
                    np.concatenate([np.ravel(cache[0][0]) for cache in caches[1:]] + [np.ravel(AL)]))
-    Zbuf, Abuf = buffers
-    grad = np.empty_like(net.params)
-    dAbuf = np.empty(m * sum(dims[:-1]), dtype)
-    deltas = np.empty(2 * m * max(dims), dtype)
-    K._backward_full(X, Y, net.params, net.dims, net.act_codes, dtype.type(slope), K.LOSS_CODES[loss], Zbuf, Abuf,
-                     grad, dAbuf, deltas, _config.BLAS_MIN_FLOPS)
+    grad, dAbuf = _engine.backward(net, X, Y, loss, *buffers)
     grads = {}
-    offset = 0
-    for l, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:], strict=True), start=1):
-        grads[f"dW{l}"] = grad[offset:offset + n_in * n_out].reshape(n_out, n_in)
-        offset += n_in * n_out
-        grads[f"db{l}"] = grad[offset:offset + n_out].reshape(n_out, 1).copy()
-        offset += n_out
-    for l, dA in enumerate(_blocks(dAbuf, dims[:-1], m)):
+    for l, (dW, db) in enumerate(zip(*_engine.course_views(grad, net.offsets, dims), strict=True), start=1):
+        grads[f"dW{l}"] = dW
+        grads[f"db{l}"] = db.copy()
+    for l, dA in enumerate(_engine.layer_blocks(dAbuf, dims[:-1], m)):
         grads[f"dA{l}"] = dA
     return grads
 
@@ -193,10 +170,7 @@ def update_parameters(parameters, grads, learning_rate):
     """
     steps, lr = _ref._update_steps(parameters, grads, learning_rate)
     for P, G in steps:
-        if P.flags.c_contiguous:
-            K._subtract_scaled(P.reshape(-1), _engine.kernel_array(G).reshape(-1), P.dtype.type(lr))
-        else:
-            P -= P.dtype.type(lr) * G
+        _engine.subtract_scaled(P, G, lr)
     return parameters
 
 
@@ -228,11 +202,11 @@ def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, ep
     net = _network(Ws, bs, acts, slope)
     try:
         result = _engine.train_epochs(net, X, Y, loss, learning_rate=lr, epochs=epochs, batch_size=batch,
-                                      order=order, columns=True)
+                                      order=order)
     finally:  # also after a divergence: the network then holds the last finite epoch's parameters
-        for W, b, coef, intercept in zip(Ws, bs, net.coefs, net.intercepts, strict=True):
-            W[...] = coef.T
-            b[...] = intercept.reshape(-1, 1)
+        for W, b, my_W, my_b in zip(Ws, bs, net.weights, net.biases, strict=True):
+            W[...] = my_W
+            b[...] = my_b
     return parameters, result.mean_batch_cost.tolist()
 
 

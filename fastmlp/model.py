@@ -134,11 +134,7 @@ class MLP(ModelFileMixin):
     # --- parameters -----------------------------------------------------------------------------
     def get_parameters(self) -> dict[str, np.ndarray]:
         """Copies of the parameters: ``{"W1": (n1, n0), "b1": (n1, 1), ...}`` in the model dtype."""
-        params = {}
-        for l, (coef, intercept) in enumerate(zip(self._net.coefs, self._net.intercepts, strict=True), start=1):
-            params[f"W{l}"] = coef.T.copy()
-            params[f"b{l}"] = intercept.reshape(-1, 1).copy()
-        return params
+        return self._net.course_parameters(copy=True)
 
     def set_parameters(self, params) -> MLP:
         """Replace the parameters (validated, copied, cast to the model dtype); returns ``self``.
@@ -162,9 +158,7 @@ class MLP(ModelFileMixin):
             if b.shape not in ((dims[l], 1), (dims[l],)):
                 raise ValueError(f"b{l} must have shape {(dims[l], 1)}, got {b.shape}")
             checked.append((W, b))
-        for (W, b), coef, intercept in zip(checked, self._net.coefs, self._net.intercepts, strict=True):
-            coef[:] = W.T
-            intercept[:] = b.reshape(-1)
+        self._net.set_course_parameters([W for W, _ in checked], [b for _, b in checked])
         return self
 
     # --- data -------------------------------------------------------------------------------------
@@ -235,7 +229,7 @@ class MLP(ModelFileMixin):
                     try:
                         result = _engine.train_epochs(self._net, Xc, Yc, self.loss, learning_rate=learning_rate,
                                                       epochs=n, batch_size=batch_size, order=order,
-                                                      epoch_offset=len(self.history), columns=True)
+                                                      epoch_offset=len(self.history))
                     except FloatingPointError as exc:
                         self.history.extend(float(c) for c in exc.completed.mean_batch_cost)
                         raise
@@ -253,7 +247,7 @@ class MLP(ModelFileMixin):
     # --- inference --------------------------------------------------------------------------------
     def forward(self, X) -> np.ndarray:
         """Output activations ``AL`` of shape ``(n_y, m)`` for ``X`` of shape ``(n_x, m)``."""
-        return _engine.forward_rows(self._net, self._columns(X), columns=True)
+        return _engine.forward(self._net, self._columns(X))
 
     def predict(self, X) -> np.ndarray:
         """Predictions for ``X`` ``(n_x, m)``.
@@ -271,7 +265,7 @@ class MLP(ModelFileMixin):
     def cost(self, X, Y) -> float:
         """The model's cost on ``(X, Y)``, computed as in training (cross-entropies from the logits)."""
         Xc = self._columns(X)
-        return _engine.cost_rows(self._net, Xc, self._target_columns(Y, Xc.shape[1]), self.loss, columns=True)
+        return _engine.cost(self._net, Xc, self._target_columns(Y, Xc.shape[1]), self.loss)
 
 
 class _InterruptFlag:

@@ -1,4 +1,7 @@
-"""Tests of the samples-as-rows engine ``fastmlp._engine`` (issue 3).
+"""Tests of the engine ``fastmlp._engine`` (issue 3), the one door to the kernels (samples as columns).
+
+The problems below are drawn with samples as rows (scikit-learn's layout, that of :func:`np_train`); the
+helpers :func:`train_rows`, :func:`forward_rows` and :func:`cost_rows` hand them to the engine as columns.
 
 Plain SGD is held to :func:`fastmlp.reference.train`. The optimisers (momentum, Nesterov, Adam), the L2 penalty
 ``alpha`` and scikit-learn's ``half_mse`` loss are held to :func:`np_train` below: a short NumPy transcription of
@@ -156,6 +159,23 @@ def np_train(coefs, intercepts, acts, X, Y, loss, *, learning_rate, epochs=1, ba
 # ----------------------------------------------------------------------------------------------------
 
 
+def cols(a):
+    """Samples as rows -> samples as columns, the engine's layout."""
+    return np.ascontiguousarray(a.T)
+
+
+def train_rows(net, X, Y, loss, **kw):
+    return E.train_epochs(net, cols(X), cols(Y), loss, **kw)
+
+
+def forward_rows(net, X, **kw):
+    return E.forward(net, cols(X), **kw).T
+
+
+def cost_rows(net, X, Y, loss):
+    return E.cost(net, cols(X), cols(Y), loss)
+
+
 def make_net(dims, acts, dtype, slope=0.01, seed=0, scale=0.8):
     rng = np.random.RandomState(seed)
     net = E.Network(dims, acts, dtype, slope)
@@ -262,7 +282,7 @@ def test_plain_sgd_matches_reference_train(problem, data, epochs, shuffle, path)
     if shuffle:
         rng = np.random.RandomState(3)
         order = np.stack([rng.permutation(m) for _ in range(epochs)])
-    result = E.train_epochs(net, X, Y, loss, learning_rate=RATES[loss], epochs=epochs, batch_size=batch_size,
+    result = train_rows(net, X, Y, loss, learning_rate=RATES[loss], epochs=epochs, batch_size=batch_size,
                             order=order, blas_min_flops=PATHS[path])
     want, costs = R.train(params, X.T, Y.T, acts, loss=loss, learning_rate=RATES[loss], epochs=epochs,
                           batch_size=batch_size, leaky_slope=slope, shuffle=shuffle, seed=3)
@@ -277,10 +297,10 @@ def test_forward_rows_matches_reference(problem, path):
     dims, acts, loss, slope, dtype, net, X, Y = problem
     params = as_columns(net)
     AL, caches = R.L_model_forward(X.T, params, acts, leaky_slope=slope)
-    out = E.forward_rows(net, X, blas_min_flops=PATHS[path])
+    out = forward_rows(net, X, blas_min_flops=PATHS[path])
     assert out.dtype == np.dtype(dtype) and out.shape == (X.shape[0], dims[-1])
     assert_allclose(out, AL.T, **tol(dtype))
-    logits = E.forward_rows(net, X, logits=True, blas_min_flops=PATHS[path])
+    logits = forward_rows(net, X, logits=True, blas_min_flops=PATHS[path])
     assert logits.dtype == np.dtype(dtype)
     assert_allclose(logits, caches[-1][1].T, **tol(dtype))
 
@@ -288,9 +308,8 @@ def test_forward_rows_matches_reference(problem, path):
 @given(problem=problems())
 def test_cost_rows_matches_reference(problem):
     dims, acts, loss, slope, dtype, net, X, Y = problem
-    cost = E.cost_rows(net, X, Y, loss)
+    cost = cost_rows(net, X, Y, loss)
     assert isinstance(cost, float)
-    assert E.cost_rows(net, np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T), loss, columns=True) == cost
     if loss in REFERENCE_LOSSES:
         AL, caches = R.L_model_forward(X.T, as_columns(net), acts, leaky_slope=slope)
         want = R.compute_cost(AL, Y.T, "mse") if loss == "mse" else R.compute_cost_from_logits(caches[-1][1], Y.T,
@@ -303,53 +322,42 @@ def test_cost_rows_matches_reference(problem):
     assert_allclose(cost, want, **tol(dtype))
     # the cost of training's first batch is this cost, for a full batch
     before = net.copy()
-    first = E.train_epochs(before, X, Y, loss, learning_rate=1e-3).mean_batch_cost[0]
+    first = train_rows(before, X, Y, loss, learning_rate=1e-3).mean_batch_cost[0]
     assert_allclose(first, cost, **tol(dtype))
 
 
-def test_cost_rows_in_the_rows_layout():
-    """Samples as rows (the default layout): 5 samples, 3 outputs, every logit 0 -> bce = 3 log 2."""
+def test_cost_by_hand():
+    """5 samples (columns), 3 outputs, every logit 0 -> bce = 3 log 2; then mse of sigmoid outputs against 0."""
     net = E.Network([2, 3], ["sigmoid"])
-    X, Y = np.zeros((5, 2)), np.zeros((5, 3))
-    assert_allclose(E.cost_rows(net, X, Y, "bce"), 3 * np.log(2), rtol=1e-12)
-    net.intercepts[0][:] = [1.0, 2.0, 3.0]  # mse of sigmoid outputs against 0, with as many samples as outputs
-    X, Y = np.zeros((3, 2)), np.zeros((3, 3))
-    assert_allclose(E.cost_rows(net, X, Y, "mse"), np.sum(R.sigmoid(np.array([1.0, 2.0, 3.0])) ** 2), rtol=1e-12)
+    X, Y = np.zeros((2, 5)), np.zeros((3, 5))
+    assert_allclose(E.cost(net, X, Y, "bce"), 3 * np.log(2), rtol=1e-12)
+    net.intercepts[0][:] = [1.0, 2.0, 3.0]
+    assert_allclose(E.cost(net, X, Y, "mse"), np.sum(R.sigmoid(np.array([1.0, 2.0, 3.0])) ** 2), rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("path", list(PATHS))
-def test_columns_layout_equals_rows_layout(path, dtype):
+def test_forward_returns_c_contiguous_columns(dtype):
     dims, acts = [3, 5, 2], ["relu", "softmax"]
-    X, Y = make_data(dims, "ce", 10, dtype)
-    order = np.stack([np.random.RandomState(1).permutation(10) for _ in range(2)])
-    a, b = make_net(dims, acts, dtype), make_net(dims, acts, dtype)
-    Xc, Yc = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
-    out = E.forward_rows(b, Xc, columns=True, blas_min_flops=PATHS[path])
+    X, _ = make_data(dims, "ce", 10, dtype)
+    out = E.forward(make_net(dims, acts, dtype), cols(X))
     assert out.shape == (2, 10) and out.flags.c_contiguous and out.dtype == np.dtype(dtype)
-    assert_array_equal(out, E.forward_rows(a, X, blas_min_flops=PATHS[path]).T)
-    ra = E.train_epochs(a, X, Y, "ce", learning_rate=0.1, epochs=2, batch_size=3, order=order,
-                        optimizer=E.Optimizer(a, "adam"), blas_min_flops=PATHS[path])
-    rb = E.train_epochs(b, Xc, Yc, "ce", learning_rate=0.1, epochs=2, batch_size=3, order=order,
-                        optimizer=E.Optimizer(b, "adam"), blas_min_flops=PATHS[path], columns=True)
-    assert_array_equal(a.params, b.params)
-    assert_array_equal(ra.mean_batch_cost, rb.mean_batch_cost)
 
 
 @pytest.mark.parametrize("layout", ["fortran", "strided"])
 def test_non_contiguous_arrays_give_the_same_results(layout):
     dims, acts = [3, 4, 1], ["tanh", "sigmoid"]
     X, Y = make_data(dims, "bce", 9, np.float64)
+    X, Y = cols(X), cols(Y)
     if layout == "fortran":
         Xo, Yo = np.asfortranarray(X), np.asfortranarray(Y)
     else:
-        Xo, Yo = np.repeat(X, 2, axis=0)[::2], np.repeat(Y, 3, axis=0)[::3]
-        assert not Xo.flags.c_contiguous
+        Xo, Yo = np.repeat(X, 2, axis=1)[:, ::2], np.repeat(Y, 3, axis=1)[:, ::3]
+    assert not Xo.flags.c_contiguous
     a, b = make_net(dims, acts, np.float64), make_net(dims, acts, np.float64)
     E.train_epochs(a, X, Y, "bce", learning_rate=0.3, epochs=2, batch_size=4)
     E.train_epochs(b, Xo, Yo, "bce", learning_rate=0.3, epochs=2, batch_size=4)
     assert_array_equal(a.params, b.params)
-    assert_array_equal(E.forward_rows(a, Xo), E.forward_rows(a, X))
+    assert_array_equal(E.forward(a, Xo), E.forward(a, X))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -371,7 +379,7 @@ def test_optimizers_match_numpy_reference(loss, out, kind, alpha, path):
     coefs, intercepts, costs, weighted, state = np_train(
         net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, alpha=alpha,
         kind=kind, momentum=0.8, beta_1=0.85, beta_2=0.99, epsilon=1e-7, order=order)
-    result = E.train_epochs(net, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, alpha=alpha,
+    result = train_rows(net, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, alpha=alpha,
                             optimizer=opt, order=order, blas_min_flops=PATHS[path])
     assert_net_close(net, coefs, intercepts)
     assert_allclose(result.mean_batch_cost, costs, **tol(np.float64))
@@ -381,7 +389,7 @@ def test_optimizers_match_numpy_reference(loss, out, kind, alpha, path):
     # the run is not trivially equal to plain SGD without the penalty
     if kind != "sgd" or alpha:
         plain = make_net(dims, acts, np.float64)
-        E.train_epochs(plain, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, order=order)
+        train_rows(plain, X, Y, loss, learning_rate=0.05, epochs=3, batch_size=4, order=order)
         assert not np.allclose(plain.params, net.params, rtol=1e-6, atol=0)
 
 
@@ -395,7 +403,7 @@ def test_optimizers_float32(loss, out, kind, alpha, path):
     opt = E.Optimizer(net, kind)
     coefs, intercepts, costs, weighted, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.01,
                                                      epochs=2, batch_size=4, alpha=alpha, kind=kind, slope=0.1)
-    result = E.train_epochs(net, X, Y, loss, learning_rate=0.01, epochs=2, batch_size=4, alpha=alpha, optimizer=opt,
+    result = train_rows(net, X, Y, loss, learning_rate=0.01, epochs=2, batch_size=4, alpha=alpha, optimizer=opt,
                             blas_min_flops=PATHS[path])
     assert net.params.dtype == np.float32
     assert opt.state_1.dtype == np.float32
@@ -418,7 +426,7 @@ def test_any_problem_matches_numpy_reference(problem, data, kind, alpha, path):
     coefs, intercepts, costs, weighted, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.02,
                                                      epochs=2, batch_size=batch_size, alpha=alpha, kind=kind,
                                                      slope=slope)
-    result = E.train_epochs(net, X, Y, loss, learning_rate=0.02, epochs=2, batch_size=batch_size, alpha=alpha,
+    result = train_rows(net, X, Y, loss, learning_rate=0.02, epochs=2, batch_size=batch_size, alpha=alpha,
                             optimizer=opt, blas_min_flops=PATHS[path])
     assert_net_close(net, coefs, intercepts, **train_tol(dtype))
     assert_allclose(result.mean_batch_cost, costs, **train_tol(dtype))
@@ -442,7 +450,7 @@ def test_wide_layers_match_numpy_reference(dims, acts, loss, kind, alpha, path):
     order = np.stack([np.random.RandomState(5).permutation(150)])
     coefs, intercepts, costs, weighted, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.01,
                                                      batch_size=64, alpha=alpha, kind=kind, slope=0.2, order=order)
-    result = E.train_epochs(net, X, Y, loss, learning_rate=0.01, batch_size=64, alpha=alpha,
+    result = train_rows(net, X, Y, loss, learning_rate=0.01, batch_size=64, alpha=alpha,
                             optimizer=E.Optimizer(net, kind), order=order, blas_min_flops=PATHS[path])
     assert_net_close(net, coefs, intercepts, rtol=1e-10, atol=1e-11)
     assert_allclose(result.mean_batch_cost, costs, **tol(np.float64))
@@ -455,7 +463,7 @@ def test_wide_layers_float32_blas_equals_loops(dims, acts, loss, kind):
     nets = {p: make_net(dims, acts, np.float32, 0.2) for p in PATHS}
     X, Y = make_data(dims, loss, 100, np.float32)
     for path, net in nets.items():
-        E.train_epochs(net, X, Y, loss, learning_rate=0.01, epochs=2, batch_size=64,
+        train_rows(net, X, Y, loss, learning_rate=0.01, epochs=2, batch_size=64,
                        optimizer=E.Optimizer(net, kind), blas_min_flops=PATHS[path])
         assert net.params.dtype == np.float32
     coefs, intercepts, _, _, _ = np_train(make_net(dims, acts, np.float64, 0.2).coefs,
@@ -484,11 +492,11 @@ def test_order_equals_training_on_the_permuted_data(path, kind, dtype):
     a = make_net(dims, acts, dtype)
     b = make_net(dims, acts, dtype)
     opt_a, opt_b = E.Optimizer(a, kind), E.Optimizer(b, kind)
-    res = E.train_epochs(a, X, Y, "bce", learning_rate=0.1, epochs=3, batch_size=4, optimizer=opt_a, order=order,
+    res = train_rows(a, X, Y, "bce", learning_rate=0.1, epochs=3, batch_size=4, optimizer=opt_a, order=order,
                          blas_min_flops=PATHS[path])
     costs = []
     for e in range(3):
-        r = E.train_epochs(b, np.ascontiguousarray(X[order[e]]), np.ascontiguousarray(Y[order[e]]), "bce",
+        r = train_rows(b, np.ascontiguousarray(X[order[e]]), np.ascontiguousarray(Y[order[e]]), "bce",
                            learning_rate=0.1, batch_size=4, optimizer=opt_b, blas_min_flops=PATHS[path])
         costs.append(r.mean_batch_cost[0])
     assert_allclose(a.params, b.params, rtol=1e-12 if dtype == np.float64 else 1e-6, atol=0)
@@ -497,7 +505,7 @@ def test_order_equals_training_on_the_permuted_data(path, kind, dtype):
     assert_array_equal(Y, Y0)
     # the order matters: the natural order gives other parameters
     c = make_net(dims, acts, dtype)
-    E.train_epochs(c, X, Y, "bce", learning_rate=0.1, epochs=3, batch_size=4, optimizer=E.Optimizer(c, kind))
+    train_rows(c, X, Y, "bce", learning_rate=0.1, epochs=3, batch_size=4, optimizer=E.Optimizer(c, kind))
     assert not np.allclose(c.params, a.params, rtol=1e-4, atol=0)
 
 
@@ -511,11 +519,11 @@ def test_sample_weighted_cost_is_the_batch_costs_weighted_by_batch_size(alpha):
     for start in (0, 4, 8):  # batches of 4, 4 and 2, costs taken before each step
         xb, yb = X[start:start + 4], Y[start:start + 4]
         penalty = 0.5 * alpha * sum(float(np.sum(c * c)) for c in probe.coefs) / xb.shape[0]
-        Z = E.forward_rows(probe, np.ascontiguousarray(xb), logits=True)
+        Z = forward_rows(probe, np.ascontiguousarray(xb), logits=True)
         batch_costs.append(_loss_and_delta(Z, R.sigmoid(Z), yb, "sigmoid", "bce", 0.01)[0] + penalty)
-        E.train_epochs(probe, np.ascontiguousarray(xb), np.ascontiguousarray(yb), "bce", learning_rate=0.5,
+        train_rows(probe, np.ascontiguousarray(xb), np.ascontiguousarray(yb), "bce", learning_rate=0.5,
                        alpha=alpha)
-    result = E.train_epochs(net, X, Y, "bce", learning_rate=0.5, batch_size=4, alpha=alpha)
+    result = train_rows(net, X, Y, "bce", learning_rate=0.5, batch_size=4, alpha=alpha)
     assert_allclose(net.params, probe.params, rtol=1e-12)
     assert_allclose(result.mean_batch_cost, [np.mean(batch_costs)], rtol=1e-12)
     assert_allclose(result.sample_weighted_cost, [(4 * batch_costs[0] + 4 * batch_costs[1] + 2 * batch_costs[2]) / 10],
@@ -523,7 +531,7 @@ def test_sample_weighted_cost_is_the_batch_costs_weighted_by_batch_size(alpha):
     assert not np.isclose(result.mean_batch_cost[0], result.sample_weighted_cost[0], rtol=1e-6)
     # with equal batches the two agree
     even = make_net(dims, acts, np.float64)
-    r = E.train_epochs(even, X, Y, "bce", learning_rate=0.5, batch_size=5, alpha=alpha, epochs=2)
+    r = train_rows(even, X, Y, "bce", learning_rate=0.5, batch_size=5, alpha=alpha, epochs=2)
     assert_allclose(r.mean_batch_cost, r.sample_weighted_cost, rtol=1e-12)
 
 
@@ -534,8 +542,8 @@ def test_per_epoch_learning_rates_equal_separate_calls(kind):
     rates = np.array([0.1, 0.02, 0.05])
     a, b = make_net(dims, acts, np.float64), make_net(dims, acts, np.float64)
     opt_a, opt_b = E.Optimizer(a, kind), E.Optimizer(b, kind)
-    res = E.train_epochs(a, X, Y, "mse", learning_rate=rates, epochs=3, batch_size=3, optimizer=opt_a)
-    costs = [E.train_epochs(b, X, Y, "mse", learning_rate=r, batch_size=3, optimizer=opt_b).mean_batch_cost[0]
+    res = train_rows(a, X, Y, "mse", learning_rate=rates, epochs=3, batch_size=3, optimizer=opt_a)
+    costs = [train_rows(b, X, Y, "mse", learning_rate=r, batch_size=3, optimizer=opt_b).mean_batch_cost[0]
              for r in rates]
     assert_allclose(a.params, b.params, rtol=1e-13)
     assert_allclose(res.mean_batch_cost, costs, rtol=1e-13)
@@ -552,9 +560,9 @@ def test_optimizer_state_carries_across_calls_and_reset_clears_it(kind):
     X, Y = make_data(dims, "ce", 9, np.float64)
     a, b = make_net(dims, acts, np.float64), make_net(dims, acts, np.float64)
     opt_a, opt_b = E.Optimizer(a, kind), E.Optimizer(b, kind)
-    E.train_epochs(a, X, Y, "ce", learning_rate=0.05, epochs=2, batch_size=4, optimizer=opt_a)
-    E.train_epochs(a, X, Y, "ce", learning_rate=0.05, epochs=2, batch_size=4, optimizer=opt_a)
-    E.train_epochs(b, X, Y, "ce", learning_rate=0.05, epochs=4, batch_size=4, optimizer=opt_b)
+    train_rows(a, X, Y, "ce", learning_rate=0.05, epochs=2, batch_size=4, optimizer=opt_a)
+    train_rows(a, X, Y, "ce", learning_rate=0.05, epochs=2, batch_size=4, optimizer=opt_a)
+    train_rows(b, X, Y, "ce", learning_rate=0.05, epochs=4, batch_size=4, optimizer=opt_b)
     assert_allclose(a.params, b.params, rtol=1e-13)
     assert_allclose(opt_a.state_1, opt_b.state_1, rtol=1e-13)
     if kind == "adam":
@@ -564,8 +572,8 @@ def test_optimizer_state_carries_across_calls_and_reset_clears_it(kind):
     assert opt_a.t == 0 and not np.any(opt_a.state_1) and not np.any(opt_a.state_2)
     # after a reset the optimiser behaves like a new one
     c = a.copy()
-    E.train_epochs(a, X, Y, "ce", learning_rate=0.05, batch_size=4, optimizer=opt_a)
-    E.train_epochs(c, X, Y, "ce", learning_rate=0.05, batch_size=4, optimizer=E.Optimizer(c, kind))
+    train_rows(a, X, Y, "ce", learning_rate=0.05, batch_size=4, optimizer=opt_a)
+    train_rows(c, X, Y, "ce", learning_rate=0.05, batch_size=4, optimizer=E.Optimizer(c, kind))
     assert_array_equal(a.params, c.params)
 
 
@@ -583,16 +591,16 @@ def test_saturated_logits_give_finite_costs_and_steps(loss, out, path, dtype):
     net.coefs[0][:] *= 1e4
     net.coefs[1][:] = np.sign(net.coefs[1]) * 2.5e3  # |logits| up to 1e4
     X, Y = make_data(dims, loss, 8, dtype)
-    logits = E.forward_rows(net, X, logits=True, blas_min_flops=PATHS[path])
+    logits = forward_rows(net, X, logits=True, blas_min_flops=PATHS[path])
     assert np.max(np.abs(logits)) > 1e3
     Y = (logits < 0).astype(dtype) if loss != "ce" else np.eye(3, dtype=dtype)[np.argmin(logits, axis=1)]
-    assert np.all(np.isfinite(E.forward_rows(net, X, blas_min_flops=PATHS[path])))
-    cost = E.cost_rows(net, np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T), loss, columns=True)
+    assert np.all(np.isfinite(forward_rows(net, X, blas_min_flops=PATHS[path])))
+    cost = cost_rows(net, X, Y, loss)
     assert np.isfinite(cost) and cost > (1000 if loss != "half_mse" else 0.1)
     for kind in ("sgd", "adam"):
         trained = net.copy()
-        res = E.train_epochs(trained, X, Y, loss, learning_rate=0.01, batch_size=3, alpha=0.01,
-                             optimizer=E.Optimizer(trained, kind), blas_min_flops=PATHS[path])
+        res = train_rows(trained, X, Y, loss, learning_rate=0.01, batch_size=3, alpha=0.01,
+                         optimizer=E.Optimizer(trained, kind), blas_min_flops=PATHS[path])
         assert np.all(np.isfinite(res.mean_batch_cost)) and np.all(np.isfinite(trained.params))
 
 
@@ -604,7 +612,7 @@ def test_divergence_raises_and_restores_the_start_of_the_failing_epoch(path, dty
     net = make_net(dims, acts, dtype)
     start = net.params.copy()
     with pytest.raises(FloatingPointError, match=r"epoch (\d+)") as info:
-        E.train_epochs(net, X, Y, "mse", learning_rate=0.5, epochs=500, batch_size=3, epoch_offset=10,
+        train_rows(net, X, Y, "mse", learning_rate=0.5, epochs=500, batch_size=3, epoch_offset=10,
                        blas_min_flops=PATHS[path])
     done = len(info.value.completed.mean_batch_cost)
     assert len(info.value.completed.sample_weighted_cost) == done
@@ -614,7 +622,7 @@ def test_divergence_raises_and_restores_the_start_of_the_failing_epoch(path, dty
     again = make_net(dims, acts, dtype)
     assert_array_equal(again.params, start)
     if done:
-        res = E.train_epochs(again, X, Y, "mse", learning_rate=0.5, epochs=done, batch_size=3,
+        res = train_rows(again, X, Y, "mse", learning_rate=0.5, epochs=done, batch_size=3,
                              blas_min_flops=PATHS[path])
         assert_array_equal(res.mean_batch_cost, info.value.completed.mean_batch_cost)
     assert_array_equal(again.params, net.params)
@@ -640,16 +648,39 @@ def test_network_parameter_views():
     assert net.n_layers == 2
 
 
+def test_course_parameter_conversions_round_trip():
+    net = E.Network([3, 4, 2], ["relu", "sigmoid"])
+    assert net.offsets.tolist() == [0, 16, 26]
+    rng = np.random.RandomState(0)
+    Ws, bs = [rng.randn(4, 3), rng.randn(2, 4)], [rng.randn(4, 1), rng.randn(2)]
+    net.set_course_parameters(Ws, bs)
+    assert_array_equal(net.params, np.concatenate([Ws[0].ravel(), bs[0].ravel(), Ws[1].ravel(), bs[1]]))
+    params = net.course_parameters()
+    assert list(params) == ["W1", "b1", "W2", "b2"] and params["b2"].shape == (2, 1)
+    assert_array_equal(params["W2"], Ws[1])
+    params["W1"][:] = 0  # copies
+    assert net.params[0] == Ws[0][0, 0]
+    views = net.course_parameters(copy=False)
+    views["b1"][:] = 5
+    assert_array_equal(net.intercepts[0], 5)
+    other = E.Network([3, 4, 2], ["relu", "sigmoid"])
+    other.set_coefs(net.coefs, net.intercepts)
+    assert_array_equal(other.params, net.params)
+    Wg, bg = E.course_views(np.arange(26.0), net.offsets, net.layer_sizes)
+    assert_array_equal(Wg[1], np.arange(16.0, 24.0).reshape(2, 4))
+    assert_array_equal(bg[0].ravel(), np.arange(12.0, 16.0))
+
+
 def _engine_case(name):
     net = E.Network([3, 4, 2], ["relu", "sigmoid"], "float64")
-    X = np.zeros((5, 3))
-    Y = np.zeros((5, 2))
+    X = np.zeros((3, 5))  # samples are columns
+    Y = np.zeros((2, 5))
     cases = {
         "X float32": lambda: E.train_epochs(net, X.astype(np.float32), Y, "bce", learning_rate=0.1),
-        "X width": lambda: E.train_epochs(net, np.zeros((5, 4)), Y, "bce", learning_rate=0.1),
+        "X width": lambda: E.train_epochs(net, np.zeros((4, 5)), Y, "bce", learning_rate=0.1),
         "X 1-d": lambda: E.train_epochs(net, np.zeros(15), Y, "bce", learning_rate=0.1),
-        "Y width": lambda: E.train_epochs(net, X, np.zeros((5, 1)), "bce", learning_rate=0.1),
-        "Y rows": lambda: E.train_epochs(net, X, np.zeros((4, 2)), "bce", learning_rate=0.1),
+        "Y width": lambda: E.train_epochs(net, X, np.zeros((1, 5)), "bce", learning_rate=0.1),
+        "Y samples": lambda: E.train_epochs(net, X, np.zeros((2, 4)), "bce", learning_rate=0.1),
         "Y list": lambda: E.train_epochs(net, X, Y.tolist(), "bce", learning_rate=0.1),
         "unknown loss": lambda: E.train_epochs(net, X, Y, "hinge", learning_rate=0.1),
         "batch size 0": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1, batch_size=0),
@@ -659,10 +690,11 @@ def _engine_case(name):
         "order range": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1, order=np.array([[0, 1, 2, 3, 5]])),
         "order negative": lambda: E.train_epochs(net, X, Y, "bce", learning_rate=0.1,
                                                  order=np.array([[0, 1, 2, 3, -1]])),
-        "forward dtype": lambda: E.forward_rows(net, X.astype(np.float32)),
-        "forward width": lambda: E.forward_rows(net, np.zeros((5, 2))),
-        "cost Y width": lambda: E.cost_rows(net, X.T, np.zeros((3, 5)), "bce", columns=True),
-        "columns X height": lambda: E.train_epochs(net, X, Y.T, "bce", learning_rate=0.1, columns=True),
+        "forward dtype": lambda: E.forward(net, X.astype(np.float32)),
+        "forward width": lambda: E.forward(net, np.zeros((2, 5))),
+        "cost Y width": lambda: E.cost(net, X, np.zeros((3, 5)), "bce"),
+        "rows X": lambda: E.train_epochs(net, X.T, Y, "bce", learning_rate=0.1),
+        "backward buffers": lambda: E.backward(net, X, Y, "bce", np.zeros(3), np.zeros(3)),
         "unknown optimizer": lambda: E.Optimizer(net, "rmsprop"),
         "unknown activation": lambda: E.Network([3, 4, 2], ["relu", "gelu"]),
         "softmax hidden": lambda: E.Network([3, 4, 2], ["softmax", "sigmoid"]),
@@ -675,9 +707,9 @@ def _engine_case(name):
 
 
 ENGINE_CASES = [
-    "X float32", "X width", "X 1-d", "Y width", "Y rows", "Y list", "unknown loss", "batch size 0", "epochs 0",
+    "X float32", "X width", "X 1-d", "Y width", "Y samples", "Y list", "unknown loss", "batch size 0", "epochs 0",
     "order shape", "order range", "order negative", "forward dtype", "forward width", "cost Y width",
-    "columns X height", "unknown optimizer", "unknown activation", "softmax hidden", "activation count",
+    "rows X", "backward buffers", "unknown optimizer", "unknown activation", "softmax hidden", "activation count",
     "layer sizes", "zero width", "bad dtype",
 ]
 

@@ -46,8 +46,9 @@ for dtype in ("float64", "float32"):
             Y = Y / Y.sum(axis=1, keepdims=True)
         loss = {"linear": "half_mse", "sigmoid": "bce", "softmax": "ce"}[acts[-1]]
         order = np.stack([r.permutation(153) for _ in range(3)])
+        Xc, Yc = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)  # samples as columns
         for use_order in (order, None):
-            res = train_epochs(net, X, Y, loss, learning_rate=1e-2, epochs=3, batch_size=16,
+            res = train_epochs(net, Xc, Yc, loss, learning_rate=1e-2, epochs=3, batch_size=16,
                                optimizer=Optimizer(net, opt), order=use_order, alpha=1e-3)
             print(sizes, opt, res.mean_batch_cost, net.params[:5], net.params[-3:])
     model = MLP([5, 8, 1], dtype=dtype, seed=0)
