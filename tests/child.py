@@ -15,10 +15,15 @@ import textwrap
 BASE_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "FASTMLP_PROGRESS": "off"}
 
 
-def run_python(code: str, *, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``code`` with this interpreter in a fresh process; return the finished process (text output)."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env={**BASE_ENV, **(env or {})}, timeout=timeout)
+def run_python(code: str, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` (with ``sys.argv[1:] == args``) in a fresh interpreter; return the finished process.
+
+    ``env`` entries are added to the parent's environment; a value of ``None`` removes that variable.
+    """
+    merged = {**BASE_ENV, **(env or {})}
+    merged = {key: value for key, value in merged.items() if value is not None}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          env=merged, timeout=timeout)
 
 
 def describe(proc: subprocess.CompletedProcess) -> str:
