@@ -17,6 +17,8 @@ offsets or scalars gives garbage or a crash.)
 
 from __future__ import annotations
 
+import ast
+import pathlib
 import re
 
 import numpy as np
@@ -81,3 +83,53 @@ def test_borrowed_views_never_read_freed_memory():
                for proc in (plain, perturbed)]
     assert numbers[0].shape == numbers[1].shape
     np.testing.assert_allclose(numbers[1], numbers[0], rtol=1e-4, atol=1e-6)
+
+
+def _borrowed_names(call):
+    """The variable a ``_borrow(...)`` argument views: ``x`` for ``x``, ``x.reshape(...)``, ``x[...]``."""
+    node = call.args[0]
+    while True:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func.value
+        elif isinstance(node, (ast.Subscript, ast.Attribute)):
+            node = node.value
+        else:
+            return node
+
+
+def test_every_borrow_is_of_an_argument_of_the_borrowing_kernel():
+    """The borrow rule, checked on the source of every fastmlp module: ``_borrow(x)`` only where ``x`` (or the
+    array it is a reshape, slice or attribute of) is a parameter of the enclosing function, and never a name
+    that the function rebinds before borrowing it (a parameter may be rebound to its own borrowed view)."""
+    import fastmlp
+
+    package = pathlib.Path(fastmlp.__file__).parent
+    checked = 0
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef):
+                continue
+            params = {a.arg for a in func.args.args + func.args.kwonlyargs}
+            rebound = {}  # name -> first line where it is bound to something other than a borrowed view
+            for node in ast.walk(func):
+                if isinstance(node, ast.Assign):
+                    values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                    borrowed = all(isinstance(v, ast.Call) and getattr(v.func, "id", None) == "_borrow"
+                                   for v in values)
+                    for target in node.targets:
+                        for name in ast.walk(target):
+                            if isinstance(name, ast.Name) and not borrowed:
+                                rebound[name.id] = min(rebound.get(name.id, node.lineno), node.lineno)
+            for call in ast.walk(func):
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "_borrow"):
+                    continue
+                if func.name == "_borrow":
+                    continue
+                target = _borrowed_names(call)
+                assert (isinstance(target, ast.Name) and target.id in params
+                        and rebound.get(target.id, call.lineno + 1) > call.lineno), (
+                    f"{path.name}:{call.lineno}: {func.name} borrows {ast.unparse(call.args[0])}, which is not one of "
+                    f"its own arguments (see _kernels._borrow)")
+                checked += 1
+    assert checked > 0
