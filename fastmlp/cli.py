@@ -7,6 +7,7 @@ Subcommands
 ``predict``  apply a saved model to a data file, write the predictions as CSV.
 ``bench``    the speedup table from the benchmark registry (:mod:`fastmlp.workloads`).
 ``info``     versions, threading layer, BLAS, compile cache.
+``export``   write a saved model (with its preprocessing) as an ONNX file (needs the ``onnx`` extra).
 
 Conventions of ``train``
 ------------------------
@@ -537,6 +538,15 @@ def _blas_rows():
     return rows or [("BLAS", "no BLAS library found by threadpoolctl")]
 
 
+def cmd_export(args) -> int:
+    from fastmlp.onnx import export_model_file
+
+    _check_output(args.out, args.model, what="output")
+    export_model_file(args.model, args.out, dtype=args.dtype)
+    _say(f"wrote ONNX model to {args.out}")
+    return EXIT_OK
+
+
 # -------------------------------------------------------------------------------------------- demo
 
 
@@ -612,6 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions, threading layer, BLAS, compile cache")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export", help="export a saved model to ONNX (needs the onnx extra)",
+                       description="Write MODEL as an ONNX graph (input: the raw feature columns as rows, "
+                                   "standardised in the graph; outputs: label/probabilities or variable).")
+    p.add_argument("model", help="a model file written by 'fastmlp train' (or .save)")
+    p.add_argument("out", help="the .onnx file to write")
+    p.add_argument("--dtype", choices=("float64", "float32"), default=None, help="default: the model's")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -621,7 +639,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("choose a command: demo, train, predict, bench or info (see 'fastmlp --help')")
+            raise UsageError("choose a command: demo, train, predict, bench, info or export (see 'fastmlp --help')")
         if getattr(args, "dtype", None) is None and args.command == "bench":
             args.dtype = ["float64"]
         return int(args.func(args) or 0)
