@@ -57,7 +57,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
-from fastmlp.io import ModelFileMixin
+from fastmlp import _modelfile
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
@@ -193,7 +193,7 @@ class _Schedule:
         return rates
 
 
-class _BaseMLP(ModelFileMixin, BaseEstimator):
+class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
     """Shared machinery of :class:`MLPClassifier` and :class:`MLPRegressor` (do not use directly)."""
 
     _parameter_constraints: dict = {
@@ -237,7 +237,7 @@ class _BaseMLP(ModelFileMixin, BaseEstimator):
         return [_HIDDEN_ACTIVATIONS[self.activation]] * (self.n_layers_ - 2) + [out]
 
     def _restore_fitted_state(self, y_type=None):
-        """Rebuild the network (and label binarizer) from ``coefs_`` / ``intercepts_`` (for :mod:`fastmlp.io`).
+        """Rebuild the network (and label binarizer) from ``coefs_`` / ``intercepts_`` (after loading a file).
 
         ``y_type`` is the target type seen at fit time (``"multilabel-indicator"`` or another).
         """
@@ -1045,3 +1045,188 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             The updated estimator.
         """
         return self._fit(X, y, incremental=True)
+
+
+# --- model files: how the estimators are stored (see fastmlp._modelfile) ---------------------------------
+#
+# ``params_json`` (``get_params()`` as JSON); ``state_json`` (the fitted scalar attributes below, and
+# ``_y_type``, the target type seen by ``fit``); ``coef_<i>`` ``(n_in, n_out)`` and ``intercept_<i>``
+# ``(n_out,)`` in ``dtype``; ``classes_`` (classifier only).
+
+#: fitted scalar attributes kept in model files (when present)
+_FILE_STATE = (
+    "n_iter_",
+    "t_",
+    "n_layers_",
+    "n_outputs_",
+    "out_activation_",
+    "n_features_in_",
+    "best_loss_",
+    "loss_",
+    "feature_names_in_",
+    "validation_scores_",
+    "best_validation_score_",
+)
+
+
+def _jsonable(value, where):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise ValueError(f"{where} holds a {type(value).__name__}, which a model file cannot store")
+
+
+def _estimator_to_entries(est) -> dict[str, np.ndarray]:
+    import json
+
+    if not hasattr(est, "coefs_"):
+        raise ValueError(f"{type(est).__name__} is not fitted: nothing to save")
+    params = dict(est.get_params(deep=False))
+    if params.get("random_state") is not None and not isinstance(params["random_state"], (int, np.integer)):
+        params["random_state"] = None  # a RandomState instance: its state is not worth a pickle
+    entries = {"params_json": _modelfile.text(json.dumps(_jsonable(params, "get_params()"), sort_keys=True))}
+    state = {}
+    for name in _FILE_STATE:
+        if hasattr(est, name):
+            value = getattr(est, name)
+            if value is not None and not isinstance(value, (str, bool, int, float, np.generic, list, tuple)):
+                value = np.asarray(value).tolist()
+            state[name] = _jsonable(value, name)
+    binarizer = getattr(est, "_label_binarizer", None)
+    if getattr(binarizer, "y_type_", None) is not None:
+        state["_y_type"] = str(binarizer.y_type_)
+    entries["state_json"] = _modelfile.text(json.dumps(state, sort_keys=True))
+    coefs = [np.asarray(c) for c in est.coefs_]
+    dtype = coefs[0].dtype if coefs[0].dtype.kind == "f" else np.dtype(np.float64)
+    for i, (c, b) in enumerate(zip(coefs, est.intercepts_, strict=True)):
+        entries[f"coef_{i}"] = np.asarray(c, dtype=dtype)
+        entries[f"intercept_{i}"] = np.asarray(b, dtype=dtype)
+    if hasattr(est, "classes_"):
+        classes = np.asarray(est.classes_)
+        if classes.dtype.kind == "O":
+            classes = classes.astype(np.str_)
+        entries["classes_"] = classes
+    entries["dtype"] = _modelfile.text(dtype.name)
+    entries["history"] = np.asarray(list(getattr(est, "loss_curve_", []) or []), dtype=np.float64)
+    return entries
+
+
+def _expected_output(classifier: bool, classes, y_type):
+    """(number of outputs, out_activation_) that a fit on these classes makes."""
+    if not classifier:
+        return None, "identity"
+    k = len(classes)
+    if y_type == "multilabel-indicator":
+        return k, "logistic"
+    if k <= 2:
+        return 1, "logistic"
+    return k, "softmax"
+
+
+def _estimator_from_entries(cls, data, dtype, history):
+    import json
+
+    bad = _modelfile.ModelFileError
+    classifier = issubclass(cls, ClassifierMixin)
+    try:
+        params = json.loads(data.text("params_json"))
+        state = json.loads(data.text("state_json"))
+    except json.JSONDecodeError as exc:
+        raise bad(f"estimator parameters are not valid JSON: {exc}") from None
+    if not isinstance(params, dict) or not isinstance(state, dict):
+        raise bad("estimator parameters must be JSON objects")
+    unknown = set(state) - set(_FILE_STATE) - {"_y_type"}
+    if unknown:
+        raise bad(f"unknown estimator attributes {sorted(unknown)}")
+    n = 0
+    while f"coef_{n}" in data:
+        n += 1
+    if n == 0:
+        raise bad("missing entry 'coef_0'")
+    coefs, intercepts = [], []
+    for i in range(n):
+        c = data[f"coef_{i}"]
+        if c.ndim != 2 or 0 in c.shape:
+            raise bad(f"coef_{i} must be a non-empty 2-D array, got shape {c.shape}")
+        if i and c.shape[0] != coefs[-1].shape[1]:
+            raise bad(f"coef_{i} has {c.shape[0]} inputs but layer {i - 1} has {coefs[-1].shape[1]} outputs")
+        coefs.append(data.floats(f"coef_{i}", c.shape, dtype))
+        intercepts.append(data.floats(f"intercept_{i}", (c.shape[1],), dtype))
+    data.only({"params_json", "state_json", "classes_"} | {f"coef_{i}" for i in range(n)}
+              | {f"intercept_{i}" for i in range(n)})
+    n_in, n_out = coefs[0].shape[0], coefs[-1].shape[1]
+
+    # the file must describe one network, consistently: what predict relies on
+    classes = None
+    y_type = state.pop("_y_type", None)
+    if classifier:
+        if "classes_" not in data:
+            raise bad(f"a {cls.__name__} needs its classes_")
+        classes = data["classes_"]
+        if classes.dtype.kind not in "biufU" or classes.ndim != 1 or classes.size == 0:
+            raise bad(f"classes_ must be a 1-D array of labels, got dtype {classes.dtype} shape {classes.shape}")
+        if np.unique(classes).size != classes.size:
+            raise bad("classes_ holds a label twice")
+        if y_type not in (None, "binary", "multiclass", "multilabel-indicator"):
+            raise bad(f"unknown target type {y_type!r}")
+    elif "classes_" in data:
+        raise bad(f"a {cls.__name__} has no classes_")
+    want_out, want_act = _expected_output(classifier, classes, y_type)
+    if want_out is not None and n_out != want_out:
+        raise bad(f"{len(classes)} classes need {want_out} output(s), but the last layer has {n_out}")
+    out_act = state.get("out_activation_", want_act)
+    if out_act != want_act:
+        raise bad(f"out_activation_ is {out_act!r}, but this {cls.__name__} needs {want_act!r}")
+    state["out_activation_"] = want_act
+    for name, want in (("n_features_in_", n_in), ("n_outputs_", n_out), ("n_layers_", n + 1)):
+        if state.get(name, want) != want:
+            raise bad(f"{name} is {state[name]!r} but the weights say {want}")
+        state[name] = want
+    names = state.get("feature_names_in_")
+    if names is not None and (not isinstance(names, list) or len(names) != n_in
+                              or not all(isinstance(v, str) for v in names)):
+        raise bad(f"feature_names_in_ must be {n_in} names, one per input")
+
+    if isinstance(params.get("hidden_layer_sizes"), list):  # JSON has no tuples
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    try:
+        est = cls(**params)
+        est._validate_params()
+    except (TypeError, ValueError) as exc:
+        raise bad(f"estimator parameters do not fit {cls.__name__}: {exc}") from None
+    if est._hidden_sizes() != [c.shape[1] for c in coefs[:-1]]:
+        raise bad(f"hidden_layer_sizes {list(est._hidden_sizes())} do not match the weights' "
+                  f"{[c.shape[1] for c in coefs[:-1]]}")
+    est.coefs_ = list(coefs)
+    est.intercepts_ = list(intercepts)
+    if classes is not None:
+        est.classes_ = classes
+    for name, value in state.items():
+        if name == "feature_names_in_" and value is not None:
+            value = np.asarray(value, dtype=object)
+        setattr(est, name, value)
+    est.loss_curve_ = [float(c) for c in history]
+    try:
+        est._restore_fitted_state(y_type)
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise bad(f"the saved {cls.__name__} is inconsistent: {exc}") from None
+    return est
+
+
+def _estimator_describe(est) -> dict:
+    return {"n_features_in": est.coefs_[0].shape[0], "n_outputs": est.n_outputs_,
+            "dtype": np.dtype(est.coefs_[0].dtype)}
+
+
+for _cls in (MLPClassifier, MLPRegressor):
+    _modelfile.register_kind(_modelfile.ModelKind(
+        _cls.__name__, _cls, _estimator_to_entries,
+        lambda data, dtype, history, _cls=_cls: _estimator_from_entries(_cls, data, dtype, history),
+        _estimator_describe))

@@ -8,8 +8,11 @@ import time
 
 import numpy as np
 
-from fastmlp import _engine, reference
+from fastmlp import _engine, _modelfile, reference
 from fastmlp._checks import (
+    ACTIVATIONS,
+    LOSSES,
+    OUTPUT_ONLY_ACTIVATIONS,
     as_float_array,
     check_activation,
     check_dtype,
@@ -19,7 +22,6 @@ from fastmlp._checks import (
     check_positive_int,
 )
 from fastmlp._progress import progress
-from fastmlp.io import ModelFileMixin
 
 __all__ = ["MLP"]
 
@@ -30,7 +32,7 @@ _INITS = ("he", "xavier", "deep")
 _MAX_ORDER_ENTRIES = 1 << 22
 
 
-class MLP(ModelFileMixin):
+class MLP(_modelfile.ModelFileMixin):
     """A multilayer perceptron trained by minibatch SGD in compiled code.
 
     Samples are columns, as in course-style NumPy code: ``X`` is ``(n_x, m)``, ``Y`` is ``(n_y, m)`` (or
@@ -290,3 +292,74 @@ class _InterruptFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+# --- model files: how an MLP is stored (see fastmlp._modelfile) ----------------------------------------
+#
+# ``layer_dims`` int64 ``[n_x, n_1, ..., n_L]``; ``activations`` text, one per layer; ``loss``; ``leaky_slope``
+# float64; ``W<l>`` ``(n_l, n_{l-1})`` and ``b<l>`` ``(n_l, 1)`` in ``dtype``.
+
+_MLP_KEYS = ("layer_dims", "activations", "loss", "leaky_slope")
+
+
+def _mlp_to_entries(model: MLP) -> dict[str, np.ndarray]:
+    dtype = np.dtype(model.dtype)
+    entries = {
+        "layer_dims": np.asarray(model.layer_dims, dtype=np.int64),
+        "activations": np.asarray(model.activations, dtype=np.str_),
+        "loss": _modelfile.text(model.loss),
+        "leaky_slope": np.asarray(float(model.leaky_slope), dtype=np.float64),
+        "dtype": _modelfile.text(dtype.name),
+        "history": np.asarray(model.history, dtype=np.float64),
+    }
+    entries.update(model.get_parameters())
+    return entries
+
+
+def _mlp_from_entries(data, dtype, history) -> MLP:
+    bad = _modelfile.ModelFileError
+    data.require(*_MLP_KEYS)
+    dims_a = data["layer_dims"]
+    if dims_a.dtype.kind not in "iu" or dims_a.ndim != 1 or dims_a.size < 2:
+        raise bad(f"layer_dims must be a 1-D integer array of length >= 2, got {dims_a!r}")
+    if np.any(dims_a < 1):
+        raise bad(f"layer_dims must be positive, got {dims_a.tolist()}")
+    dims = [int(d) for d in dims_a]
+    n_layers = len(dims) - 1
+    acts_a = data["activations"]
+    if acts_a.dtype.kind != "U" or acts_a.shape != (n_layers,):
+        raise bad(f"activations must be {n_layers} names (one per layer), got shape {acts_a.shape}")
+    acts = [str(a) for a in acts_a]
+    for i, a in enumerate(acts[:-1], start=1):
+        if a not in ACTIVATIONS:
+            raise bad(f"unknown activation {a!r} for layer {i}")
+    if acts[-1] not in ACTIVATIONS + OUTPUT_ONLY_ACTIVATIONS:
+        raise bad(f"unknown output activation {acts[-1]!r}")
+    loss = data.text("loss")
+    if loss not in LOSSES:
+        raise bad(f"unknown loss {loss!r}")
+    try:
+        check_loss_output(loss, acts[-1])
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    slope = float(data.number("leaky_slope", "f"))
+    params = {}
+    for layer in range(1, n_layers + 1):  # every shape is checked before the model allocates anything
+        params[f"W{layer}"] = data.floats(f"W{layer}", (dims[layer], dims[layer - 1]), dtype)
+        params[f"b{layer}"] = data.floats(f"b{layer}", (dims[layer], 1), dtype)
+    data.only(set(_MLP_KEYS) | set(params))
+    try:
+        model = MLP(dims, activations=acts, loss=loss, dtype=dtype, leaky_slope=slope)
+        model.set_parameters(params)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    model.history = [float(c) for c in history]
+    return model
+
+
+def _mlp_describe(model: MLP) -> dict:
+    return {"n_features_in": model.layer_dims[0], "n_outputs": model.layer_dims[-1], "dtype": model.dtype,
+            "layer_dims": model.layer_dims, "activations": model.activations, "loss": model.loss}
+
+
+_modelfile.register_kind(_modelfile.ModelKind("MLP", MLP, _mlp_to_entries, _mlp_from_entries, _mlp_describe))

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from fastmlp import MLP, io
+from fastmlp import MLP, _modelfile, io
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def _rewrite(path, entries, *, fix_checksum=True):
     """Write ``entries`` back, as a tamperer would, optionally with a matching checksum."""
     entries = dict(entries)
     if fix_checksum:
-        entries["checksum"] = np.array(io._checksum(entries))
+        entries["checksum"] = np.array(_modelfile.checksum(entries))
     with open(path, "wb") as fh:
         np.savez(fh, **entries)
 
