@@ -9,7 +9,6 @@ Public surface:
   (need the ``sklearn`` extra; imported on first use).
 """
 
-from fastmlp import _blas  # noqa: F401  (sets OPENBLAS_CORETYPE before any BLAS loads)
 from fastmlp._version import __version__
 
 __all__ = ["__version__", "MLP", "MLPClassifier", "MLPRegressor", "reference", "functional"]

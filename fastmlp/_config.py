@@ -11,9 +11,8 @@ Environment overrides (read once, at import):
 ``FASTMLP_BLAS_MIN_FLOPS``
     Layers whose matrix product has fewer multiply-adds than this use compiled loops;
     larger ones call BLAS (see ``fastmlp._kernels``). Default 256 (measured, see README).
-``FASTMLP_OPENBLAS_CORETYPE``
-    OpenBLAS kernel family for SciPy's OpenBLAS (the BLAS that Numba calls). Default ``"auto"``:
-    ``SkylakeX`` on CPUs with AVX-512, left alone otherwise. ``"off"`` leaves OpenBLAS to choose.
+
+fastmlp never sets environment variables; ``OPENBLAS_CORETYPE`` is the user's (see :mod:`fastmlp._blas`).
 """
 
 from __future__ import annotations
@@ -63,7 +62,6 @@ def _use_cache() -> bool:
 FASTMATH: frozenset[str] = _fastmath_flags()
 CACHE: bool = _use_cache()
 BLAS_MIN_FLOPS: int = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", "256"))
-OPENBLAS_CORETYPE: str = os.environ.get("FASTMLP_OPENBLAS_CORETYPE", "auto")
 
 #: keyword arguments for every ``@njit`` in fastmlp
 JIT_OPTIONS = {"cache": CACHE, "fastmath": set(FASTMATH), "nogil": True, "error_model": "numpy"}

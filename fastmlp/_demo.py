@@ -17,6 +17,9 @@ import time
 
 import numpy as np
 
+from fastmlp._standardise import fit_standardizer, standardize
+from fastmlp._timing import format_seconds, per_call
+
 __all__ = ["run", "make_moons", "load_cancer", "measure_speedup"]
 
 
@@ -57,24 +60,6 @@ def _split(m: int, test_fraction: float, seed: int):
     perm = np.random.RandomState(seed).permutation(m)
     n_test = int(round(m * test_fraction))
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
-
-
-def _autorange(run, target: float) -> float:
-    """Seconds per epoch of ``run(n_epochs)``: n grows until a call takes ``target`` s; best of three."""
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        run(n)
-        t = time.perf_counter() - t0
-        if t >= target or n >= 1 << 20:
-            break
-        n *= max(2, min(16, int(target / max(t, 1e-7)) + 1))
-    best = t / n
-    for _ in range(2):
-        t0 = time.perf_counter()
-        run(n)
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
 
 
 def measure_speedup(layer_dims, activations, X, Y, *, loss="bce", learning_rate=0.05, batch_size=None,
@@ -121,14 +106,12 @@ def measure_speedup(layer_dims, activations, X, Y, *, loss="bce", learning_rate=
 
     run_reference(1)  # warm-up
     run_fast(1)
-    return _autorange(run_reference, target), _autorange(run_fast, target)
+    return per_call(run_reference, target), per_call(run_fast, target)
 
 
 def _report_speedup(t_ref: float, t_fast: float) -> str:
-    from fastmlp.cli import _time_str
-
     return (f"speedup over the NumPy reference: {t_ref / t_fast:,.0f}x per epoch "
-            f"({_time_str(t_fast)} vs {_time_str(t_ref)})")
+            f"({format_seconds(t_fast)} vs {format_seconds(t_ref)})")
 
 
 def _accuracy(model, X, y) -> float:
@@ -169,7 +152,6 @@ def _xor(dtype, quick, seed) -> float:
 
 
 def _moons(dtype, quick, seed) -> float:
-    from fastmlp.io import fit_standardizer, standardize
     from fastmlp.model import MLP
 
     X, y = make_moons(400, noise=0.15, seed=seed)
@@ -196,7 +178,6 @@ def _moons(dtype, quick, seed) -> float:
 
 
 def _cancer(dtype, quick, seed, show_progress) -> float:
-    from fastmlp.io import fit_standardizer, standardize
     from fastmlp.model import MLP
 
     Xr, y, source = load_cancer(seed)

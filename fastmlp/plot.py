@@ -60,7 +60,7 @@ def _new_axes(ax, path, figsize=(6.0, 4.0)):
 
 def save_figure(fig, path, *, dpi: int = 120) -> None:
     """Write ``fig`` to ``path`` atomically; the format comes from the suffix (``.png`` when there is none)."""
-    from fastmlp.io import atomic_write
+    from fastmlp._atomic import atomic_write
 
     fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
     supported = fig.canvas.get_supported_filetypes()

@@ -43,12 +43,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import statistics
-import time
 import warnings
 from collections.abc import Callable
 
 import numpy as np
+
+from fastmlp._standardise import standardise
+from fastmlp._timing import median_time, speedup  # noqa: F401  (part of this module's API: asv uses them)
 
 #: the implementations every training workload is timed for, side by side
 IMPLEMENTATIONS = ("reference", "fastmlp")
@@ -101,12 +102,6 @@ def _xor():
     return X, Y
 
 
-def _standardise(Xr: np.ndarray) -> np.ndarray:
-    std = Xr.std(0)
-    std[std == 0] = 1.0
-    return (Xr - Xr.mean(0)) / std
-
-
 def _load_sklearn(loader: str, rng: np.random.RandomState, m: int, n: int, n_classes: int):
     """(X (m, n) standardised, y (m,) int): scikit-learn's bundled data, or synthetic of that shape."""
     try:
@@ -117,7 +112,7 @@ def _load_sklearn(loader: str, rng: np.random.RandomState, m: int, n: int, n_cla
     except ImportError:  # scikit-learn is optional: same shape, synthetic
         Xr = rng.randn(m, n)
         y = rng.randint(0, n_classes, size=m)
-    return _standardise(Xr), y.astype(np.int64)
+    return standardise(Xr), y.astype(np.int64)
 
 
 @functools.cache
@@ -157,47 +152,15 @@ def _rows_data(kind: str, m: int, seed: int):
 
 
 def he_parameters(layer_dims, dtype="float64", seed: int = 1) -> dict[str, np.ndarray]:
-    """"he" parameters exactly as ``peers.py`` draws them: ``RandomState(seed)``, then for each layer
-    ``W = randn(n_l, n_{l-1}) * sqrt(2 / n_{l-1})`` and ``b = zeros((n_l, 1))``, cast to ``dtype``."""
-    rng = np.random.RandomState(seed)
-    dt = np.dtype(dtype)
-    params = {}
-    for l in range(1, len(layer_dims)):
-        W = rng.randn(layer_dims[l], layer_dims[l - 1]) * np.sqrt(2.0 / layer_dims[l - 1])
-        params[f"W{l}"] = W.astype(dt)
-        params[f"b{l}"] = np.zeros((layer_dims[l], 1), dtype=dt)
-    return params
+    """The workloads' starting parameters: :func:`fastmlp.reference.initialize_parameters` with
+    ``init="he"`` -- ``RandomState(seed)``, then for each layer ``W = randn(n_l, n_{l-1}) * sqrt(2 / n_{l-1})``
+    and ``b = zeros((n_l, 1))``, drawn in float64 and cast to ``dtype``."""
+    from fastmlp import reference
+
+    return reference.initialize_parameters(list(layer_dims), init="he", seed=seed, dtype=np.dtype(dtype))
 
 
 # ------------------------------------------------------------------------------------------ timing
-
-
-def median_time(f: Callable[[], object], reps: int = 5, *, warmup: bool = True) -> float:
-    """Median wall time in seconds of ``reps`` calls of ``f`` (after one untimed warm-up call)."""
-    if warmup:
-        f()
-    times = []
-    for _ in range(max(1, reps)):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def speedup(slow: Callable[[], object], fast: Callable[[], object], reps: int = 5) -> float:
-    """``time(slow) / time(fast)``, both measured here, interleaved, median of ``reps`` calls each."""
-    slow()
-    fast()
-    ts, tf = [], []
-    for _ in range(max(1, reps)):
-        t0 = time.perf_counter()
-        slow()
-        t1 = time.perf_counter()
-        fast()
-        t2 = time.perf_counter()
-        ts.append(t1 - t0)
-        tf.append(t2 - t1)
-    return statistics.median(ts) / statistics.median(tf)
 
 
 # -------------------------------------------------------------------------------------- workloads

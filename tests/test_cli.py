@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from fastmlp import cli
+from fastmlp import _tabular, cli
 
 ENV = {**os.environ, "FASTMLP_PROGRESS": "plain", "PYTHONWARNINGS": "ignore"}
 
@@ -252,16 +252,16 @@ def test_parse_hidden():
     ],
 )
 def test_loss_rule(y, loss, expected):
-    assert cli.choose_task(y, loss, "t")[0] == expected
+    assert _tabular.choose_task(y, loss, "t")[0] == expected
 
 
 def test_loss_rule_errors():
-    with pytest.raises(cli.UsageError, match="exactly 2 classes"):
-        cli.choose_task(np.array([0.0, 1.0, 2.0]), "bce", "t")
-    with pytest.raises(cli.UsageError, match="numeric target"):
-        cli.choose_task(np.array(["a", "b", "c"]), "mse", "t")
-    with pytest.raises(cli.UsageError, match="single value"):
-        cli.choose_task(np.array([1.0, 1.0]), None, "t")
+    with pytest.raises(ValueError, match="exactly 2 classes"):
+        _tabular.choose_task(np.array([0.0, 1.0, 2.0]), "bce", "t")
+    with pytest.raises(ValueError, match="numeric target"):
+        _tabular.choose_task(np.array(["a", "b", "c"]), "mse", "t")
+    with pytest.raises(ValueError, match="single value"):
+        _tabular.choose_task(np.array([1.0, 1.0]), None, "t")
 
 
 def test_train_regression_and_multiclass_in_process(tmp_path, capsys):

@@ -1,0 +1,60 @@
+"""The environment report of ``fastmlp info``: versions, Numba settings, compile cache, BLAS kernels."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+__all__ = ["rows"]
+
+_DISTRIBUTIONS = ("numba", "scipy", "scikit-learn", "tqdm", "matplotlib", "threadpoolctl")
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(distribution)
+    except Exception:
+        return "not installed"
+
+
+def _threading_layer(numba) -> str:
+    configured = numba.config.THREADING_LAYER
+    try:
+        active = numba.threading_layer()  # only known once a parallel kernel has run
+    except ValueError:
+        active = None
+    if active:
+        return f"{active} (configured: {configured})"
+    return f"configured: {configured} (no parallel kernel run yet)"
+
+
+def rows() -> list[tuple[str, str]]:
+    """``(label, value)`` pairs, in display order."""
+    import numpy as np
+
+    from fastmlp import _blas, _config
+    from fastmlp._version import __version__
+
+    out = [
+        ("fastmlp", __version__),
+        ("python", f"{platform.python_version()} ({platform.python_implementation()}, {sys.executable})"),
+        ("platform", platform.platform()),
+        ("numpy", np.__version__),
+    ]
+    out.extend((dist, _version_of(dist)) for dist in _DISTRIBUTIONS)
+    try:
+        import numba
+
+        out.append(("numba threading layer", _threading_layer(numba)))
+        out.append(("numba threads", str(numba.config.NUMBA_NUM_THREADS)))
+    except ImportError:
+        pass
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(_config.__file__), "__pycache__")
+    out.append(("compile cache", f"{'enabled' if _config.CACHE else 'disabled'} ({cache_dir})"))
+    out.append(("fastmath flags", ",".join(sorted(_config.FASTMATH))))
+    out.append(("BLAS crossover", f"{_config.BLAS_MIN_FLOPS} multiply-adds (FASTMLP_BLAS_MIN_FLOPS)"))
+    out.extend(_blas.report())
+    return out

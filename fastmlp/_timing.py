@@ -1,0 +1,75 @@
+"""The timing harness: every time fastmlp reports (benchmarks, asv, the demo, scripts) is measured here.
+
+Rules it implements (docs/DESIGN.md, "Workloads"): warm up before timing (compilation, caches, lazy
+imports); report the median of repeated calls, or the best of a few for the demo's short runs; a speedup
+is a ratio of two times measured in the same run, interleaved so that the machine's load hits both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+
+__all__ = ["median_time", "interleaved_medians", "speedup", "per_call", "format_seconds"]
+
+
+def median_time(f: Callable[[], object], reps: int = 5, *, warmup: bool = True) -> float:
+    """Median wall time in seconds of ``reps`` calls of ``f`` (after one untimed warm-up call)."""
+    if warmup:
+        f()
+    times = []
+    for _ in range(max(1, reps)):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def interleaved_medians(fs: Mapping[str, Callable[[], object]], reps: int = 5, *, warmup: bool = True
+                        ) -> dict[str, float]:
+    """Median seconds per call of each of ``fs``, their calls interleaved (``a, b, a, b, ...``)."""
+    if warmup:
+        for f in fs.values():
+            f()
+    times: dict[str, list[float]] = {name: [] for name in fs}
+    for _ in range(max(1, reps)):
+        for name, f in fs.items():
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def speedup(slow: Callable[[], object], fast: Callable[[], object], reps: int = 5) -> float:
+    """``time(slow) / time(fast)``, both measured here, interleaved, median of ``reps`` calls each."""
+    t = interleaved_medians({"slow": slow, "fast": fast}, reps)
+    return t["slow"] / t["fast"]
+
+
+def per_call(run: Callable[[int], object], target: float, *, best_of: int = 3) -> float:
+    """Seconds per unit of ``run(n)`` (e.g. per epoch): ``n`` grows until one call lasts ``target``
+    seconds, then the best of ``best_of`` calls of that ``n`` is divided by ``n``."""
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        run(n)
+        t = time.perf_counter() - t0
+        if t >= target or n >= 1 << 20:
+            break
+        n *= max(2, min(16, int(target / max(t, 1e-7)) + 1))
+    best = t / n
+    for _ in range(best_of - 1):
+        t0 = time.perf_counter()
+        run(n)
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best
+
+
+def format_seconds(seconds: float) -> str:
+    """``1.2 us``, ``3.45 ms`` or ``1.23 s``."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
