@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("sklearn")
 
 import fastmlp  # noqa: E402
-from fastmlp import cli  # noqa: E402
+from fastmlp import _tabular, cli  # noqa: E402
 from fastmlp import onnx as fonnx  # noqa: E402
 from fastmlp.io import load_model  # noqa: E402
 
@@ -295,8 +295,8 @@ def test_cli_export(tmp_path, task, capsys):
     model, pre = load_model(tmp_path / "m.npz", return_preprocessing=True)
     from fastmlp.io import standardize
 
-    pred, proba = cli.decode_outputs(model.forward(np.ascontiguousarray(standardize(X, pre["mean"], pre["std"]).T)),
-                                     pre)
+    Xs = np.ascontiguousarray(standardize(X, pre["mean"], pre["std"]).T)
+    pred, proba = _tabular.decode_outputs(model.forward(Xs), pre)
     if task == "multiclass":
         assert_allclose(got["probabilities"], proba, **ONNX_TOL[np.dtype(np.float64)])
         assert_labels_agree(got["label"].astype(str), pred, proba, "float64")
