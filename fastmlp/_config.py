@@ -65,3 +65,6 @@ BLAS_MIN_FLOPS: int = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", "256"))
 
 #: keyword arguments for every ``@njit`` in fastmlp
 JIT_OPTIONS = {"cache": CACHE, "fastmath": set(FASTMATH), "nogil": True, "error_model": "numpy"}
+#: the same without any fast-math flag, for the few expressions whose order of operations is the point
+#: (LLVM keeps an instruction's own flags when it inlines it into a fast-math caller)
+EXACT_JIT_OPTIONS = {**JIT_OPTIONS, "fastmath": False}

@@ -29,7 +29,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from fastmlp._config import JIT_OPTIONS
+from fastmlp._config import EXACT_JIT_OPTIONS, JIT_OPTIONS
 
 # --- integer codes used inside kernels -----------------------------------------------------------
 ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = range(6)
@@ -380,6 +380,14 @@ def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, be
 
 
 # --- the output layer: cost and delta ------------------------------------------------------------
+@njit(**EXACT_JIT_OPTIONS)
+def _neg_log_softmax(top, z, log_s):
+    """``-log softmax(z) = (top - z) + log_s`` with ``top`` the column maximum and ``log_s`` the log of the
+    column's ``sum(exp(Z - top))``. Compiled without fast-math: reassociating it to ``(top + log_s) - z``
+    would lose ``log_s`` against a huge logit (three equal logits of 1e8 in float32 would cost 0, not ln 3)."""
+    return (top - z) + log_s
+
+
 @jit_inline
 def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, slope, dZ, d_off):
     """Return the summed (not yet averaged) cost of a batch and write the output delta ``dZ``.
@@ -387,7 +395,8 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
     ``Z``, ``A`` and ``dZ`` are packed ``(n_out, n_b)`` blocks; the targets are the ``(n_out, n_b)`` block
     at ``Y[y_off:]`` with rows ``y_ld`` apart. bce (sigmoid output) is ``max(z, 0) - y z + log1p(exp(-|z|))``
     where ``log1p(exp(-|z|)) = -log(max(a, 1 - a))`` reuses the sigmoid already computed (the argument lies
-    in [1/2, 1], so nothing rounds to zero); ce (softmax output) goes through a log-sum-exp. No log of a
+    in [1/2, 1], so nothing rounds to zero); ce (softmax output) is ``(max - z) + log(sum(exp(Z - max)))``,
+    exact however large the logits. No log of a
     probability that can round to 0 is ever taken. Deltas: bce, ce: ``A - Y``; mse: ``2 (A - Y) g'(Z)``;
     half_mse: ``(A - Y) g'(Z)``.
     """
@@ -403,12 +412,12 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
             s = zero
             for j in range(n_out):
                 s += np.exp(Z[z_off + j * n_b + i] - top)
-            lse = top + np.log(s)
+            log_s = np.log(s)
             for j in range(n_out):
                 t = j * n_b + i
                 y = Y[y_off + j * y_ld + i]
                 if y != zero:
-                    total += y * (lse - Z[z_off + t])
+                    total += y * _neg_log_softmax(top, Z[z_off + t], log_s)
                 dZ[d_off + t] = A[a_off + t] - y
         return total
     factor = two if loss == LOSS_MSE else one

@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from fastmlp._checks import parse_int, parse_positive_float
+
 __all__ = ["main"]
 
 _HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
@@ -50,22 +52,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        return parse_int(text, "value", minimum=1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def _positive_float(text: str) -> float:
     try:
-        value = float(text)
+        return parse_positive_float(text, "value")
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}") from None
 
 
 def _fraction(text: str) -> float:
@@ -80,7 +76,7 @@ def _fraction(text: str) -> float:
 
 def _int_arg(text: str) -> int:
     try:
-        return int(text)
+        return parse_int(text, "value")
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 

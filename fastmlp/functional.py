@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastmlp import _engine
+from fastmlp import _checks, _engine
 from fastmlp import reference as _ref
 from fastmlp._checks import (
     as_float_array,
@@ -99,10 +99,10 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
     caches : list of L tuples
         ``caches[l-1] = ((A[l-1], W[l], b[l]), Z[l])``, as in :func:`fastmlp.reference.L_model_forward`.
     """
-    Ws, bs = _ref._check_parameters(parameters)
-    acts = _ref._check_activations(activations, len(Ws))
-    slope = _ref._check_slope(leaky_slope)
-    X = _engine.kernel_array(_ref._check_X(X, Ws[0]))
+    Ws, bs = _checks.check_parameters(parameters)
+    acts = _checks.check_activations(activations, len(Ws))
+    slope = _checks.check_slope(leaky_slope, Ws[0].dtype)
+    X = _engine.kernel_array(_checks.check_X(X, Ws[0]))
     net = _network(Ws, bs, acts, slope)
     m = X.shape[1]
     sizes = net.layer_sizes[1:]
@@ -134,10 +134,10 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
         ``"dW1", "db1", ..., "dWL", "dbL"`` and ``"dA0", ..., "dA{L-1}"`` (each ``(n_l, m)``).
     """
     check_loss(loss)
-    slope = _ref._check_slope(leaky_slope)
     buffers = caches.buffers_for(AL) if isinstance(caches, _Caches) else None
-    caches = _ref._check_caches(caches)
-    acts = _ref._check_activations(activations, len(caches))
+    caches = _checks.check_caches(caches)
+    slope = _checks.check_slope(leaky_slope, caches[0][0][1].dtype)
+    acts = _checks.check_activations(activations, len(caches))
     check_loss_output(loss, acts[-1])
     Ws = [cache[0][1] for cache in caches]
     bs = [cache[0][2] for cache in caches]
@@ -146,7 +146,7 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     m = caches[0][0][0].shape[1]
     if AL.shape != (Ws[-1].shape[0], m):
         raise ValueError(f"AL must have shape {(Ws[-1].shape[0], m)} to match the caches, got {AL.shape}")
-    Y = _engine.kernel_array(_ref._check_Y(Y, AL.shape[0], m, dtype, loss))
+    Y = _engine.kernel_array(_checks.check_Y(Y, AL.shape[0], m, dtype, loss))
     net = _network(Ws, bs, acts, slope)
     dims = net.layer_sizes
     X = _engine.kernel_array(caches[0][0][0])
@@ -168,7 +168,7 @@ def update_parameters(parameters, grads, learning_rate):
 
     Same contract as :func:`fastmlp.reference.update_parameters`; returns the same dict.
     """
-    steps, lr = _ref._update_steps(parameters, grads, learning_rate)
+    steps, lr = _checks.check_update_steps(parameters, grads, learning_rate)
     for P, G in steps:
         _engine.subtract_scaled(P, G, lr)
     return parameters
@@ -184,20 +184,20 @@ def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, ep
     or weights, ``FloatingPointError`` is raised and ``parameters`` holds the values of the last finite
     *epoch* (the reference keeps those of the last finite minibatch).
     """
-    Ws, bs = _ref._check_parameters(parameters, writable=True)
-    acts = _ref._check_activations(activations, len(Ws))
+    Ws, bs = _checks.check_parameters(parameters, writable=True)
+    acts = _checks.check_activations(activations, len(Ws))
     check_loss(loss)
     check_loss_output(loss, acts[-1])
-    slope = _ref._check_slope(leaky_slope)
+    slope = _checks.check_slope(leaky_slope, Ws[0].dtype)
     lr = check_positive_float(learning_rate, "learning_rate")
     epochs = check_positive_int(epochs, "epochs")
-    X = _engine.kernel_array(_ref._check_X(X, Ws[0]))
+    X = _engine.kernel_array(_checks.check_X(X, Ws[0]))
     m = X.shape[1]
-    Y = _engine.kernel_array(_ref._check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss))
+    Y = _engine.kernel_array(_checks.check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss))
     batch = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
     order = None
     if shuffle:
-        rng = np.random.RandomState(seed)
+        rng = np.random.RandomState(_checks.check_seed(seed))
         order = np.stack([rng.permutation(m) for _ in range(epochs)])
     net = _network(Ws, bs, acts, slope)
     try:
@@ -215,7 +215,7 @@ def full_forward_propagation(X, params_values, nn_architecture, leaky_slope=0.01
 
     Returns ``(A, memory)`` with ``memory`` keyed ``"A0", "Z1", "A1", ..., "ZL", "AL"``.
     """
-    Ws, bs, acts = _ref._check_params_architecture(params_values, nn_architecture)
+    Ws, bs, acts = _checks.check_params_architecture(params_values, nn_architecture)
     parameters = {f"{k}{l}": v for l, (W, b) in enumerate(zip(Ws, bs, strict=True), start=1)
                   for k, v in (("W", W), ("b", b))}
     AL, caches = L_model_forward(X, parameters, acts, leaky_slope)

@@ -16,10 +16,15 @@ from fastmlp._checks import (
     as_float_array,
     check_activation,
     check_dtype,
+    check_init,
+    check_layer_dims,
     check_loss,
     check_loss_output,
     check_positive_float,
     check_positive_int,
+    check_seed,
+    check_slope,
+    check_Y,
 )
 from fastmlp._progress import progress
 
@@ -28,7 +33,6 @@ __all__ = ["MLP"]
 #: a compiled chunk of epochs runs for about this long before control returns to Python
 #: (progress updates, Ctrl-C)
 _CHUNK_SECONDS = 0.2
-_INITS = ("he", "xavier", "deep")
 _MAX_ORDER_ENTRIES = 1 << 22
 
 
@@ -71,7 +75,7 @@ class MLP(_modelfile.ModelFileMixin):
 
     def __init__(self, layer_dims, hidden_activation="relu", output_activation="sigmoid", loss="bce", *,
                  activations=None, init="he", seed=None, dtype="float64", leaky_slope=0.01):
-        dims = reference._check_layer_dims(layer_dims)
+        dims = check_layer_dims(layer_dims)
         n_layers = len(dims) - 1
         if activations is None:
             check_activation(hidden_activation, where="hidden_activation")
@@ -85,15 +89,13 @@ class MLP(_modelfile.ModelFileMixin):
                 check_activation(name, output=i == n_layers - 1, where=f"activation of layer {i + 1}")
         check_loss(loss)
         check_loss_output(loss, activations[-1])
-        if init not in _INITS:
-            raise ValueError(f"unknown init {init!r}; expected one of {', '.join(_INITS)}")
-        leaky_slope = reference._check_slope(leaky_slope)
+        dtype = check_dtype(dtype)
         self.loss = loss
-        self.init = init
-        self.seed = seed
-        self._net = _engine.Network(dims, activations, check_dtype(dtype), float(leaky_slope))
+        self.init = check_init(init)
+        self.seed = check_seed(seed)
+        self._net = _engine.Network(dims, activations, dtype, check_slope(leaky_slope, dtype))
         self.history: list[float] = []
-        self.set_parameters(reference.initialize_parameters(dims, init=init, seed=seed, dtype=self.dtype))
+        self._set_checked(reference._initialize_parameters(dims, self.init, self.seed, dtype))
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
@@ -153,19 +155,26 @@ class MLP(_modelfile.ModelFileMixin):
             raise ValueError(f"params keys do not match the layers: missing {missing}, unexpected {extra}")
         checked = []
         for l in range(1, len(dims)):
-            W = as_float_array(params[f"W{l}"], f"W{l}", ndim=None)
-            b = as_float_array(params[f"b{l}"], f"b{l}", ndim=None)
+            W = as_float_array(params[f"W{l}"], f"W{l}", ndim=None, dtype=self.dtype)
+            b = as_float_array(params[f"b{l}"], f"b{l}", ndim=None, dtype=self.dtype)
             if W.shape != (dims[l], dims[l - 1]):
                 raise ValueError(f"W{l} must have shape {(dims[l], dims[l - 1])}, got {W.shape}")
             if b.shape not in ((dims[l], 1), (dims[l],)):
                 raise ValueError(f"b{l} must have shape {(dims[l], 1)}, got {b.shape}")
             checked.append((W, b))
-        self._net.set_course_parameters([W for W, _ in checked], [b for _, b in checked])
+        return self._set_checked({f"{k}{l}": v for l, (W, b) in enumerate(checked, start=1)
+                                  for k, v in (("W", W), ("b", b))})
+
+    def _set_checked(self, params) -> MLP:
+        """Copy validated parameters of the model dtype into the network."""
+        L = self._net.n_layers
+        self._net.set_course_parameters([params[f"W{l}"] for l in range(1, L + 1)],
+                                        [params[f"b{l}"] for l in range(1, L + 1)])
         return self
 
     # --- data -------------------------------------------------------------------------------------
     def _columns(self, X, name="X") -> np.ndarray:
-        X = as_float_array(X, name)
+        X = as_float_array(X, name, dtype=self.dtype)
         if X.shape[0] != self._net.layer_sizes[0]:
             raise ValueError(f"{name} must have {self._net.layer_sizes[0]} rows (features; samples are columns), "
                              f"got shape {X.shape}")
@@ -173,7 +182,7 @@ class MLP(_modelfile.ModelFileMixin):
 
     def _target_columns(self, Y, m: int) -> np.ndarray:
         """``Y`` validated as the reference validates it (shape, finiteness, range for the loss)."""
-        return _engine.kernel_array(reference._check_Y(Y, self._net.layer_sizes[-1], m, self.dtype, self.loss))
+        return _engine.kernel_array(check_Y(Y, self._net.layer_sizes[-1], m, self.dtype, self.loss))
 
     # --- training ---------------------------------------------------------------------------------
     def fit(self, X, Y, epochs=1, learning_rate=0.01, batch_size=None, shuffle=False, seed=None,
@@ -213,7 +222,7 @@ class MLP(_modelfile.ModelFileMixin):
         m = Xc.shape[1]
         Yc = self._target_columns(Y, m)
         batch_size = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
-        rng = np.random.RandomState(seed) if shuffle else None
+        rng = np.random.RandomState(check_seed(seed)) if shuffle else None
 
         bar = progress(epochs, verbose)
         interrupted = _InterruptFlag()

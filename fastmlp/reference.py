@@ -30,19 +30,30 @@ Inputs are never modified, except ``parameters`` by :func:`update_parameters` an
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from fastmlp._checks import (
     as_float_array,
     check_activation,
-    check_binary_targets,
+    check_activations,
+    check_architecture,
+    check_caches,
     check_dtype,
+    check_init,
+    check_layer,
+    check_layer_dims,
+    check_linear_cache,
     check_loss,
     check_loss_output,
+    check_parameters,
+    check_params_architecture,
     check_positive_float,
     check_positive_int,
+    check_seed,
+    check_slope,
+    check_update_steps,
+    check_X,
+    check_Y,
 )
 
 __all__ = [
@@ -319,121 +330,6 @@ def _activate_backward(dA, Z, activation, slope):
 # ----------------------------------------------------------------------------------------------------
 
 
-def _check_slope(leaky_slope) -> float:
-    if isinstance(leaky_slope, bool) or not isinstance(leaky_slope, numbers.Real) or not np.isfinite(leaky_slope):
-        raise ValueError(f"leaky_slope must be a finite number, got {leaky_slope!r}")
-    return float(leaky_slope)
-
-
-def _check_layer_dims(layer_dims, name="layer_dims") -> list[int]:
-    try:
-        dims = list(layer_dims)
-    except TypeError as exc:
-        raise ValueError(f"{name} must be a sequence of positive integers, got {layer_dims!r}") from exc
-    if len(dims) < 2:
-        raise ValueError(f"{name} needs at least 2 entries (input and output size), got {dims!r}")
-    return [check_positive_int(d, f"{name}[{i}]") for i, d in enumerate(dims)]
-
-
-def _n_layers(parameters) -> int:
-    """Number of layers L of a parameter dict whose keys are exactly W1, b1, ..., WL, bL."""
-    if not isinstance(parameters, dict):
-        raise ValueError(f"parameters must be a dict with keys 'W1', 'b1', ..., got {type(parameters).__name__}")
-    L = 0
-    while f"W{L + 1}" in parameters:
-        L += 1
-    if L == 0:
-        raise ValueError("parameters has no 'W1'")
-    expected = {f"{p}{l}" for l in range(1, L + 1) for p in "Wb"}
-    missing = sorted(expected - set(parameters))
-    if missing:
-        raise ValueError(f"parameters is missing {missing}")
-    extra = sorted(map(str, set(parameters) - expected))
-    if extra:
-        raise ValueError(f"parameters has unexpected keys {extra}; expected exactly 'W1', 'b1', ..., 'W{L}', 'b{L}'")
-    return L
-
-
-def _check_parameters(parameters, *, writable: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Validate a parameter dict and return its lists of weights and biases (not copies).
-
-    All arrays must be finite, 2-D, of one float dtype, with chained shapes. With ``writable`` they must
-    be writable float NumPy arrays already (they will be updated in place).
-    """
-    L = _n_layers(parameters)
-    Ws, bs = [], []
-    for l in range(1, L + 1):
-        for key in (f"W{l}", f"b{l}"):
-            value = parameters[key]
-            if writable:
-                if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                    raise ValueError(
-                        f"parameters[{key!r}] must be a float NumPy array to be updated in place, "
-                        f"got {type(value).__name__}"
-                        + (f" of dtype {value.dtype}" if isinstance(value, np.ndarray) else "")
-                    )
-                if not value.flags.writeable:
-                    raise ValueError(f"parameters[{key!r}] is read-only and cannot be updated in place")
-            arr = as_float_array(value, f"parameters[{key!r}]")
-            (Ws if key[0] == "W" else bs).append(arr)
-    dtype = Ws[0].dtype
-    for l in range(1, L + 1):
-        W, b = Ws[l - 1], bs[l - 1]
-        for key, arr in ((f"W{l}", W), (f"b{l}", b)):
-            if arr.dtype != dtype:
-                raise ValueError(f"parameters[{key!r}] has dtype {arr.dtype} but 'W1' has {dtype}; use one dtype")
-        if b.shape != (W.shape[0], 1):
-            raise ValueError(f"parameters['b{l}'] must have shape {(W.shape[0], 1)} to match W{l}, got {b.shape}")
-        if l > 1 and W.shape[1] != Ws[l - 2].shape[0]:
-            raise ValueError(f"parameters['W{l}'] has {W.shape[1]} columns but W{l - 1} has {Ws[l - 2].shape[0]} rows")
-    return Ws, bs
-
-
-def _check_activations(activations, L: int) -> list[str]:
-    if activations is None:
-        return ["relu"] * (L - 1) + ["sigmoid"]
-    if isinstance(activations, str):
-        raise ValueError(f"activations must be a list of {L} names (one per layer), got the string {activations!r}")
-    acts = list(activations)
-    if len(acts) != L:
-        raise ValueError(f"activations has {len(acts)} entries but the network has {L} layers")
-    for i, a in enumerate(acts):
-        check_activation(a, output=(i == L - 1), where=f"activation of layer {i + 1}")
-    return acts
-
-
-def _check_X(X, W1: np.ndarray, name: str = "X") -> np.ndarray:
-    X = as_float_array(X, name, dtype=W1.dtype)
-    if X.shape[0] != W1.shape[1]:
-        raise ValueError(f"{name} has {X.shape[0]} rows (features) but W1 expects {W1.shape[1]}")
-    return X
-
-
-def _check_Y(Y, n_out: int, m: int, dtype, loss: str | None, name: str = "Y") -> np.ndarray:
-    """Targets as an ``(n_out, m)`` array of ``dtype``; ``(m,)`` is allowed when ``n_out == 1``."""
-    Y = as_float_array(Y, name, ndim=None, dtype=dtype)
-    if Y.ndim == 1 and n_out == 1:
-        Y = Y.reshape(1, -1)
-    if Y.ndim != 2:
-        raise ValueError(f"{name} must be 2-dimensional (n_y, m), or (m,) for one output, got shape {Y.shape}")
-    if Y.shape[1] != m:
-        raise ValueError(f"{name} has shape {Y.shape}: {Y.shape[1]} columns (samples) but the input has {m}")
-    if Y.shape[0] != n_out:
-        raise ValueError(f"{name} has shape {Y.shape}: {Y.shape[0]} rows but the output layer has {n_out} units")
-    if loss in ("bce", "ce"):
-        check_binary_targets(Y, name)
-    if loss == "ce":
-        # dZ[L] = AL - Y is the softmax + ce gradient only when every target column sums to 1
-        tol = np.sqrt(np.finfo(Y.dtype).eps)
-        worst = float(np.max(np.abs(Y.sum(axis=0) - 1)))
-        if worst > tol:
-            raise ValueError(
-                f"{name} columns must sum to 1 for loss 'ce' (one distribution per sample); "
-                f"the worst column is off by {worst:.3g}"
-            )
-    return Y
-
-
 # ----------------------------------------------------------------------------------------------------
 # initialisation
 # ----------------------------------------------------------------------------------------------------
@@ -456,8 +352,8 @@ def initialize_parameters_deep(layer_dims, seed=3):
     parameters : dict
         ``"W1", "b1", ..., "WL", "bL"``, float64; ``W[l]`` is ``(n_l, n_{l-1})``, ``b[l]`` is ``(n_l, 1)``.
     """
-    dims = _check_layer_dims(layer_dims)
-    rng = np.random.RandomState(seed)
+    dims = check_layer_dims(layer_dims)
+    rng = np.random.RandomState(check_seed(seed))
     parameters = {}
     for l in range(1, len(dims)):
         parameters[f"W{l}"] = rng.randn(dims[l], dims[l - 1]) * 0.01
@@ -484,8 +380,8 @@ def init_layers(nn_architecture, seed=99):
         ``"W1", "b1", ...``, float64; ``W[l]`` is ``(output_dim, input_dim)`` and ``b[l]`` is
         ``(output_dim, 1)``.
     """
-    dims, _ = _check_architecture(nn_architecture)
-    rng = np.random.RandomState(seed)
+    dims, _ = check_architecture(nn_architecture)
+    rng = np.random.RandomState(check_seed(seed))
     params = {}
     for l in range(1, len(dims)):
         params[f"W{l}"] = rng.randn(dims[l], dims[l - 1]) * 0.1
@@ -518,10 +414,11 @@ def initialize_parameters(layer_dims, init="he", seed=None, dtype=np.float64):
     parameters : dict
         ``"W1", "b1", ..., "WL", "bL"`` of ``dtype``.
     """
-    dims = _check_layer_dims(layer_dims)
-    dt = check_dtype(dtype)
-    if init not in ("he", "xavier", "deep"):
-        raise ValueError(f"unknown init {init!r}; expected one of he, xavier, deep")
+    return _initialize_parameters(check_layer_dims(layer_dims), check_init(init), check_seed(seed), check_dtype(dtype))
+
+
+def _initialize_parameters(dims, init, seed, dt):
+    """:func:`initialize_parameters` for arguments already validated."""
     rng = np.random.RandomState(seed)
     parameters = {}
     for l in range(1, len(dims)):
@@ -561,21 +458,8 @@ def linear_forward(A, W, b):
     cache : tuple
         ``(A, W, b)``, for :func:`linear_backward`.
     """
-    W, b, A = _check_layer(A, W, b)
+    W, b, A = check_layer(A, W, b)
     return _linear_forward(A, W, b), (A, W, b)
-
-
-def _check_layer(A, W, b, name="A_prev"):
-    W = as_float_array(W, "W")
-    b = as_float_array(b, "b")
-    if b.dtype != W.dtype:
-        raise ValueError(f"b has dtype {b.dtype} but W has {W.dtype}; use one dtype")
-    if b.shape != (W.shape[0], 1):
-        raise ValueError(f"b must have shape {(W.shape[0], 1)} to match W {W.shape}, got {b.shape}")
-    A = as_float_array(A, name, dtype=W.dtype)
-    if A.shape[0] != W.shape[1]:
-        raise ValueError(f"{name} has {A.shape[0]} rows but W has {W.shape[1]} columns")
-    return W, b, A
 
 
 def _linear_activation_forward(A_prev, W, b, activation, slope):
@@ -603,8 +487,8 @@ def linear_activation_forward(A_prev, W, b, activation, leaky_slope=0.01):
         ``((A_prev, W, b), Z)``, for :func:`linear_activation_backward`.
     """
     check_activation(activation, output=True)
-    slope = _check_slope(leaky_slope)
-    W, b, A_prev = _check_layer(A_prev, W, b)
+    W, b, A_prev = check_layer(A_prev, W, b)
+    slope = check_slope(leaky_slope, W.dtype)
     return _linear_activation_forward(A_prev, W, b, activation, slope)
 
 
@@ -639,47 +523,11 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
     caches : list of L tuples
         ``caches[l-1] = ((A[l-1], W[l], b[l]), Z[l])``; ``caches[-1][1]`` is the output logits ``ZL``.
     """
-    Ws, bs = _check_parameters(parameters)
-    acts = _check_activations(activations, len(Ws))
-    slope = _check_slope(leaky_slope)
-    X = _check_X(X, Ws[0])
+    Ws, bs = check_parameters(parameters)
+    acts = check_activations(activations, len(Ws))
+    slope = check_slope(leaky_slope, Ws[0].dtype)
+    X = check_X(X, Ws[0])
     return _forward(X, Ws, bs, acts, slope)
-
-
-def _check_architecture(nn_architecture) -> tuple[list[int], list[str]]:
-    if isinstance(nn_architecture, dict) or not hasattr(nn_architecture, "__len__") or len(nn_architecture) == 0:
-        raise ValueError("nn_architecture must be a non-empty list of {'input_dim', 'output_dim', 'activation'} dicts")
-    dims: list[int] = []
-    acts: list[str] = []
-    L = len(nn_architecture)
-    for i, layer in enumerate(nn_architecture):
-        if not isinstance(layer, dict):
-            raise ValueError(f"nn_architecture[{i}] must be a dict, got {type(layer).__name__}")
-        for key in ("input_dim", "output_dim", "activation"):
-            if key not in layer:
-                raise ValueError(f"nn_architecture[{i}] has no {key!r}")
-        n_in = check_positive_int(layer["input_dim"], f"nn_architecture[{i}]['input_dim']")
-        n_out = check_positive_int(layer["output_dim"], f"nn_architecture[{i}]['output_dim']")
-        if i == 0:
-            dims.append(n_in)
-        elif n_in != dims[-1]:
-            raise ValueError(f"nn_architecture[{i}]['input_dim'] is {n_in} but layer {i - 1} has output_dim {dims[-1]}")
-        dims.append(n_out)
-        acts.append(check_activation(layer["activation"], output=(i == L - 1), where=f"activation of layer {i + 1}"))
-    return dims, acts
-
-
-def _check_params_architecture(params_values, nn_architecture):
-    dims, acts = _check_architecture(nn_architecture)
-    Ws, bs = _check_parameters(params_values)
-    if len(Ws) != len(acts):
-        raise ValueError(f"params_values has {len(Ws)} layers but nn_architecture has {len(acts)}")
-    for l, W in enumerate(Ws, start=1):
-        if W.shape != (dims[l], dims[l - 1]):
-            raise ValueError(
-                f"params_values['W{l}'] has shape {W.shape} but nn_architecture says {(dims[l], dims[l - 1])}"
-            )
-    return Ws, bs, acts
 
 
 def full_forward_propagation(X, params_values, nn_architecture, leaky_slope=0.01):
@@ -703,9 +551,9 @@ def full_forward_propagation(X, params_values, nn_architecture, leaky_slope=0.01
         ``"A0"`` (= ``X``), ``"Z1"``, ``"A1"``, ..., ``"ZL"``, ``"AL"``: every layer's input to and
         output of the activation.
     """
-    Ws, bs, acts = _check_params_architecture(params_values, nn_architecture)
-    slope = _check_slope(leaky_slope)
-    X = _check_X(X, Ws[0])
+    Ws, bs, acts = check_params_architecture(params_values, nn_architecture)
+    slope = check_slope(leaky_slope, Ws[0].dtype)
+    X = check_X(X, Ws[0])
     AL, caches = _forward(X, Ws, bs, acts, slope)
     return AL, _memory_from_caches(AL, caches)
 
@@ -776,7 +624,7 @@ def compute_cost(AL, Y, loss="bce"):
     """
     check_loss(loss)
     AL = as_float_array(AL, "AL")
-    Y = _check_Y(Y, AL.shape[0], AL.shape[1], AL.dtype, loss)
+    Y = check_Y(Y, AL.shape[0], AL.shape[1], AL.dtype, loss)
     if loss in ("bce", "ce") and (AL.min() < 0 or AL.max() > 1):
         raise ValueError(f"AL must hold probabilities in [0, 1] for loss {loss!r}, got [{AL.min()}, {AL.max()}]")
     return float(LOSS_FUNCTIONS[loss](AL, Y))
@@ -786,10 +634,15 @@ def _cost_from_logits(ZL, Y, loss):
     m = ZL.shape[1]
     if loss == "bce":
         return np.sum(np.maximum(ZL, 0) - Y * ZL + np.log1p(np.exp(-np.abs(ZL)))) / m
-    # "ce": log softmax = Z - logsumexp(Z), with the column maximum subtracted first
-    Zs = ZL - ZL.max(axis=0, keepdims=True)
-    log_sm = Zs - np.log(np.sum(np.exp(Zs), axis=0, keepdims=True))
-    return -np.sum(Y * log_sm) / m
+    # "ce": -log softmax = (max - Z) + log(sum(exp(Z - max))), per column. The two terms are added only
+    # after the subtraction (no huge logit absorbs the small log term), and only where Y != 0: a target of 0
+    # contributes nothing even when max - Z overflows to inf (which would otherwise give 0 * inf = NaN).
+    top = ZL.max(axis=0, keepdims=True)
+    with np.errstate(over="ignore"):
+        gap = top - ZL
+    log_total = np.log(np.sum(np.exp(-gap), axis=0, keepdims=True))
+    hit = Y != 0
+    return np.sum(Y[hit] * (gap + log_total)[hit]) / m
 
 
 def compute_cost_from_logits(ZL, Y, loss="bce"):
@@ -820,7 +673,7 @@ def compute_cost_from_logits(ZL, Y, loss="bce"):
     if loss == "mse":
         raise ValueError("compute_cost_from_logits supports loss 'bce' and 'ce'; use compute_cost for 'mse'")
     ZL = as_float_array(ZL, "ZL")
-    Y = _check_Y(Y, ZL.shape[0], ZL.shape[1], ZL.dtype, loss)
+    Y = check_Y(Y, ZL.shape[0], ZL.shape[1], ZL.dtype, loss)
     return float(_cost_from_logits(ZL, Y, loss))
 
 
@@ -856,20 +709,11 @@ def linear_backward(dZ, cache):
     dW : ndarray, shape (n_l, n_{l-1})
     db : ndarray, shape (n_l, 1)
     """
-    A_prev, W, b = _check_linear_cache(cache)
+    A_prev, W, b = check_linear_cache(cache)
     dZ = as_float_array(dZ, "dZ", dtype=W.dtype)
     if dZ.shape != (W.shape[0], A_prev.shape[1]):
         raise ValueError(f"dZ must have shape {(W.shape[0], A_prev.shape[1])} to match the cache, got {dZ.shape}")
     return _linear_backward(dZ, (A_prev, W, b))
-
-
-def _check_linear_cache(cache):
-    try:
-        A_prev, W, b = cache
-    except (TypeError, ValueError) as exc:
-        raise ValueError("cache must be the (A_prev, W, b) tuple returned by linear_forward") from exc
-    W, b, A_prev = _check_layer(A_prev, W, b, name="cache A_prev")
-    return A_prev, W, b
 
 
 def linear_activation_backward(dA, cache, activation, leaky_slope=0.01):
@@ -892,12 +736,12 @@ def linear_activation_backward(dA, cache, activation, leaky_slope=0.01):
     db : ndarray, shape (n_l, 1)
     """
     check_activation(activation, output=True)
-    slope = _check_slope(leaky_slope)
     try:
         linear_cache, Z = cache
     except (TypeError, ValueError) as exc:
         raise ValueError("cache must be the ((A_prev, W, b), Z) tuple returned by linear_activation_forward") from exc
-    A_prev, W, b = _check_linear_cache(linear_cache)
+    A_prev, W, b = check_linear_cache(linear_cache)
+    slope = check_slope(leaky_slope, W.dtype)
     shape = (W.shape[0], A_prev.shape[1])
     Z = as_float_array(Z, "cache Z", dtype=W.dtype)
     dA = as_float_array(dA, "dA", dtype=W.dtype)
@@ -922,33 +766,6 @@ def _backward(AL, Y, caches, acts, loss, slope, need_dA0=True):
         if dA_prev is not None:
             grads[f"dA{l - 1}"] = dA_prev
     return grads
-
-
-def _check_caches(caches):
-    if not isinstance(caches, (list, tuple)) or len(caches) == 0:
-        raise ValueError("caches must be the non-empty list returned by L_model_forward")
-    out = []
-    prev_rows = None
-    m = None
-    for i, cache in enumerate(caches):
-        try:
-            linear_cache, Z = cache
-            A_prev, W, b = linear_cache
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"caches[{i}] must be a ((A_prev, W, b), Z) tuple") from exc
-        W, b, A_prev = _check_layer(A_prev, W, b, name=f"caches[{i}] A_prev")
-        Z = as_float_array(Z, f"caches[{i}] Z", dtype=W.dtype)
-        if m is None:
-            m = A_prev.shape[1]
-        if A_prev.shape[1] != m or Z.shape != (W.shape[0], m):
-            raise ValueError(f"caches[{i}] holds arrays whose shapes do not match {m} samples")
-        if prev_rows is not None and W.shape[1] != prev_rows:
-            raise ValueError(f"caches[{i}] W has {W.shape[1]} columns but the previous layer has {prev_rows} units")
-        if i > 0 and W.dtype != out[0][0][1].dtype:
-            raise ValueError(f"caches[{i}] W has dtype {W.dtype} but caches[0] has {out[0][0][1].dtype}")
-        prev_rows = W.shape[0]
-        out.append(((A_prev, W, b), Z))
-    return out
 
 
 def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.01):
@@ -982,16 +799,16 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
         (``dA0`` with respect to ``X``), shape ``(n_l, m)``.
     """
     check_loss(loss)
-    slope = _check_slope(leaky_slope)
-    caches = _check_caches(caches)
-    acts = _check_activations(activations, len(caches))
+    caches = check_caches(caches)
+    slope = check_slope(leaky_slope, caches[0][0][1].dtype)
+    acts = check_activations(activations, len(caches))
     check_loss_output(loss, acts[-1])
     W_L = caches[-1][0][1]
     AL = as_float_array(AL, "AL", dtype=W_L.dtype)
     m = caches[0][0][0].shape[1]
     if AL.shape != (W_L.shape[0], m):
         raise ValueError(f"AL must have shape {(W_L.shape[0], m)} to match the caches, got {AL.shape}")
-    Y = _check_Y(Y, AL.shape[0], m, AL.dtype, loss)
+    Y = check_Y(Y, AL.shape[0], m, AL.dtype, loss)
     return _backward(AL, Y, caches, acts, loss, slope)
 
 
@@ -1023,7 +840,7 @@ def full_backward_propagation(Y_hat, Y, memory, params_values, nn_architecture, 
 
 def _caches_from_memory(memory, params_values, nn_architecture):
     """The ``L_model_backward`` caches and activations of an architecture-style forward ``memory``."""
-    Ws, bs, acts = _check_params_architecture(params_values, nn_architecture)
+    Ws, bs, acts = check_params_architecture(params_values, nn_architecture)
     if not isinstance(memory, dict):
         raise ValueError("memory must be the dict returned by full_forward_propagation")
     caches = []
@@ -1058,28 +875,10 @@ def update_parameters(parameters, grads, learning_rate):
     parameters : dict
         The same dict, updated.
     """
-    steps, lr = _update_steps(parameters, grads, learning_rate)
+    steps, lr = check_update_steps(parameters, grads, learning_rate)
     for P, G in steps:
         P -= lr * G
     return parameters
-
-
-def _update_steps(parameters, grads, learning_rate):
-    """Validate an SGD step: the ``(parameter, gradient)`` pairs (gradients in the parameters' dtype) and lr."""
-    Ws, bs = _check_parameters(parameters, writable=True)
-    lr = check_positive_float(learning_rate, "learning_rate")
-    if not isinstance(grads, dict):
-        raise ValueError(f"grads must be a dict with keys 'dW1', 'db1', ..., got {type(grads).__name__}")
-    steps = []
-    for l in range(1, len(Ws) + 1):
-        for key, P in ((f"W{l}", Ws[l - 1]), (f"b{l}", bs[l - 1])):
-            if "d" + key not in grads:
-                raise ValueError(f"grads is missing 'd{key}'")
-            G = as_float_array(grads["d" + key], f"grads['d{key}']", dtype=P.dtype)
-            if G.shape != P.shape:
-                raise ValueError(f"grads['d{key}'] has shape {G.shape} but parameters[{key!r}] has {P.shape}")
-            steps.append((P, G))
-    return steps, lr
 
 
 def train(
@@ -1141,19 +940,19 @@ def train(
     costs : list of float, length ``epochs``
         Mean batch cost of each epoch.
     """
-    Ws, bs = _check_parameters(parameters, writable=True)
+    Ws, bs = check_parameters(parameters, writable=True)
     L = len(Ws)
-    acts = _check_activations(activations, L)
+    acts = check_activations(activations, L)
     check_loss(loss)
     check_loss_output(loss, acts[-1])
-    slope = _check_slope(leaky_slope)
+    slope = check_slope(leaky_slope, Ws[0].dtype)
     lr = check_positive_float(learning_rate, "learning_rate")
     epochs = check_positive_int(epochs, "epochs")
-    X = _check_X(X, Ws[0])
+    X = check_X(X, Ws[0])
     m = X.shape[1]
-    Y = _check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss)
+    Y = check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss)
     bs_ = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
-    rng = np.random.RandomState(seed) if shuffle else None
+    rng = np.random.RandomState(check_seed(seed)) if shuffle else None
 
     costs = []
     for epoch in range(epochs):
