@@ -23,7 +23,6 @@ status 1; Ctrl-C ends with status 130 and saves nothing.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
