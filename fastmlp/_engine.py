@@ -19,10 +19,12 @@ import numpy as np
 
 from fastmlp import _config
 from fastmlp import _kernels as K
+from fastmlp import _kernels_general as KG
 from fastmlp._checks import check_activation, check_dtype
 
 __all__ = ["Network", "Optimizer", "TrainResult", "course_views", "train_epochs", "forward", "cost", "forward_cached",
-           "backward", "layer_blocks", "subtract_scaled", "kernel_array"]
+           "backward", "layer_blocks", "subtract_scaled", "kernel_array", "SparseRows", "loss_gradient_function",
+           "train_epochs_general", "forward_general"]
 
 
 class Network:
@@ -113,6 +115,16 @@ class Network:
         for c, b, my_c, my_b in zip(coefs, intercepts, self.coefs, self.intercepts, strict=True):
             my_c[...] = c
             my_b[...] = b
+
+    def sklearn_order(self) -> np.ndarray:
+        """Index array ``perm`` with ``params[perm]`` equal to scikit-learn's packed vector (every ``coef``
+        ``(n_in, n_out)`` raveled in C order, then every intercept), as L-BFGS sees the parameters."""
+        index = np.arange(self.params.size)
+        coefs = [index[o:o + a * b].reshape(b, a).T for o, a, b in zip(self.offsets, self.layer_sizes[:-1],
+                                                                         self.layer_sizes[1:], strict=False)]
+        intercepts = [index[o + a * b:o + a * b + b] for o, a, b in zip(self.offsets, self.layer_sizes[:-1],
+                                                                          self.layer_sizes[1:], strict=False)]
+        return np.concatenate([c.ravel() for c in coefs] + intercepts)
 
     def workspace(self, batch_size: int) -> dict[str, np.ndarray]:
         """Training buffers for minibatches of up to ``batch_size`` rows, allocated once and reused."""
@@ -413,3 +425,183 @@ def subtract_scaled(P: np.ndarray, G: np.ndarray, learning_rate) -> None:
         K._subtract_scaled(P.reshape(-1), kernel_array(G, P.dtype).reshape(-1), P.dtype.type(learning_rate))
     else:
         P -= P.dtype.type(learning_rate) * G
+
+
+# --- the general case of the scikit-learn estimators: sample weights, sparse X, Poisson, L-BFGS ---------------
+class SparseRows:
+    """A CSR matrix (samples as rows) in the form the general kernels read: ``data`` of the network's dtype,
+    ``indices`` and ``indptr`` as int64 (copied only when they are not already; ``X`` is never densified).
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix or array of shape (m, n0), CSR or CSC (CSC is converted to CSR, still sparse)
+    dtype : float32 or float64
+    """
+
+    def __init__(self, X, dtype):
+        if X.format != "csr":
+            X = X.tocsr()
+        self.shape = X.shape
+        self.data = kernel_array(X.data, dtype)
+        self.indices = kernel_array(X.indices, np.int64)
+        self.indptr = kernel_array(X.indptr, np.int64)
+        if self.indptr.shape[0] != self.shape[0] + 1 or (
+                self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.shape[1])):
+            raise ValueError("X is not a valid CSR matrix (indptr or indices out of range)")
+        self.rows = np.arange(self.shape[0], dtype=np.int64)
+
+
+def _general_inputs(net: Network, X):
+    """``(X_dense_columns, data, indices, indptr, sparse)`` for the general kernels; ``X`` is a :class:`SparseRows`
+    or an ``(n0, m)`` array of columns."""
+    if isinstance(X, SparseRows):
+        if X.shape[1] != net.layer_sizes[0]:
+            raise ValueError(f"X has {X.shape[1]} features; the network expects {net.layer_sizes[0]}")
+        return np.zeros((net.layer_sizes[0], 0), net.dtype), X.data, X.indices, X.indptr, X.rows, True
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
+    empty_i = np.zeros(1, np.int64)
+    return Xc, np.zeros(0, net.dtype), empty_i, empty_i, np.arange(Xc.shape[1], dtype=np.int64), False
+
+
+def _general_loss_code(loss):
+    if loss not in KG.GENERAL_LOSS_CODES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(KG.GENERAL_LOSS_CODES)}")
+    return KG.GENERAL_LOSS_CODES[loss]
+
+
+def _sample_weights(net: Network, sample_weight, m):
+    if sample_weight is None:
+        return np.ones(m, net.dtype)
+    sw = kernel_array(sample_weight, net.dtype)
+    if sw.shape != (m,):
+        raise ValueError(f"sample_weight must have shape ({m},), got {sw.shape}")
+    return sw
+
+
+def loss_gradient_function(net: Network, X, Y, loss, *, alpha=0.0, sample_weight=None, blas_min_flops=None):
+    """A function ``f(theta) -> (loss, gradient)`` over the whole data set, for ``scipy.optimize.minimize``.
+
+    ``f`` copies ``theta`` (float64, the layout of ``net.params``) into ``net.params`` and runs one compiled
+    call (:func:`fastmlp._kernels_general._loss_grad_full`): scikit-learn's weighted loss with the L2 term,
+    and its gradient, returned as float64.
+
+    Parameters
+    ----------
+    net : Network (for ``loss="poisson"`` its output layer is linear: the kernel applies the exponential)
+    X : (n0, m) array of columns of ``net.dtype``, or :class:`SparseRows`
+    Y : (nL, m) C-contiguous array of ``net.dtype``
+    loss : {"bce", "ce", "half_mse", "poisson"}
+    alpha : float; sample_weight : (m,) array or None
+    """
+    Xc, data, indices, indptr, rows, sparse = _general_inputs(net, X)
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
+    m = Yc.shape[1]
+    if rows.shape[0] != m:
+        raise ValueError(f"X has {rows.shape[0]} samples but Y has {m}")
+    code = _general_loss_code(loss)
+    sw = _sample_weights(net, sample_weight, m)
+    dt = net.dtype.type
+    sizes = net.layer_sizes
+    Zbuf = np.empty(m * sum(sizes[1:]), net.dtype)
+    Abuf = np.empty_like(Zbuf)
+    deltas = np.empty(2 * m * max(sizes[1:]), net.dtype)
+    grad = np.zeros(net.params.size, net.dtype)
+    p_off = net.offsets
+    a_off = K._act_offsets(net.dims, m)
+    scalars = np.zeros(2, net.dtype)
+    flops = _blas_min_flops(blas_min_flops)
+    slope, alpha_t = dt(net.leaky_slope), dt(alpha)
+
+    def loss_and_gradient(theta):
+        net.params[:] = theta
+        value = KG._loss_grad_full(Xc, data, indices, indptr, rows, sparse, Yc, sw, net.params, net.dims,
+                                   net.act_codes, slope, code, alpha_t, p_off, a_off, Zbuf, Abuf, deltas, grad,
+                                   scalars, flops)
+        return float(value), grad.astype(np.float64)
+
+    return loss_and_gradient
+
+
+def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
+                         optimizer: Optimizer | None = None, order=None, sample_weight=None, epoch_offset=0,
+                         blas_min_flops=None) -> TrainResult:
+    """:func:`train_epochs` with sample weights, a sparse ``X`` and the Poisson loss (samples as columns).
+
+    Parameters
+    ----------
+    X : (n0, m) array of columns of ``net.dtype``, or :class:`SparseRows`
+    Y : (nL, m) array of ``net.dtype``
+    loss : {"bce", "ce", "half_mse", "poisson"}
+    sample_weight : (m,) array or None (all ones)
+    other parameters : as :func:`train_epochs`
+
+    Returns
+    -------
+    TrainResult (``mean_batch_cost`` is not computed here: it holds ``sample_weighted_cost``)
+    """
+    Xc, data, indices, indptr, _, sparse = _general_inputs(net, X)
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
+    m = Yc.shape[1]
+    if (X.shape[0] if sparse else Xc.shape[1]) != m:
+        raise ValueError(f"X and Y have different numbers of samples ({m} in Y)")
+    code = _general_loss_code(loss)
+    sw = _sample_weights(net, sample_weight, m)
+    batch_size = m if batch_size is None else min(int(batch_size), m)
+    if batch_size < 1 or epochs < 1:
+        raise ValueError("batch_size and epochs must be positive")
+    rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)).copy()
+    if order is None:
+        order = np.zeros((0, m), np.int64)
+    else:
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        if order.shape != (epochs, m) or order.min() < 0 or order.max() >= m:
+            raise ValueError(f"order must be an ({epochs}, {m}) array of sample indices")
+    if optimizer is None:
+        if getattr(net, "_plain_sgd", None) is None:
+            net._plain_sgd = Optimizer(net)
+        optimizer = net._plain_sgd
+    opt = optimizer
+    dt = net.dtype.type
+    sizes = net.layer_sizes
+    ws = {
+        "Zbuf": np.empty(batch_size * sum(sizes[1:]), net.dtype),
+        "deltas": np.empty(2 * batch_size * max(sizes[1:]), net.dtype),
+        "xbuf": np.empty(0 if sparse else sizes[0] * batch_size, net.dtype),
+        "ybuf": np.empty(sizes[-1] * batch_size, net.dtype),
+        "swbuf": np.empty(batch_size, net.dtype),
+        "rows": np.empty(batch_size, np.int64),
+    }
+    weighted_cost = np.empty(epochs, np.float64)
+    done = KG._train_epochs_general(
+        Xc, data, indices, indptr, sparse, Yc, sw, net.params, net.dims, net.act_codes, dt(net.leaky_slope), code,
+        dt(alpha), batch_size, order, rates, K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1),
+        dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2, opt.step, ws["Zbuf"], np.empty_like(ws["Zbuf"]),
+        ws["deltas"], np.zeros(net.params.size, net.dtype), ws["xbuf"], ws["ybuf"], ws["swbuf"], ws["rows"],
+        np.empty(net.params.size, net.dtype), net.offsets, K._act_offsets(net.dims, batch_size),
+        np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops),
+        weighted_cost)
+    if done < epochs:
+        exc = FloatingPointError(
+            f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
+            f"(try a smaller learning rate); parameters are left at the end of epoch {epoch_offset + done}")
+        exc.completed = TrainResult(weighted_cost[:done].copy(), weighted_cost[:done].copy())
+        raise exc
+    return TrainResult(weighted_cost, weighted_cost)
+
+
+def forward_general(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
+    """Output of the network's layers (no Poisson exponential) for every sample, as ``(nL, m)`` columns.
+
+    ``X`` : :class:`SparseRows` (the first layer computed on the sparse matrix) or ``(n0, m)`` columns.
+    """
+    if not isinstance(X, SparseRows):
+        return forward(net, X, blas_min_flops=blas_min_flops)
+    if X.shape[1] != net.layer_sizes[0]:
+        raise ValueError(f"X has {X.shape[1]} features; the network expects {net.layer_sizes[0]}")
+    m = X.shape[0]
+    out = np.empty((net.layer_sizes[-1], m), net.dtype)
+    buffer = np.empty((2, m * max(net.layer_sizes[1:])), net.dtype)
+    KG._forward_sparse(X.data, X.indices, X.indptr, X.rows, net.params, net.dims, net.act_codes,
+                       net.dtype.type(net.leaky_slope), net.offsets, buffer, out,
+                       np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops))
+    return out

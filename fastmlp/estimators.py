@@ -46,6 +46,8 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.optimize
+import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -55,7 +57,7 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from fastmlp import _modelfile
 
@@ -65,6 +67,14 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
     def validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
         return estimator._validate_data(X, y, **kwargs)
+
+
+try:  # the options scikit-learn passes to L-BFGS-B besides maxfun/maxiter/gtol (iprint before SciPy 1.15)
+    from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    def _get_additional_lbfgs_options_dict(key, value):
+        return {key: value}
 
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -82,7 +92,12 @@ _OUTPUTS = {
     "logistic": ("sigmoid", "bce"),
     "softmax": ("softmax", "ce"),
     "identity": ("linear", "half_mse"),
+    # Poisson: the network's output layer computes log(mean); the exponential is applied by the kernels' loss
+    # and by _forward
+    "exp": ("linear", "poisson"),
 }
+#: numeric scikit-learn solvers trained by minibatches
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
 _LEAKY_SLOPE = 0.01
 _NON_FINITE_MESSAGE = (
     "Solver produced non-finite parameter weights. The input data may contain large values and need to "
@@ -104,10 +119,27 @@ def _as_engine_columns(a, dtype):
     (memory maps, frozen arrays) are copied so that the compiled kernels see one array type only (Numba
     compiles a separate specialisation for read-only arrays).
     """
+    if scipy.sparse.issparse(a):
+        return _engine().SparseRows(a, dtype)  # the kernels read CSR rows; X is never densified
     out = np.ascontiguousarray(a.T, dtype=dtype)
     if not out.flags.writeable:
         out = out.copy()
     return out
+
+
+def _lbfgs_warning(result, max_iter):
+    """scikit-learn's ``_check_optimize_result`` for L-BFGS: the iteration count, and its ConvergenceWarning."""
+    n_iter = min(result.nit, max_iter)
+    if result.status != 0:
+        message = f"lbfgs failed to converge after {n_iter} iteration(s) (status={result.status}):\n{result.message}\n"
+        if n_iter == max_iter:
+            message += f"\nIncrease the number of iterations to improve the convergence (max_iter={max_iter})."
+        message += (
+            "\nYou might also want to scale the data as shown in:\n"
+            "    https://scikit-learn.org/stable/modules/preprocessing.html"
+        )
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+    return n_iter
 
 
 def _fast_binarize(binarizer, y):
@@ -311,12 +343,7 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
-        if not is_classifier(self):
-            self.out_activation_ = "identity"
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        else:
-            self.out_activation_ = "logistic"
+        self.out_activation_ = self._output_activation()
 
         net = _engine().Network(list(layer_units), self._engine_activations(), dtype=dtype,
                                 leaky_slope=_LEAKY_SLOPE)
@@ -331,7 +358,17 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         self._optimizer = None
         self._expose()
         self._best_params = net.params.copy()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._reset_stochastic_bookkeeping()
 
+    def _output_activation(self):
+        if not is_classifier(self):
+            return "exp" if self.loss == "poisson" else "identity"
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax"
+        return "logistic"
+
+    def _reset_stochastic_bookkeeping(self):
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -344,41 +381,126 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
             self.best_validation_score_ = None
 
     # ------------------------------------------------------------------ fitting
-    def _fit(self, X, y, incremental=False):
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported by fastmlp (it trains with minibatch kernels only); use "
-                "solver='adam' or solver='sgd', or scikit-learn's own MLP for L-BFGS"
-            )
-        self._check_loss()
+    def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            # scikit-learn's checks (shape, finite, not all zero); all-ones weights are no weights at all, and
+            # take the unweighted kernels (identical results)
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            if np.all(sample_weight == 1):
+                sample_weight = None
+        self._check_targets(y)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         # scikit-learn creates this generator on every fit; it is only drawn from below when initialising,
         # shuffling or splitting, so skip building it (a RandomState costs ~0.1 ms) when none happens
-        needs_rng = first_pass or self.shuffle or self.early_stopping
+        needs_rng = first_pass or (self.solver != "lbfgs" and (self.shuffle or self.early_stopping))
         rng = check_random_state(self.random_state) if needs_rng else None
 
         if first_pass:
             self._initialize(y, layer_units, X.dtype, rng)
         else:
             if not hasattr(self, "_net"):
-                raise ValueError("warm_start / partial_fit needs an estimator fitted by fastmlp")
+                self._adopt_assigned_state(X.dtype)
             self._sync_to_net()
             self._ensure_net(layer_units)
 
         try:
-            self._fit_stochastic(X, y, rng, incremental)
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, y, sample_weight)
+            else:
+                self._fit_stochastic(X, y, sample_weight, rng, incremental)
         finally:
             self._expose()
+        if not np.isfinite(self._net.params).all():
+            raise ValueError(_NON_FINITE_MESSAGE)
         return self
 
-    def _fit_stochastic(self, X, y, rng, incremental):
+    def _adopt_assigned_state(self, dtype):
+        """Build the network from ``coefs_`` / ``intercepts_`` assigned by hand on an estimator fastmlp did not
+        fit (scikit-learn's own tests do so), with defaults for the bookkeeping that was not assigned."""
+        coefs = [np.asarray(c) for c in self.coefs_]
+        intercepts = [np.asarray(b) for b in self.intercepts_]
+        if len(coefs) != len(intercepts) or not coefs or any(c.ndim != 2 for c in coefs):
+            raise ValueError("coefs_ and intercepts_ must be lists of as many 2-D and 1-D arrays, one per layer")
+        if not hasattr(self, "out_activation_"):
+            self.out_activation_ = self._output_activation()
+        self.coefs_ = [c.astype(dtype) for c in coefs]
+        self.intercepts_ = [b.astype(dtype) for b in intercepts]
+        self._restore_fitted_state(
+            getattr(getattr(self, "_label_binarizer", None), "y_type_", None))
+        for name, default in (("n_iter_", 0), ("t_", 0)):
+            if not hasattr(self, name):
+                setattr(self, name, default)
+        if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
+            self._reset_stochastic_bookkeeping()
+        self._best_params = self._net.params.copy()
+
+    def _fit_lbfgs(self, X, y, sample_weight):
+        """scikit-learn's L-BFGS fit: ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)`` on the loss of the
+        whole data set and its gradient, computed by one compiled call per evaluation, over scikit-learn's packed
+        parameter vector (so that the optimiser sees the same numbers in the same order)."""
+        net = self._net
+        loss = _OUTPUTS[self.out_activation_][1]
+        perm = net.sklearn_order()
+        loss_grad = _engine().loss_gradient_function(
+            net, _as_engine_columns(X, net.dtype), _as_engine_columns(y, net.dtype), loss, alpha=float(self.alpha),
+            sample_weight=sample_weight)
+
+        def fun(theta):
+            params = np.empty_like(theta)
+            params[perm] = theta
+            value, grad = loss_grad(params)
+            return value, grad[perm]
+
+        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        result = scipy.optimize.minimize(
+            fun, net.params[perm].astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                     **_get_additional_lbfgs_options_dict("iprint", iprint)},
+        )
+        self.n_iter_ = _lbfgs_warning(result, self.max_iter)
+        self.loss_ = float(result.fun)
+        net.params[perm] = result.x
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, activations=None, deltas=None,
+                         coef_grads=None, intercept_grads=None):
+        """Loss and gradient at scikit-learn's packed parameter vector (its private name and signature).
+
+        Parameters
+        ----------
+        packed_coef_inter : (P,) every ``coef`` raveled in C order, then every intercept
+        X : (n_samples, n_features) array or sparse matrix
+        y : (n_samples, n_outputs) binarised targets (classification) or targets
+        sample_weight : (n_samples,) or None
+        activations, deltas, coef_grads, intercept_grads : ignored (scikit-learn's work buffers)
+
+        Returns
+        -------
+        loss : float
+        grad : (P,) float64, packed like ``packed_coef_inter``
+        """
+        net = self._net
+        perm = net.sklearn_order()
+        y = np.asarray(y)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        X = X if scipy.sparse.issparse(X) else np.asarray(X)
+        work = net.copy()
+        loss_grad = _engine().loss_gradient_function(
+            work, _as_engine_columns(X, net.dtype), _as_engine_columns(y, net.dtype),
+            _OUTPUTS[self.out_activation_][1], alpha=float(self.alpha), sample_weight=sample_weight)
+        params = np.empty(perm.size, np.float64)
+        params[perm] = packed_coef_inter
+        value, grad = loss_grad(params)
+        return value, grad[perm]
+
+    def _fit_stochastic(self, X, y, sample_weight, rng, incremental):
         net = self._net
         dtype = net.dtype
         engine = _engine()
@@ -393,9 +515,15 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         if early_stopping:
             # don't stratify in multilabel classification
             stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
-            X_train, X_val, y_train, y_val = train_test_split(
-                X, y, random_state=rng, test_size=self.validation_fraction, stratify=stratify
-            )
+            if sample_weight is None:
+                X_train, X_val, y_train, y_val = train_test_split(
+                    X, y, random_state=rng, test_size=self.validation_fraction, stratify=stratify
+                )
+                sw_train = sw_val = None
+            else:  # the same split (it depends only on the sample count, rng and stratify), weights alongside
+                X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
+                    X, y, sample_weight, random_state=rng, test_size=self.validation_fraction, stratify=stratify
+                )
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' or the size of your "
@@ -405,12 +533,14 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                 y_val = self._label_binarizer.inverse_transform(y_val)
             X_val = _as_engine_columns(X_val, dtype)
         else:
-            X_train, y_train = X, y
-            X_val = y_val = None
+            X_train, y_train, sw_train = X, y, sample_weight
+            X_val = y_val = sw_val = None
 
+        n_samples = X_train.shape[0]
         X_train = _as_engine_columns(X_train, dtype)
         Y_train = _as_engine_columns(y_train, dtype)
-        n_samples = X_train.shape[1]
+        # sample weights, sparse X and the Poisson loss take the general kernels; the rest the fused fast path
+        general = sw_train is not None or scipy.sparse.issparse(X) or self.out_activation_ == "exp"
         sample_idx = np.arange(n_samples, dtype=int)
 
         if self.batch_size == "auto":
@@ -425,7 +555,8 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
 
         loss = _OUTPUTS[self.out_activation_][1]
         alpha = float(self.alpha)
-        train = engine.train_epochs
+        train = engine.train_epochs_general if general else engine.train_epochs
+        extra = {"sample_weight": sw_train} if general else {}
         engine_opt = sched.engine_optimizer
         diverged = None
         try:
@@ -454,8 +585,8 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                         order[j] = sample_idx
                 try:
                     costs = train(net, X_train, Y_train, loss, learning_rate=rates, epochs=n_epochs,
-                                  batch_size=batch_size, alpha=alpha, optimizer=engine_opt,
-                                  order=order).sample_weighted_cost
+                                  batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order,
+                                  **extra).sample_weighted_cost
                 except FloatingPointError as exc:
                     diverged = exc
                     completed = getattr(exc, "completed", None)
@@ -470,7 +601,7 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                     if self.verbose:
                         print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
 
-                    self._update_no_improvement_count(early_stopping, X_val, y_val)
+                    self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                     sched.iteration_ends(self.t_)
 
                     if self._no_improvement_count > self.n_iter_no_change:
@@ -513,9 +644,9 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
             raise ValueError(_NON_FINITE_MESSAGE + f" ({diverged}; the weights of the last finite epoch "
                              "were kept)") from diverged
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val=None):
         if early_stopping:
-            val_score = self._score_converted(X_val, y_val)
+            val_score = self._score_converted(X_val, y_val, sw_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print(f"Validation score: {self.validation_scores_[-1]:f}")
@@ -544,40 +675,48 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         layout (``_as_engine_columns``), as the early-stopping validation set is.
         """
         if check_input:
-            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
             X = _as_engine_columns(X, self._net.dtype)
+        if not hasattr(self, "_net"):  # coefs_ / intercepts_ assigned by hand
+            self._adopt_assigned_state(np.asarray(self.coefs_[0]).dtype)
         self._sync_to_net()
-        out = _engine().forward(self._net, X)
+        out = _engine().forward_general(self._net, X)
+        if self.out_activation_ == "exp":
+            np.exp(out, out=out)
         return np.ascontiguousarray(out.T)
 
-    def _score_converted(self, X, y):
+    def _score_converted(self, X, y, sample_weight=None):
         """Validation score on already-converted ``X`` (NaN when the predictions are not finite)."""
         y_pred = self._predict(X, check_input=False)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        return self._score_function(y, y_pred)
+        return self._score_function(y, y_pred, sample_weight=sample_weight)
 
     # ------------------------------------------------------------------ misc
-    def _check_loss(self):
+    def _check_targets(self, y):
         pass
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix ``X`` and targets ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The input data. float32 trains in float32, float64 in float64; other numbers become float64.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (CSR or CSC sparse matrices are used as they are). float32 trains in float32, float64
+            in float64; other numbers become float64.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (classification) or real targets (regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights: every loss (minibatch or whole-data) is ``sum_i w_i loss_i / sum_i w_i``, its L2
+            term divided by the same sum.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
         if self.solver not in ("sgd", "adam"):
@@ -587,7 +726,9 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         return True
 
     def __sklearn_tags__(self):
-        return super().__sklearn_tags__()
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -777,7 +918,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.max_fun = max_fun
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         # the same class bookkeeping as scikit-learn (fit / warm_start / partial_fit)
@@ -805,8 +947,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
 
-    def _score_function(self, y, y_pred):
-        return accuracy_score(y, y_pred)
+    def _score_function(self, y, y_pred, sample_weight=None):
+        return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward(X, check_input=check_input)
@@ -832,15 +974,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one epoch over ``X``, ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
             The target labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
         classes : array of shape (n_classes,), default=None
             All classes across the calls; required on the first call (unless ``y`` is multilabel).
 
@@ -855,7 +999,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -897,6 +1041,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags
 
     def _more_tags(self):  # scikit-learn < 1.6
@@ -988,22 +1133,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
 
-    def _check_loss(self):
-        if self.loss != "squared_error":
-            raise ValueError(
-                f"loss={self.loss!r} is not supported by fastmlp; only loss='squared_error' (use "
-                "scikit-learn's own MLPRegressor for the Poisson loss)"
-            )
+    def _check_targets(self, y):
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
-                             reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
 
-    def _score_function(self, y, y_pred):
-        return r2_score(y, y_pred)
+    def _score_function(self, y, y_pred, sample_weight=None):
+        return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward(X, check_input=check_input)
@@ -1029,22 +1171,24 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over ``X``, ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
 
         Returns
         -------
         self : object
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
 
 # --- model files: how the estimators are stored (see fastmlp._modelfile) ---------------------------------
@@ -1118,10 +1262,11 @@ def _estimator_to_entries(est) -> dict[str, np.ndarray]:
     return entries
 
 
-def _expected_output(classifier: bool, classes, y_type):
-    """(number of outputs, out_activation_) that a fit on these classes makes."""
+def _expected_output(classifier: bool, classes, y_type, loss=None):
+    """(number of outputs, out_activation_) that a fit on these classes (or, for a regressor, with this loss)
+    makes."""
     if not classifier:
-        return None, "identity"
+        return None, "exp" if loss == "poisson" else "identity"
     k = len(classes)
     if y_type == "multilabel-indicator":
         return k, "logistic"
@@ -1178,7 +1323,7 @@ def _estimator_from_entries(cls, data, dtype, history):
             raise bad(f"unknown target type {y_type!r}")
     elif "classes_" in data:
         raise bad(f"a {cls.__name__} has no classes_")
-    want_out, want_act = _expected_output(classifier, classes, y_type)
+    want_out, want_act = _expected_output(classifier, classes, y_type, params.get("loss"))
     if want_out is not None and n_out != want_out:
         raise bad(f"{len(classes)} classes need {want_out} output(s), but the last layer has {n_out}")
     out_act = state.get("out_activation_", want_act)
