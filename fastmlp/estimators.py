@@ -10,13 +10,21 @@ scikit-learn's, follows the same update order (initialisation from ``random_stat
 optimiser formulas, learning-rate schedules, tolerance checks, early stopping) and so, from the same
 ``random_state``, ends with the same weights (float64: to about 1e-10 relative) -- only faster.
 
-All training maths runs in :func:`fastmlp._engine.train_epochs` (one call per epoch); this module
-only validates, converts, keeps scikit-learn's bookkeeping and drives the epochs.
+All training maths runs in compiled kernels reached through :mod:`fastmlp._engine`: unweighted dense
+sgd/adam epochs in :func:`~fastmlp._engine.train_epochs`, epochs with sample weights, a sparse ``X`` or the
+Poisson loss in :func:`~fastmlp._engine.train_epochs_general`, and L-BFGS's whole-data loss and gradient (one
+compiled call per evaluation) from :func:`~fastmlp._engine.loss_gradient_function`, driven by
+``scipy.optimize.minimize(method="L-BFGS-B")`` with scikit-learn's options. This module only validates,
+converts, keeps scikit-learn's bookkeeping and drives the epochs.
 
 Differences from scikit-learn, all deliberate:
 
-- ``solver="lbfgs"`` is not supported (``ValueError`` at ``fit``), nor is ``MLPRegressor(loss="poisson")``.
-- ``sample_weight`` is not accepted, and sparse ``X`` is rejected with a ``TypeError`` (densify it first).
+- ``MLPRegressor(loss="poisson")`` refuses negative targets with a ``ValueError`` (scikit-learn's MLP computes
+  a NaN loss for them).
+- With ``solver="lbfgs"`` float32 input keeps float32 weights, loss and gradient (scikit-learn's L-BFGS turns
+  its ``coefs_`` into float64); SciPy's optimiser itself works in float64 either way.
+- A minibatch whose sample weights sum to zero contributes a zero loss and gradient (scikit-learn divides by
+  that zero and ends with a ``ValueError`` about non-finite weights).
 - ``activation="leaky_relu"`` (slope 0.01) is available for the hidden layers in addition to scikit-learn's.
 - The log-loss is computed from the logits (log-sum-exp), not from probabilities clipped to
   ``[eps, 1 - eps]``; ``loss_`` and ``loss_curve_`` differ from scikit-learn's only for samples whose
@@ -763,8 +771,9 @@ _COMMON_PARAMETERS_DOC = """
         The ith element is the number of neurons in the ith hidden layer.
     activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu'}, default='relu'
         Activation of the hidden layers (``leaky_relu`` has slope 0.01 and is a fastmlp extension).
-    solver : {'adam', 'sgd'}, default='adam'
-        ``'lbfgs'`` is accepted by the constructor for compatibility but ``fit`` raises ``ValueError``.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        ``'lbfgs'``: SciPy's L-BFGS-B on the whole data set (compiled loss and gradient); ``'sgd'``, ``'adam'``:
+        minibatch epochs.
     alpha : float, default=0.0001
         Strength of the L2 penalty ``0.5 * alpha * sum(W ** 2) / batch_size`` added to every minibatch loss.
     batch_size : int or 'auto', default='auto'
@@ -803,12 +812,13 @@ _COMMON_PARAMETERS_DOC = """
     n_iter_no_change : int, default=10
         Epochs without ``tol`` improvement before stopping (or, with ``'adaptive'``, dividing the rate by 5).
     max_fun : int, default=15000
-        Accepted for compatibility (scikit-learn uses it only with L-BFGS).
+        Maximum number of loss evaluations of L-BFGS (``solver='lbfgs'`` only).
 """
 
 _COMMON_ATTRIBUTES_DOC = """
     loss_ : float
-        Training loss of the last epoch (mean minibatch loss weighted by batch size).
+        Training loss of the last epoch (mean minibatch loss weighted by batch size), or, with L-BFGS, the final
+        whole-data loss.
     best_loss_ : float or None
         Lowest ``loss_`` so far (None with early stopping).
     loss_curve_ : list of float
@@ -1052,12 +1062,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     __doc__ = (
         """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, trained by fastmlp's kernels.
 
-    Identity output and scikit-learn's squared error with its 1/2 factor (mean over samples and outputs).
+    Identity output with scikit-learn's half squared error (mean over samples and outputs), or, with
+    ``loss="poisson"``, exponential output with the half Poisson deviance.
 
     Parameters
     ----------
-    loss : {'squared_error'}, default='squared_error'
-        ``'poisson'`` is accepted by the constructor for compatibility but ``fit`` raises ``ValueError``."""
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        ``'squared_error'``: identity output, half squared error. ``'poisson'``: exponential output, half Poisson
+        deviance ``y log(y / p) - y + p`` (``y >= 0`` required)."""
         + _COMMON_PARAMETERS_DOC
         + """
     Attributes
