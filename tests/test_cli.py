@@ -306,3 +306,60 @@ def test_demo_data_without_sklearn(monkeypatch):
     assert X.shape == (569, 30) and set(np.unique(y)) == {0.0, 1.0} and "generated" in source
     X, y = _demo.make_moons(50, seed=1)
     assert X.shape == (2, 50) and y.sum() == 25
+
+
+# ------------------------------------------------------------------------------ issue 9, §5: the command line
+
+
+def test_resource_error_is_one_line_exit_2(tmp_path):
+    """A network too big for memory: exit 2 and one line (a child with a 3 GiB address-space cap, so the
+    result does not depend on the machine's memory)."""
+    rng = np.random.RandomState(0)
+    lines = ["a,b,c,y"] + [f"{a},{b},{c},{int(a > 0)}" for a, b, c in rng.randn(20, 3).tolist()]
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+            "from fastmlp.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "train", str(tmp_path / "d.csv"), "--target", "y", "--out",
+                           str(tmp_path / "m.npz"), "--hidden", "400000000", "--quiet"],
+                          capture_output=True, text=True, env=ENV, timeout=240)
+    assert_usage_error(proc, "out of memory")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_predict_quotes_csv_cells(tmp_path):
+    import csv
+
+    rng = np.random.RandomState(1)
+    X = rng.randn(60, 2)
+    labels = np.where(X[:, 0] > 0, '"x, y"', "z")  # a label with a comma (quoted in the input CSV)
+    lines = ["f1,f2,label"] + [f"{a!r},{b!r},{t}" for (a, b), t in zip(X.tolist(), labels)]
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    assert cli.main(["train", str(tmp_path / "d.csv"), "--target", "label", "--out", str(tmp_path / "m.npz"),
+                     "--hidden", "4", "--epochs", "5", "--quiet"]) == 0
+    assert cli.main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "d.csv"), "--out",
+                     str(tmp_path / "p.csv")]) == 0
+    with open(tmp_path / "p.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["prediction", "proba_x, y", "proba_z"]
+    assert all(len(r) == 3 for r in rows) and len(rows) == 61
+    assert {r[0] for r in rows[1:]} <= {"x, y", "z"}
+
+
+def test_predict_refuses_preprocessing_that_does_not_fit_the_network(data, trained, tmp_path):
+    """A model file edited on purpose (checksum recomputed): refused with one line, no output written."""
+    from fastmlp import _modelfile, io
+
+    with np.load(data / "model.npz", allow_pickle=False) as z:
+        entries = {k: z[k] for k in z.files}
+    for key, value, message in (("pre__feature_names", np.array(["alpha", "beta"]), "must hold 3 entries"),
+                                ("pre__classes", np.array(["neg", "pos", "odd"]), "needs 1 sigmoid"),
+                                ("pre__std", np.array([1.0, 0.0, 1.0]), "must be positive")):
+        edited = {**entries, key: value}
+        edited["checksum"] = np.array(_modelfile.checksum(edited))
+        bad = tmp_path / f"{key}.npz"
+        with open(bad, "wb") as fh:
+            np.savez(fh, **edited)
+        io.load_model(bad)  # the network itself is fine ...
+        proc = run("predict", bad, data / "train.csv", "--out", tmp_path / "p.csv")
+        assert_usage_error(proc, message)  # ... but it cannot predict with this preprocessing
+        assert not (tmp_path / "p.csv").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io as _pyio
 import os
 import zipfile
 
@@ -391,3 +392,157 @@ def test_standardizer():
     np.testing.assert_array_equal(Z[:, 1], 0)
     with pytest.raises(ValueError, match="columns"):
         io.standardize(X[:, :2], mean, std)
+
+
+# ------------------------------------------------------------------ files that cannot hurt (issue 9, §4)
+
+
+def test_folder_as_model_path_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="is a folder, not a fastmlp model file"):
+        io.load_model(tmp_path)
+    with pytest.raises(ValueError, match="is a folder"):
+        MLP.load(tmp_path)
+
+
+def _bomb(path, inflated_mib):
+    """A valid-looking model archive whose one big member inflates to ``inflated_mib`` MiB of zeros."""
+    arr_header = {"descr": "<f8", "fortran_order": False, "shape": (inflated_mib << 17,)}
+    buf = _pyio.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, arr_header)
+    header = buf.getvalue()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("format.npy", _npy(np.array("fastmlp-model")))
+        with zf.open("W1.npy", "w", force_zip64=True) as fh:
+            fh.write(header)
+            zeros = bytes(1 << 20)
+            for _ in range(inflated_mib):
+                fh.write(zeros)
+
+
+def _npy(arr):
+    buf = _pyio.BytesIO()
+    np.lib.format.write_array(buf, arr)
+    return buf.getvalue()
+
+
+def test_zip_bomb_is_refused_unread(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.npz"
+    _bomb(path, 64)
+    assert path.stat().st_size < 1 << 20  # well under a megabyte on disk, 64 MiB inflated
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="refused unread"):
+            io.load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak  # nothing was inflated
+
+
+def test_member_header_declaring_more_than_it_holds(tmp_path, trained):
+    model, _ = trained
+    path = tmp_path / "m.npz"
+    io.save_model(model, path)
+    entries = _entries(path)
+    with zipfile.ZipFile(path, "w") as zf:  # W1.npy claims a billion values in a header over a few bytes
+        for key, value in entries.items():
+            data = _npy(value)
+            if key == "W1":
+                buf = _pyio.BytesIO()
+                np.lib.format.write_array_header_1_0(
+                    buf, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)})
+                data = buf.getvalue() + data[-64:]
+            zf.writestr(f"{key}.npy", data)
+    with pytest.raises(ValueError, match="'W1' declares shape"):
+        io.load_model(path)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("../escape.npy", "unexpected member"), ("W1.txt", "unexpected member"), ("a/b.npy", "unexpected member")],
+)
+def test_member_names_are_checked_first(tmp_path, trained, name, message):
+    model, _ = trained
+    path = tmp_path / "m.npz"
+    io.save_model(model, path)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(name, b"x")
+    with pytest.raises(ValueError, match=message):
+        io.load_model(path)
+
+
+def test_too_many_members(tmp_path):
+    from fastmlp import _modelfile
+
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(_modelfile.MAX_MEMBERS + 1):
+            zf.writestr(f"m{i}.npy", b"")
+    with pytest.raises(ValueError, match="members; a model file has at most"):
+        io.load_model(path)
+
+
+@pytest.fixture(scope="module")
+def fitted_estimators():
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from fastmlp import MLPClassifier, MLPRegressor
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 4)
+    y4 = rng.randint(0, 4, 60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y4)
+        reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, X[:, 0])
+    return clf, reg, X
+
+
+def _state(entries, **changes):
+    import json
+
+    state = json.loads(str(entries["state_json"]))
+    state.update(changes)
+    entries["state_json"] = np.array(json.dumps(state))
+
+
+@pytest.mark.parametrize(
+    "which, edit, message",
+    [
+        ("clf", lambda e: e.pop("classes_"), "needs its classes_"),
+        ("clf", lambda e: e.__setitem__("classes_", np.array([0, 1])), "2 classes need 1 output"),
+        ("clf", lambda e: e.__setitem__("classes_", np.array([0, 1, 2, 2])), "holds a label twice"),
+        ("clf", lambda e: _state(e, out_activation_="logistic"), "out_activation_ is 'logistic'"),
+        ("clf", lambda e: _state(e, feature_names_in_=["a", "b"]), "feature_names_in_ must be 4 names"),
+        ("clf", lambda e: _state(e, n_features_in_=7), "n_features_in_ is 7"),
+        ("clf", lambda e: _state(e, n_outputs_=2), "n_outputs_ is 2"),
+        ("reg", lambda e: e.__setitem__("classes_", np.array([0, 1])), "has no classes_"),
+        ("reg", lambda e: _state(e, out_activation_="softmax"), "needs 'identity'"),
+        ("reg", lambda e: e.__setitem__("params_json", np.array('{"activation": "swish"}')), "do not fit"),
+        ("reg", lambda e: e.__setitem__("params_json", np.array('{"hidden_layer_sizes": [9]}')),
+         "do not match the weights"),
+    ],
+)
+def test_estimator_file_must_describe_one_network(tmp_path, fitted_estimators, which, edit, message):
+    """Files whose checksum was recomputed after an edit load only when consistent, so predict cannot fail."""
+    clf, reg, X = fitted_estimators
+    est = clf if which == "clf" else reg
+    path = tmp_path / "m.npz"
+    io.save_model(est, path)
+    entries = _entries(path)
+    edit(entries)
+    _rewrite(path, entries)
+    with pytest.raises(ValueError, match=message):
+        io.load_model(path)
+
+
+def test_consistent_estimator_files_still_load_and_predict(tmp_path, fitted_estimators):
+    clf, reg, X = fitted_estimators
+    for est in (clf, reg):
+        path = tmp_path / "m.npz"
+        io.save_model(est, path)
+        _rewrite(path, _entries(path))  # re-written as a tamperer would, unchanged
+        np.testing.assert_array_equal(io.load_model(path).predict(X), est.predict(X))
