@@ -8,7 +8,7 @@ activation block of a minibatch is ``(n_l, b)``, so the innermost loops run alon
 contiguous memory, however narrow the layer (a 2-4-6-6-4-1 network still gets full vectors). A layer's
 weights are stored as the course-style ``W`` of shape ``(n_out, n_in)``, C order (scikit-learn's
 ``coef`` is its transpose), followed by its intercept ``b`` ``(n_out,)``, all layers back to back in one
-flat parameter vector. The maths is that of ``fastmlp.reference`` (DESIGN.md section 1):
+flat parameter vector. The maths is that of ``fastmlp.reference`` (docs/DESIGN.md §1):
 ``Z = W @ A + b``, ``g_W = (dZ @ A.T + alpha W) / b``, ``dA = W.T @ dZ``.
 
 Kernels address every array as a flat buffer plus an offset and a row stride: creating array views

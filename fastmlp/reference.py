@@ -1,6 +1,6 @@
 """The pure-NumPy reference: what "correct" means for every fast path in fastmlp.
 
-Everything here is plain, vectorised NumPy written to follow ``DESIGN.md`` §1 line by line. The
+Everything here is plain, vectorised NumPy written to follow docs/DESIGN.md §1 line by line. The
 function names and signatures are the ones course-style MLP code already calls, so this module can be
 used directly as a slow but readable MLP library.
 
@@ -894,7 +894,7 @@ def train(
     shuffle=False,
     seed=None,
 ):
-    """Minibatch SGD, exactly as DESIGN.md §1: the baseline every fast path is compared with.
+    """Minibatch SGD, exactly as docs/DESIGN.md §1: the baseline every fast path is compared with.
 
     For each epoch: the sample order is ``0..m-1`` or, with ``shuffle=True``, ``rng.permutation(m)``
     drawn once per epoch from one ``rng = np.random.RandomState(seed)`` created at the start of the

@@ -1,9 +1,8 @@
 """The one registry of benchmark workloads: what "fast" is measured on.
 
 Used by the asv suite (``asv_benchmarks/benchmarks``), the tests, ``scripts/bench.py`` and
-``fastmlp bench`` -- there is no other copy of these numbers. The training workloads are those of
-``DESIGN.md`` section 3, with the learning rates and epochs per timing repetition of
-``shared/bench/peers.py`` so that every number here can be compared with that script's:
+``fastmlp bench`` -- there is no other copy of these numbers. The training workloads are the table of
+docs/DESIGN.md §3 (``tests/test_benchmarks.py`` holds this registry to it):
 
 =========  ==================  =======  =========================================  =====  =====  ============
 name       layer dims          hidden   samples                                    batch  lr     epochs/rep
@@ -15,7 +14,7 @@ W4-wide    784-512-256-1       relu     4096 (Gaussian, random labels)          
 =========  ==================  =======  =========================================  =====  =====  ============
 
 Output sigmoid, binary cross-entropy, minibatch SGD walking the samples in order. Every workload starts
-from the same "he" parameters (``RandomState(1)``, as ``peers.py`` does), whatever the implementation.
+from the same "he" parameters (``RandomState(1)``), whatever the implementation.
 
 The scikit-learn comparison workloads (issue 5) train scikit-learn-style estimators (samples as rows):
 

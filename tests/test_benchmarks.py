@@ -12,6 +12,7 @@ import itertools
 import math
 import os
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +23,6 @@ from fastmlp import workloads
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_DIR = ROOT / "asv_benchmarks" / "benchmarks"
-PEERS = ROOT.parent / "shared" / "bench" / "peers.py"
 PREFIXES = ("time_", "track_", "peakmem_", "mem_", "timeraw_")
 
 
@@ -156,30 +156,51 @@ def test_table_of_design_md():
     np.testing.assert_array_equal(X, [[0, 0, 1, 1], [0, 1, 0, 1]])
 
 
-@pytest.mark.skipif(not PEERS.exists(), reason="shared/bench/peers.py is not beside this clone")
-def test_same_numbers_as_peers_py():
-    """Learning rates, epochs per repetition, data and starting weights are those of peers.py."""
-    sys.path.insert(0, str(PEERS.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("_peers", PEERS)
-        peers = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(peers)
-    finally:
-        sys.path.remove(str(PEERS.parent))
-    import seedref
+def _design_table():
+    """The workload table of docs/DESIGN.md §3: name -> (dims, hidden, m, batch, lr, epochs)."""
+    text = (ROOT / "docs" / "DESIGN.md").read_text()
+    section = text.split("## 3. Workloads", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and re.fullmatch(r"W\d-\w+", cells[0]):
+            rows[cells[0]] = (tuple(int(d) for d in cells[1].split("-")), cells[2], int(cells[3]), int(cells[4]),
+                              float(cells[5]), int(cells[6]))
+    return rows
 
-    for name, spec_ in peers.WORKLOADS.items():
+
+def test_registry_is_the_design_documents_table():
+    """Learning rates and epochs per timing call included: the published numbers' settings."""
+    table = _design_table()
+    assert set(table) == set(workloads.WORKLOADS)
+    for name, w in workloads.WORKLOADS.items():
+        assert (w.dims, w.hidden, w.m, w.batch, w.lr, w.epochs) == table[name], name
+
+
+def test_data_and_starting_weights_as_the_design_document_states():
+    """W2/W4: RandomState(0).randn(n0, m), then 0/1 labels from rand < 0.5; W3: breast cancer, z-scored;
+    every workload starts from "he" weights drawn from RandomState(1) -- written out here independently."""
+    for name in ("W2-deep", "W4-wide"):
         w = workloads.get(name)
-        assert (list(w.dims), w.hidden, w.m, w.batch, w.lr, w.epochs) == (
-            spec_["dims"], spec_["hidden"], spec_["m"], spec_["batch"], spec_["lr"], spec_["epochs"]
-        )
-        X, Y = peers.make_data(spec_)
+        rng = np.random.RandomState(0)
+        X = rng.randn(w.dims[0], w.m)
+        Y = (rng.rand(1, w.m) < 0.5).astype(float)
         Xw, Yw = w.make_data()
         np.testing.assert_array_equal(Xw, X)
         np.testing.assert_array_equal(Yw, Y)
-        p = seedref.init_deep(spec_["dims"], seed=1, scale="he")
-        for k, v in w.init_parameters().items():
-            np.testing.assert_array_equal(v, p[k])
+    datasets = pytest.importorskip("sklearn.datasets")
+    d = datasets.load_breast_cancer()
+    Z = (d.data - d.data.mean(0)) / d.data.std(0)
+    Xw, Yw = workloads.get("W3").make_data()
+    np.testing.assert_allclose(Xw, Z.T, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(Yw, d.target.reshape(1, -1))
+    for w in workloads.WORKLOADS.values():
+        rng = np.random.RandomState(1)
+        params = w.init_parameters()
+        for k in range(1, len(w.dims)):
+            want = rng.randn(w.dims[k], w.dims[k - 1]) * np.sqrt(2.0 / w.dims[k - 1])
+            np.testing.assert_array_equal(params[f"W{k}"], want)
+            np.testing.assert_array_equal(params[f"b{k}"], np.zeros((w.dims[k], 1)))
 
 
 def test_get_by_prefix_and_errors():

@@ -112,7 +112,7 @@ def rel_error(a, b):
 
 
 def hand_loop(params, X, Y, acts, loss, lr, epochs, batch_size, shuffle=False, seed=None, slope=0.01):
-    """Minibatch SGD written with the public functions, as DESIGN.md §1 states it."""
+    """Minibatch SGD written with the public functions, as docs/DESIGN.md §1 states it."""
     Y = Y.reshape(1, -1) if Y.ndim == 1 else Y
     m = X.shape[1]
     rng = np.random.RandomState(seed)

@@ -1,7 +1,7 @@
-"""Training benchmarks on the four workloads of DESIGN.md section 3 (sigmoid output, BCE, minibatch SGD).
+"""Training benchmarks on the four workloads of docs/DESIGN.md §3 (sigmoid output, BCE, minibatch SGD).
 
 One call trains ``epochs`` epochs of the workload (``fastmlp.workloads``: 2000 for W1-xor, 20 for W2-deep
-and W3-cancer, 2 for W4-wide -- the timing repetition of ``shared/bench/peers.py``) so that tiny workloads
+and W3-cancer, 2 for W4-wide -- the table of docs/DESIGN.md §3) so that tiny workloads
 are not dominated by the cost of one Python call; divide by that number for the time per epoch.
 """
 
