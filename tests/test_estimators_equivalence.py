@@ -18,13 +18,13 @@ from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
 from sklearn import neural_network as sk  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from tolerances import SKLEARN  # noqa: E402
 
 import fastmlp  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-RTOL = 1e-8
-ATOL = 1e-12
+RTOL, ATOL = SKLEARN["rtol"], SKLEARN["atol"]
 
 
 def _standardise(X):

@@ -5,11 +5,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+from tolerances import tol
 
 from fastmlp import functional as F
 from fastmlp import reference as R
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
+TOL = {np.float64: tol(np.float64), np.float32: tol(np.float32)}
 HIDDEN = ["relu", "leaky_relu", "sigmoid", "tanh", "linear"]
 
 

@@ -10,9 +10,12 @@ initialisation schemes, ``history``, bad input and divergence.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 import pytest
+from helpers import copy_params, random_targets
+from helpers import random_params as _random_params
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -40,27 +43,8 @@ BLAS_PATHS = {"blas": 0, "loops": 10**18}
 # helpers
 # ----------------------------------------------------------------------------------------------------
 
-
-
-
-def copy_params(p):
-    return {k: np.array(v, copy=True) for k, v in p.items()}
-
-
-def random_params(dims, rng, dtype=np.float64, scale=0.8):
-    p = {}
-    for l in range(1, len(dims)):
-        p[f"W{l}"] = (rng.randn(dims[l], dims[l - 1]) * scale / np.sqrt(dims[l - 1])).astype(dtype)
-        p[f"b{l}"] = (rng.randn(dims[l], 1) * 0.3).astype(dtype)
-    return p
-
-
-def random_targets(loss, n, m, rng, dtype=np.float64):
-    if loss == "bce":
-        return rng.uniform(0, 1, (n, m)).astype(dtype)
-    if loss == "ce":
-        return np.eye(n, dtype=dtype)[:, rng.randint(0, n, m)]
-    return rng.randn(n, m).astype(dtype)
+#: this file's parameters are scaled by 1 / sqrt(fan-in)
+random_params = functools.partial(_random_params, fan_in=True)
 
 
 def read_only(a):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import copy_params, random_params, random_targets
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -37,26 +38,6 @@ DTYPES = [np.float32, np.float64]
 # ----------------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------------
-
-
-def random_params(dims, rng, dtype=np.float64, scale=0.8):
-    p = {}
-    for l in range(1, len(dims)):
-        p[f"W{l}"] = (rng.randn(dims[l], dims[l - 1]) * scale).astype(dtype)
-        p[f"b{l}"] = (rng.randn(dims[l], 1) * 0.3).astype(dtype)
-    return p
-
-
-def random_targets(loss, n, m, rng, dtype=np.float64):
-    if loss == "bce":
-        return rng.uniform(0, 1, (n, m)).astype(dtype)
-    if loss == "ce":
-        return np.eye(n, dtype=dtype)[:, rng.randint(0, n, m)]
-    return rng.randn(n, m).astype(dtype)
-
-
-def copy_params(p):
-    return {k: v.copy() for k, v in p.items()}
 
 
 def kink_free_problem(dims, acts, loss, slope, m=5, seed=0, margin=1e-3):
