@@ -1,24 +1,32 @@
-"""The quick speedup table: fastmlp against its reference and its peers, on the registry's workloads.
+"""The comparison command: fastmlp against its baseline and its peers on the registry's workloads.
 
-The core of ``scripts/bench.py`` and of ``fastmlp bench``. Each (workload, dtype, peer) is timed in a
-fresh process (``python -m fastmlp._bench --worker ...``) so that thread pools (BLAS, OpenMP, XLA) of
-different peers never compete and every peer starts cold; the time is the median of ``reps`` calls, each
-training the workload's epochs per repetition (``fastmlp.workloads``), after one untimed warm-up call.
+The core of ``fastmlp bench`` (and ``scripts/bench.py``); ``fastmlp bench --readme`` prints the README's
+performance tables. Each (workload, dtype, peer) is timed in a fresh process (``python -m fastmlp._bench
+--worker ...``) so that the thread pools (BLAS, OpenMP, XLA) of different peers never compete and every peer
+starts cold; the time is the median of ``reps`` calls after one untimed warm-up call (:mod:`fastmlp._timing`),
+each call training the workload's epochs per timing call (:mod:`fastmlp.workloads`).
 
-Peers:
+Peers (:data:`PEERS`; a peer that is not installed, or fails, is reported as unavailable, never fatal):
 
-``reference``  :mod:`fastmlp.reference` (pure NumPy): the baseline of the training workloads W1-W4
-``fastmlp``    :class:`fastmlp.MLP` (W1-W4) or :class:`fastmlp.MLPClassifier` (S1, S2)
-``torch``      PyTorch CPU, ``nn.Sequential`` + ``BCEWithLogitsLoss`` + ``optim.SGD`` (W1-W4)
-``jax``        JAX, one ``jax.jit``-compiled SGD step per minibatch (W1-W4)
-``sklearn``    scikit-learn's ``MLPClassifier``: plain SGD via ``partial_fit`` for W1-W4; the baseline of
-               the estimator workloads S1, S2 (same constructor arguments as fastmlp's)
+``numpy``       course-style NumPy code (:mod:`fastmlp._baseline`): the baseline of the training workloads W1-W4
+``reference``   :mod:`fastmlp.reference` (pure NumPy, validating every call)
+``fastmlp``     :class:`fastmlp.MLP` (W1-W4) or :class:`fastmlp.MLPClassifier` (S1, S2)
+``torch``       PyTorch CPU, ``nn.Sequential`` + ``BCEWithLogitsLoss`` + ``optim.SGD`` (W1-W4)
+``jax``         JAX, one ``jax.jit``-compiled SGD step per minibatch (W1-W4)
+``sklearn``     scikit-learn's ``MLPClassifier``: plain SGD via ``partial_fit`` for W1-W4; the baseline of
+                the estimator workloads S1, S2 (same constructor arguments as fastmlp's)
+``gemm-floor``  not an implementation: the matrix products one epoch of W1-W4 must do, through NumPy into
+                preallocated buffers -- what a GEMM-bound workload cannot beat on this machine
 
-A peer that is not installed (or fails) is reported as unavailable, never fatal.
+To add a peer, or a kind of workload (e.g. prediction or cold start), register a builder with
+:func:`register_peer` and say which peers each kind runs and which is its baseline (:data:`BASELINE`); rows,
+tables and charts follow. Run it with the OpenBLAS variables unset for every peer alike (docs/DESIGN.md §3)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastmlp bench --readme
 
 >>> from fastmlp import _bench
->>> rows = _bench.run_table(["W2-deep"], peers=["reference", "fastmlp"])   # doctest: +SKIP
->>> print(_bench.format_table(rows))                                        # doctest: +SKIP
+>>> rows = _bench.run_table(["W2-deep"], peers=["numpy", "fastmlp"])   # doctest: +SKIP
+>>> print(_bench.format_table(rows))                                    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,20 +34,46 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
-from fastmlp import workloads
+from fastmlp import _timing, workloads
 
-#: every peer this module knows, in table order
-PEERS = ("reference", "fastmlp", "torch", "jax", "sklearn")
-#: the peers each kind of workload can run
-_PEERS_FOR = {"mlp": ("reference", "fastmlp", "torch", "jax", "sklearn"), "estimator": ("sklearn", "fastmlp")}
+#: builders: peer name -> (workload, dtype) -> zero-argument callable running one timing call
+_BUILDERS: dict[str, Callable] = {}
+#: the peers each kind of workload can run, in table order
+_PEERS_FOR: dict[str, list[str]] = {"mlp": [], "estimator": []}
 #: what each kind of workload's speedups are measured against
-BASELINE = {"mlp": "reference", "estimator": "sklearn"}
+BASELINE = {"mlp": "numpy", "estimator": "sklearn"}
+#: peers that are measurements of the machine, not implementations (no speedup column of their own)
+FLOORS = {"gemm-floor"}
+#: how tables name the peers
+LABELS = {"numpy": "NumPy (course code)", "reference": "fastmlp.reference", "fastmlp": "fastmlp",
+          "torch": "PyTorch", "jax": "JAX jit", "sklearn": "scikit-learn", "gemm-floor": "GEMM floor"}
+
+
+def register_peer(name: str, kinds, build: Callable) -> None:
+    """Make ``name`` a peer for each workload kind in ``kinds``; ``build(workload, dtype)`` returns a
+    zero-argument callable that runs one timing call (raising ``ImportError`` when unavailable)."""
+    _BUILDERS[name] = build
+    for kind in kinds:
+        _PEERS_FOR.setdefault(kind, [])
+        if name not in _PEERS_FOR[kind]:
+            _PEERS_FOR[kind].append(name)
+
+
+def _all_peers() -> tuple[str, ...]:
+    """Every registered peer, in registration order (the table order)."""
+    return tuple(_BUILDERS)
+
+
+peers = _all_peers
+
 
 _WORKER_TIMEOUT = 1800
 
@@ -139,23 +173,76 @@ def _sklearn_sgd_runner(w, dtype):
     return run
 
 
+def _numpy_runner(w, dtype):
+    """The course-style NumPy baseline (:mod:`fastmlp._baseline`) from the workload's starting parameters."""
+    from fastmlp import _baseline
+
+    X, Y = w.make_data(dtype)
+    params = w.init_parameters(dtype)
+    acts = w.activations
+
+    def run():
+        for _ in range(w.epochs):
+            _baseline.train_epoch(params, X, Y, acts, w.lr, w.batch)
+
+    return run
+
+
+def _gemm_floor_runner(w, dtype):
+    """The products of one epoch: ``Z = W A``, ``dW = dZ A^T`` and, below the first layer, ``dA = W^T dZ``."""
+    rng = np.random.RandomState(0)
+    dt = np.dtype(dtype)
+    layers = []
+    for l in range(1, len(w.dims)):
+        n_out, n_in = w.dims[l], w.dims[l - 1]
+        W = rng.randn(n_out, n_in).astype(dt)
+        A = rng.randn(n_in, w.batch).astype(dt)
+        dZ = rng.randn(n_out, w.batch).astype(dt)
+        layers.append((l, W, A, dZ, np.empty((n_out, w.batch), dt), np.empty_like(W), np.empty((n_in, w.batch), dt)))
+    steps = w.epochs * w.n_batches
+
+    def run():
+        for _ in range(steps):
+            for l, W, A, dZ, Z, dW, dA in layers:
+                np.matmul(W, A, out=Z)
+                np.matmul(dZ, A.T, out=dW)
+                if l > 1:
+                    np.matmul(W.T, dZ, out=dA)
+
+    return run
+
+
+def _registry_runner(peer):
+    return lambda w, dtype: w.build(peer, dtype)
+
+
+register_peer("numpy", ["mlp"], _numpy_runner)
+register_peer("reference", ["mlp"], _registry_runner("reference"))
+register_peer("fastmlp", ["mlp", "estimator"], _registry_runner("fastmlp"))
+register_peer("torch", ["mlp"], _torch_runner)
+register_peer("jax", ["mlp"], _jax_runner)
+register_peer("sklearn", ["mlp", "estimator"],
+              lambda w, dtype: _sklearn_sgd_runner(w, dtype) if w.kind == "mlp" else w.build("sklearn", dtype))
+register_peer("gemm-floor", ["mlp"], _gemm_floor_runner)
+#: every peer this module knows, in table order
+PEERS = peers()
+
+
 def build_peer(peer: str, w, dtype):
-    """A zero-argument callable training ``w.epochs`` epochs of workload ``w`` with ``peer``.
+    """A zero-argument callable running one timing call of workload ``w`` with ``peer``.
 
     Raises ``ImportError``/``NotImplementedError`` when the peer is not available here, ``ValueError``
     when it does not apply to this kind of workload.
     """
-    if peer not in _PEERS_FOR[w.kind]:
+    if peer not in _PEERS_FOR.get(w.kind, ()):
         raise ValueError(f"peer {peer!r} does not run {w.kind} workloads like {w.name}")
-    if w.kind == "estimator" or peer in ("reference", "fastmlp"):
-        return w.build(peer, dtype)
-    return {"torch": _torch_runner, "jax": _jax_runner, "sklearn": _sklearn_sgd_runner}[peer](w, dtype)
+    return _BUILDERS[peer](w, dtype)
 
 
 def time_peer(peer: str, name: str, dtype="float64", reps: int = 5, tiny: bool = False) -> float:
     """Median seconds of one call (``epochs`` epochs) of ``peer`` on workload ``name``, in this process."""
     w = workloads.get(name, tiny=tiny)
-    return workloads.median_time(build_peer(peer, w, dtype), reps)
+    return _timing.median_time(build_peer(peer, w, dtype), reps)
 
 
 def _time_isolated(peer, name, dtype, reps, tiny) -> float:
@@ -191,7 +278,7 @@ def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=Non
     isolate : bool, optional
         Each peer in its own process. Default: True unless ``quick``.
     plot : path, optional
-        Also save :func:`plot_table`'s bar chart there.
+        Also save the speedup chart there (:func:`fastmlp.plot.speedup_chart`).
     progress : callable, optional
         Called with each finished row (e.g. to print as you go).
 
@@ -199,23 +286,25 @@ def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=Non
     -------
     list of dict
         ``workload``, ``dtype``, ``baseline`` (peer name), ``epochs`` (per call), ``m``, ``ms_per_epoch``
-        (peer -> ms), ``samples_per_s`` (peer -> samples/s), ``speedups`` (peer -> baseline time / peer
-        time), ``speedup`` (fastmlp's, or None), ``errors`` (peer -> why it is unavailable).
+        (peer -> ms), ``samples_per_s`` (peer -> samples/s), ``gflops`` (peer -> GFLOP/s of the epoch's
+        matrix products, training workloads only), ``speedups`` (peer -> baseline time / peer time; not for
+        the floors), ``speedup`` (fastmlp's, or None), ``errors`` (peer -> why it is unavailable).
     """
     if isinstance(dtypes, str):
         dtypes = (dtypes,)
     reps = reps if reps is not None else (1 if quick else 5)
     isolate = (not quick) if isolate is None else isolate
+    known = _all_peers()
     chosen = [workloads.get(n, tiny=quick) for n in (names or workloads.names("mlp"))]
     rows = []
     for w in chosen:
         base = BASELINE[w.kind]
         wanted = list(peers) if peers else [base, "fastmlp"]
         for p in wanted:
-            if p not in PEERS:
-                raise ValueError(f"unknown peer {p!r}; expected some of {', '.join(PEERS)}")
-        # the baseline first (a speedup needs it, and it starts the table), then the others in PEERS order
-        order = [base] + [p for p in PEERS if p in wanted and p in _PEERS_FOR[w.kind] and p != base]
+            if p not in known:
+                raise ValueError(f"unknown peer {p!r}; expected some of {', '.join(known)}")
+        # the baseline first (a speedup needs it, and it starts the table), then the others in table order
+        order = [base] + [p for p in known if p in wanted and p in _PEERS_FOR[w.kind] and p != base]
         for dtype in dtypes:
             times, errors = {}, {}
             for peer in order:
@@ -227,10 +316,12 @@ def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=Non
                 except Exception as exc:  # a peer that is missing or broken is reported, not fatal
                     errors[peer] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
             t_base = times.get(base)
-            speedups = {p: (t_base / t if t_base else None) for p, t in times.items()}
+            speedups = {p: (t_base / t if t_base else None) for p, t in times.items() if p not in FLOORS}
+            flops = getattr(w, "flops_per_epoch", None)
             row = dict(workload=w.name, dtype=str(dtype), baseline=base, epochs=w.epochs, m=w.m,
                        ms_per_epoch={p: 1e3 * t / w.epochs for p, t in times.items()},
                        samples_per_s={p: w.m * w.epochs / t for p, t in times.items()},
+                       gflops={p: flops * w.epochs / t / 1e9 for p, t in times.items()} if flops else {},
                        speedups=speedups, speedup=speedups.get("fastmlp"), errors=errors, tiny=w.tiny)
             rows.append(row)
             if progress is not None:
@@ -246,95 +337,154 @@ def format_table(rows) -> str:
     Layout (``fastmlp bench`` relies on it to print rows as they finish): a header line, a rule, the
     peer lines, then -- when there are rows -- one closing line saying what the speedups are against.
     """
-    head = f"{'workload':<15} {'dtype':<8} {'peer':<10} {'ms/epoch':>11} {'samples/s':>13} {'speedup':>9}"
+    head = (f"{'workload':<15} {'dtype':<8} {'peer':<10} {'ms/epoch':>11} {'samples/s':>13} {'GFLOP/s':>8} "
+            f"{'speedup':>9}")
     out = [head, "-" * len(head)]
     for r in rows:
-        peers = list(r["ms_per_epoch"]) + [p for p in r["errors"] if p not in r["ms_per_epoch"]]
-        for p in peers:
+        names = list(r["ms_per_epoch"]) + [p for p in r["errors"] if p not in r["ms_per_epoch"]]
+        for p in names:
             label = f"{r['workload']:<15} {r['dtype']:<8} {p:<10}"
             if p in r["errors"]:
                 out.append(f"{label} unavailable ({r['errors'][p]})")
                 continue
             s = r["speedups"].get(p)
             ratio = f"{s:8.2f}x" if s is not None else "      n/a"
-            out.append(f"{label} {r['ms_per_epoch'][p]:>11.4f} {r['samples_per_s'][p]:>13,.0f} {ratio}")
+            g = r.get("gflops", {}).get(p)
+            gtext = f"{g:8.1f}" if g is not None else "        "
+            out.append(f"{label} {r['ms_per_epoch'][p]:>11.4f} {r['samples_per_s'][p]:>13,.0f} {gtext} {ratio}")
     if rows:
         bases = sorted({f"{r['baseline']} ({r['workload'].split('-')[0][0]}*)" for r in rows})
         out.append(f"speedup = baseline time / peer time, measured in this run; baseline: {', '.join(bases)}")
     return "\n".join(out)
 
 
+def _ms(value) -> str:
+    """A time in ms with about three significant figures."""
+    if value >= 100:
+        return f"{value:.0f} ms"
+    if value >= 1:
+        return f"{value:.3g} ms"
+    return f"{value:.2g} ms" if value >= 0.01 else f"{value:.1g} ms"
+
+
+def environment() -> str:
+    """One paragraph: commit, versions, CPU, BLAS kernels and the OpenBLAS variables, for published tables."""
+    from fastmlp import _blas, _envreport
+    from fastmlp._version import __version__
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += " (with local changes)" if dirty else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    versions = dict(_envreport.rows())
+    blas = next((v for k, v in _blas.report() if k.startswith("BLAS (SciPy")), "BLAS unknown")
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    return (f"fastmlp {__version__} at commit {commit}; Python {platform.python_version()}, numpy "
+            f"{np.__version__}, numba {versions.get('numba')}, scipy {versions.get('scipy')} ({blas}), "
+            f"scikit-learn {versions.get('scikit-learn')}, JAX {_dist_version('jax')}, PyTorch "
+            f"{_dist_version('torch')}; {os.cpu_count()} CPUs ({platform.machine()}); OPENBLAS_CORETYPE "
+            f"{coretype if coretype else 'unset'}, OPENBLAS_L2_SIZE {os.environ.get('OPENBLAS_L2_SIZE', 'unset')}.")
+
+
+def _dist_version(name) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return "not installed"
+
+
+def format_markdown(rows) -> str:
+    """The README's tables: one for the training workloads (baseline, fastmlp, speedup, the other peers,
+    and fastmlp's GFLOP/s against the GEMM floor), one for the estimator workloads."""
+    out = []
+    for kind in ("mlp", "estimator"):
+        krows = [r for r in rows if BASELINE.get(_kind_of(r["workload"])) == r["baseline"]
+                 and _kind_of(r["workload"]) == kind]
+        if not krows:
+            continue
+        base = BASELINE[kind]
+        others = [p for p in peers() if p not in (base, "fastmlp") and p not in FLOORS
+                  and any(p in r["ms_per_epoch"] or p in r["errors"] for r in krows)]
+        floor = any("gemm-floor" in r["ms_per_epoch"] for r in krows)
+        head = ["workload", "dtype", LABELS[base], "fastmlp", "speedup"] + [LABELS[p] for p in others]
+        if floor:
+            head.append("fastmlp GFLOP/s (GEMM floor)")
+        out += ["| " + " | ".join(head) + " |", "|---|---|" + "--:|" * (len(head) - 2)]
+        for r in krows:
+            cells = [r["workload"], r["dtype"]]
+            for p in [base, "fastmlp"]:
+                cells.append(_ms(r["ms_per_epoch"][p]) if p in r["ms_per_epoch"] else "n/a")
+            s = r["speedups"].get("fastmlp")
+            cells.append(f"**{s:.3g}x**" if s else "n/a")
+            for p in others:
+                cells.append(_ms(r["ms_per_epoch"][p]) if p in r["ms_per_epoch"] else "not installed"
+                             if "ModuleNotFoundError" in r["errors"].get(p, "") or "ImportError" in
+                             r["errors"].get(p, "") else "failed")
+            if floor:
+                g, f = r["gflops"].get("fastmlp"), r["gflops"].get("gemm-floor")
+                cells.append(f"{g:.3g} ({f:.3g})" if g and f else "n/a")
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    out.append(environment())
+    return "\n".join(out)
+
+
+def _kind_of(name) -> str:
+    return workloads.get(name).kind
+
+
 def plot_table(rows, path):
-    """Grouped horizontal bars: for each (workload, dtype), each peer's speedup over the baseline (log x)."""
-    import matplotlib
+    """Save the speedup chart of ``rows`` to ``path`` (:func:`fastmlp.plot.speedup_chart`); returns ``path``."""
+    from fastmlp.plot import speedup_chart
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    groups = [r for r in rows if any(v for v in r["speedups"].values())]
-    if not groups:
-        raise ValueError("no speedups to plot")
-    peers = [p for p in PEERS if any(p in r["speedups"] and p != r["baseline"] for r in groups)]
-    colors = dict(zip(PEERS, ["0.6", "tab:red", "tab:orange", "tab:green", "tab:blue"], strict=True))
-    height = 0.8 / max(1, len(peers))
-    fig, ax = plt.subplots(figsize=(8.0, 1.0 + 0.35 * len(groups) * len(peers)))
-    labelled = set()
-    for gi, r in enumerate(groups):
-        y0 = len(groups) - 1 - gi
-        for pi, p in enumerate(peers):
-            v = r["speedups"].get(p)
-            if not v or p == r["baseline"]:  # the baseline is the dashed line at 1
-                continue
-            y = y0 + 0.4 - height * (pi + 0.5)
-            ax.barh(y, v, height=height * 0.9, color=colors[p], label=None if p in labelled else p)
-            labelled.add(p)
-            ax.text(v, y, f" {v:.3g}x", va="center", fontsize=7)
-    ax.set_yticks(range(len(groups))[::-1], [f"{r['workload']}\n{r['dtype']}" for r in groups], fontsize=8)
-    ax.axvline(1.0, color="0.3", lw=1, ls="--")
-    ax.set_xscale("log")
-    ax.set_xlabel("speedup over the baseline, the dashed line (NumPy reference for W*, scikit-learn for S*)"
-                  "; log scale", fontsize=8)
-    ax.set_title("fastmlp and its peers: epoch-time ratio, one run" + (" (tiny workloads)" if groups[0]["tiny"]
-                                                                            else ""))
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    speedup_chart(rows, path=path)
     return path
 
 
 # -------------------------------------------------------------------------------- command line
+
+#: what ``--readme`` runs: every workload, both dtypes, every peer
+README_PEERS = ("numpy", "fastmlp", "jax", "torch", "sklearn", "gemm-floor")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W4,S1 (default: all)")
-    ap.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, from {','.join(PEERS)}")
+    ap.add_argument("--peers", default=",".join(peers()), help=f"comma-separated, from {','.join(peers())}")
     ap.add_argument("--dtype", action="append", choices=workloads.DTYPES, help="repeatable; default float64")
     ap.add_argument("--reps", type=int, default=None, help="timed calls per peer (median); default 5")
     ap.add_argument("--quick", action="store_true", help="tiny workloads, 1 rep, one process: a smoke test")
+    ap.add_argument("--readme", action="store_true", help="the README's tables: all workloads, both dtypes, "
+                                                          "every peer, as markdown")
     ap.add_argument("--plot", default="bench_out/speedup.png", help="PNG bar chart ('' for none)")
     ap.add_argument("--json", default="", help="also write the rows as JSON here")
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    dtypes = a.dtype or ["float64"]
+    dtypes = a.dtype or (list(workloads.DTYPES) if a.readme else ["float64"])
     if a.worker:  # one peer, one workload, in this fresh process
         t = time_peer(a.worker, a.only, dtypes[0], a.reps or 5, a.tiny)
         print("RESULT " + json.dumps({"seconds": t}), flush=True)
         return 0
     names = [s.strip() for s in a.only.split(",") if s.strip()] or workloads.names()
-    peers = [s.strip() for s in a.peers.split(",") if s.strip()]
+    chosen = list(README_PEERS) if a.readme else [s.strip() for s in a.peers.split(",") if s.strip()]
     print(format_table([]).splitlines()[0], flush=True)
 
     def show(row):
         for line in format_table([row]).splitlines()[2:-1]:
             print(line, flush=True)
 
-    rows = run_table(names, dtypes, a.quick, peers=peers, reps=a.reps, progress=show)
+    rows = run_table(names, dtypes, a.quick, peers=chosen, reps=a.reps, progress=show)
     print()
-    print(format_table(rows))
+    print(format_markdown(rows) if a.readme else format_table(rows))
     if a.plot:
         os.makedirs(os.path.dirname(os.path.abspath(a.plot)), exist_ok=True)
         plot_table(rows, a.plot)

@@ -5,7 +5,7 @@ Subcommands
 ``demo``     XOR, two moons and breast cancer, trained on the fast path, with the speedup over the reference.
 ``train``    train a network on a CSV/NPZ/NPY file and save it (with its preprocessing) to an ``.npz`` model.
 ``predict``  apply a saved model to a data file, write the predictions as CSV.
-``bench``    the speedup table from the benchmark registry (:mod:`fastmlp.workloads`).
+``bench``    speedup table over the registry's workloads (:mod:`fastmlp._bench`); ``--readme``: the README's tables.
 ``info``     versions, threading layer, BLAS, compile cache.
 ``export``   write a saved model (with its preprocessing) as an ONNX file (needs the ``onnx`` extra).
 
@@ -220,9 +220,14 @@ def cmd_bench(args) -> int:
 
     names = [workloads.get(s.strip()).name for s in (args.only or "").split(",") if s.strip()] or None
     peers = [s.strip() for s in (args.peers or "").split(",") if s.strip()] or None
+    if args.readme:
+        names = names or workloads.names()
+        peers = peers or list(_bench.README_PEERS)
+        args.dtype = args.dtype or list(workloads.DTYPES)
+    args.dtype = args.dtype or ["float64"]
     for peer in peers or ():
-        if peer not in _bench.PEERS:
-            raise UsageError(f"unknown peer {peer!r} for --peers; expected some of {', '.join(_bench.PEERS)}")
+        if peer not in _bench.peers():
+            raise UsageError(f"unknown peer {peer!r} for --peers; expected some of {', '.join(_bench.peers())}")
     for line in _bench.format_table([]).splitlines():
         _say(line)
 
@@ -233,6 +238,9 @@ def cmd_bench(args) -> int:
     rows = _bench.run_table(names, dtypes=args.dtype, quick=args.quick, peers=peers, progress=show)
     if rows:
         _say(_bench.format_table(rows).splitlines()[-1])
+    if args.readme:
+        _say("")
+        _say(_bench.format_markdown(rows))
     if args.quick:
         _say("(--quick: tiny workloads, one repetition -- a smoke test, not a measurement)")
     if args.plot is not None:
@@ -325,14 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help="target column to score against (default: the training one)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("bench", help="speedup over the NumPy reference on the benchmark workloads",
-                       description="Time fastmlp against the NumPy reference (and, with --peers, PyTorch, JAX, "
+    p = sub.add_parser("bench", help="speedup over the NumPy baseline and the peers on the benchmark workloads",
+                       description="Time fastmlp against course-style NumPy code (and, with --peers, PyTorch, JAX, "
                                    "scikit-learn when installed) on the registry's workloads, each peer in a "
                                    "fresh process; print the epoch times and speedups.")
     p.add_argument("--quick", action="store_true", help="tiny workloads, one repetition (a smoke test)")
     p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W3 (default W1-W4); "
                                                 "also S1,S2 (estimators against scikit-learn)")
-    p.add_argument("--peers", default=None, help="comma-separated, from reference,fastmlp,torch,jax,sklearn")
+    p.add_argument("--peers", default=None, help="comma-separated, from numpy,reference,fastmlp,torch,jax,"
+                                                 "sklearn,gemm-floor (default: the baseline and fastmlp)")
+    p.add_argument("--readme", action="store_true", help="the README's performance tables: every workload, both "
+                                                         "dtypes, every peer, printed as markdown")
     p.add_argument("--dtype", choices=("float64", "float32"), action="append", default=None,
                    help="repeatable; default float64")
     p.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the speedups there")
@@ -358,8 +369,6 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("choose a command: demo, train, predict, bench, info or export (see 'fastmlp --help')")
-        if getattr(args, "dtype", None) is None and args.command == "bench":
-            args.dtype = ["float64"]
         return int(args.func(args) or 0)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -119,13 +119,21 @@ def loss_curve(model, ax=None, path=None, *, label=None, logy: bool | None = Non
     return ax
 
 
+#: how the chart names the baselines
+_BASELINE_NAMES = {"numpy": "course-style NumPy", "reference": "fastmlp.reference", "sklearn": "scikit-learn"}
+_PEER_COLOURS = {"fastmlp": "tab:red", "reference": "0.6", "torch": "tab:orange", "jax": "tab:green",
+                 "sklearn": "tab:blue", "numpy": "0.4"}
+
+
 def speedup_chart(rows, ax=None, path=None, *, title=None):
-    """Horizontal bars of speedup over the NumPy reference, one per (workload, dtype).
+    """Grouped horizontal bars: for each (workload, dtype), each peer's speedup over that row's baseline.
 
     Parameters
     ----------
     rows : sequence of dict
-        Each with ``"workload"`` (str), ``"speedup"`` (float) and optionally ``"dtype"``.
+        Rows of ``fastmlp bench`` (:func:`fastmlp._bench.run_table`): ``"workload"``, ``"dtype"``,
+        ``"baseline"`` and ``"speedups"`` (peer -> baseline time / peer time). A row may instead give one
+        ``"speedup"`` (fastmlp's) and optionally ``"baseline"``.
     ax, path, title
         As in :func:`loss_curve`.
 
@@ -133,21 +141,41 @@ def speedup_chart(rows, ax=None, path=None, *, title=None):
     -------
     matplotlib.axes.Axes
     """
-    rows = [r for r in rows if r.get("speedup") is not None and np.isfinite(r["speedup"])]
-    if not rows:
+    groups = []
+    for r in rows:
+        speedups = r.get("speedups")
+        if speedups is None:
+            speedups = {"fastmlp": r.get("speedup")}
+        base = r.get("baseline", "baseline")
+        bars = {p: float(v) for p, v in speedups.items() if p != base and v is not None and np.isfinite(v) and v > 0}
+        if bars:
+            groups.append((f"{r['workload']} {r.get('dtype', '')}".strip(), base, bars))
+    if not groups:
         raise ValueError("no speedups to plot")
-    labels = [f"{r['workload']} {r.get('dtype', '')}".strip() for r in rows]
-    values = np.asarray([float(r["speedup"]) for r in rows])
-    ax = _new_axes(ax, path, figsize=(6.0, 0.5 + 0.4 * len(rows)))
-    y = np.arange(len(rows))[::-1]
-    ax.barh(y, values, color="tab:blue")
-    ax.set_yticks(y, labels)
-    ax.axvline(1.0, color="0.4", lw=1, ls="--")
-    for yi, v in zip(y, values, strict=True):
-        ax.text(v, yi, f" {v:.1f}x", va="center")
+    peers = list(dict.fromkeys(p for _, _, bars in groups for p in bars))
+    height = 0.8 / len(peers)
+    ax = _new_axes(ax, path, figsize=(7.0, 0.8 + 0.3 * len(groups) * len(peers)))
+    labelled = set()
+    for gi, (_, _, bars) in enumerate(groups):
+        y0 = len(groups) - 1 - gi
+        for pi, p in enumerate(peers):
+            if p not in bars:
+                continue
+            y = y0 + 0.4 - height * (pi + 0.5)
+            ax.barh(y, bars[p], height=height * 0.9, color=_PEER_COLOURS.get(p), label=None if p in labelled else p)
+            labelled.add(p)
+            ax.text(bars[p], y, f" {bars[p]:.3g}x", va="center", fontsize=7)
+    ax.set_yticks(np.arange(len(groups))[::-1], [g[0] for g in groups], fontsize=8)
+    ax.axvline(1.0, color="0.3", lw=1, ls="--")
     ax.set_xscale("log")
-    ax.set_xlabel("speedup over the NumPy reference (x, log scale)")
-    ax.set_title("fastmlp speedup" if title is None else title)
+    bases = {}
+    for label, base, _ in groups:
+        bases.setdefault(_BASELINE_NAMES.get(base, base), []).append(label.split("-")[0])
+    against = "; ".join(f"{name} for {', '.join(dict.fromkeys(ws))}" for name, ws in bases.items())
+    ax.set_xlabel(f"speedup over the baseline (dashed line at 1: {against}); log scale", fontsize=8)
+    ax.set_title("fastmlp speedup, epoch-time ratio measured in one run" if title is None else title, fontsize=9)
+    if len(peers) > 1:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     if path is not None:
         save_figure(ax.figure, path)
     return ax

@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Quick speedup table for people who don't run asv: fastmlp against the NumPy reference and its peers.
+"""Speedup table for people who don't run asv: fastmlp against course-style NumPy code and its peers.
 
 Times one training epoch (as many epochs per call as ``fastmlp.workloads`` says) of every workload for
-the reference, fastmlp, and -- when installed -- PyTorch, JAX and scikit-learn, each in its own process;
-prints the table and saves a PNG bar chart (matplotlib). The work is done by ``fastmlp._bench``, which
-``fastmlp bench`` uses too.
+the NumPy baseline, fastmlp, and -- when installed -- PyTorch, JAX and scikit-learn, each in its own
+process; prints the table and saves a PNG bar chart (matplotlib). The work is done by ``fastmlp._bench``,
+which ``fastmlp bench`` uses too; ``--readme`` prints the README's tables. Run it with the OpenBLAS
+variables unset for every peer alike:
 
-usage: python scripts/bench.py [--only W1,W4,S1] [--peers reference,fastmlp,torch] [--dtype float32]
-                               [--reps 5] [--plot bench_out/speedup.png] [--json out.json] [--quick]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python scripts/bench.py --readme
+
+usage: python scripts/bench.py [--only W1,W4,S1] [--peers numpy,fastmlp,torch] [--dtype float32]
+                               [--reps 5] [--plot bench_out/speedup.png] [--json out.json] [--quick] [--readme]
 """
 
 import os

@@ -5,8 +5,8 @@ S1-cancer-sgd (breast cancer, hidden (64, 32), batch 32, SGD with Nesterov momen
 S2-digits-adam (digits, hidden (128,), batch 32, Adam). Both estimators get the same constructor
 arguments; each timed call is a warm-started ``fit`` of the workload's epochs, so the time per epoch
 includes the per-``fit`` input validation a user pays. Repetitions of the two implementations are
-interleaved and the median is reported. The last column checks that the two trained the same weights
-(largest relative difference after the same epochs from the same ``random_state``).
+interleaved and the median is reported (``fastmlp._timing``). The last column checks that the two
+trained the same weights (largest relative difference after the same epochs from the same ``random_state``).
 
 Usage::
 
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 import warnings
 
 import numpy as np
@@ -41,21 +39,15 @@ def _same_weights(workload, dtype) -> float:
 
 
 def bench(names, dtypes, repeat):
-    from fastmlp import workloads
+    from fastmlp import _timing, workloads
 
     rows = []
     for name in names:
         w = workloads.get(name)
         for dtype in dtypes:
-            runs = {impl: w.build(impl, dtype) for impl in ("sklearn", "fastmlp")}
-            times = {impl: [] for impl in runs}
-            for _ in range(repeat):
-                for impl, run in runs.items():
-                    start = time.perf_counter()
-                    run()
-                    times[impl].append((time.perf_counter() - start) / w.epochs)
-            sk_ms = statistics.median(times["sklearn"]) * 1e3
-            fm_ms = statistics.median(times["fastmlp"]) * 1e3
+            runs = {impl: w.build(impl, dtype) for impl in ("sklearn", "fastmlp")}  # built warm
+            t = _timing.interleaved_medians(runs, repeat, warmup=False)
+            sk_ms, fm_ms = (1e3 * t[impl] / w.epochs for impl in ("sklearn", "fastmlp"))
             rows.append((w.name, dtype, sk_ms, fm_ms, sk_ms / fm_ms, _same_weights(w, dtype)))
             print(_format_row(rows[-1]), flush=True)
     return rows

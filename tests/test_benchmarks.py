@@ -267,8 +267,8 @@ def test_bench_table_quick(tmp_path):
     rows = _bench.run_table(["W1", "S1"], ["float32"], quick=True, peers=["reference", "fastmlp", "torch"])
     assert [r["workload"] for r in rows] == ["W1-xor", "S1-cancer-sgd"]
     w1, s1 = rows
-    assert w1["baseline"] == "reference" and s1["baseline"] == "sklearn"
-    assert w1["dtype"] == "float32" and w1["speedups"]["reference"] == 1.0
+    assert w1["baseline"] == "numpy" and s1["baseline"] == "sklearn"
+    assert w1["dtype"] == "float32" and w1["speedups"]["numpy"] == 1.0 and "reference" in w1["speedups"]
     assert "torch" not in s1["ms_per_epoch"] and "torch" not in s1["errors"]  # does not apply to S*
     text = _bench.format_table(rows)
     assert "W1-xor" in text and "speedup" in text.splitlines()[0]
@@ -276,6 +276,40 @@ def test_bench_table_quick(tmp_path):
         pytest.importorskip("matplotlib")
         out = _bench.plot_table(rows, tmp_path / "speedup.png")
         assert (tmp_path / "speedup.png").stat().st_size > 1000 and out == tmp_path / "speedup.png"
+
+
+def test_readme_tables_command_quick():
+    """``fastmlp bench --readme``: every peer, both dtypes, the markdown tables and the environment line."""
+    from fastmlp import _bench
+
+    rows = _bench.run_table(["W2", "S2"], ["float64", "float32"], quick=True, peers=list(_bench.README_PEERS))
+    text = _bench.format_markdown(rows)
+    lines = text.splitlines()
+    assert lines[0].startswith("| workload | dtype | NumPy (course code) | fastmlp | speedup |")
+    assert lines[0].endswith("| fastmlp GFLOP/s (GEMM floor) |")
+    assert sum(line.startswith("| W2-deep |") for line in lines) == 2
+    assert sum(line.startswith("| S2-digits-adam |") for line in lines) == 2
+    assert "at commit" in lines[-1] and "OPENBLAS_CORETYPE" in lines[-1]
+    w2 = rows[0]
+    assert w2["gflops"]["gemm-floor"] > 0 and "gemm-floor" not in w2["speedups"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_numpy_baseline_trains_as_the_reference(dtype):
+    """The speed baseline is plain course code, but it computes what the reference computes."""
+    from tolerances import train_tol
+
+    from fastmlp import _baseline, reference
+
+    w = workloads.get("W2", tiny=True)
+    X, Y = w.make_data(dtype)
+    ours, ref = w.init_parameters(dtype), w.init_parameters(dtype)
+    _baseline.train_epoch(ours, X, Y, w.activations, w.lr, w.batch)
+    reference.train(ref, X, Y, activations=w.activations, loss="bce", learning_rate=w.lr, epochs=1,
+                    batch_size=w.batch)
+    for k in ref:
+        assert ours[k].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(ours[k], ref[k], err_msg=k, **train_tol(dtype))
 
 
 def test_bench_worker_runs_in_its_own_process():
