@@ -13,6 +13,7 @@ contiguity, shapes), so a mistake never reaches compiled code.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,10 +209,22 @@ class TrainResult:
     ----------
     mean_batch_cost : (epochs,) float64, the mean of the epoch's minibatch costs
     sample_weighted_cost : (epochs,) float64, the minibatch costs weighted by batch size (scikit-learn's ``loss_``)
+    interrupted : bool, ``stop`` asked to stop before every requested epoch ran: the arrays then hold the
+        completed epochs only, and the network and optimiser are as they were at the end of the last of them
     """
 
     mean_batch_cost: np.ndarray
     sample_weighted_cost: np.ndarray
+    interrupted: bool = False
+
+
+#: a kernel call runs for about this long before control returns to Python (Ctrl-C, progress)
+CHUNK_SECONDS = 0.1
+#: shuffled training draws the sample orders of at most this many (epochs x samples) entries at once
+#: (and at least one epoch's): memory O(n_samples), whatever the number of epochs
+ORDER_ENTRIES = 1 << 18
+#: first kernel call: sized for this pessimistic rate (multiply-adds per second), then timed
+_PESSIMISTIC_RATE = 1e8
 
 
 def _as_columns(net: Network, X, name: str, width: int) -> np.ndarray:
@@ -234,8 +247,13 @@ def kernel_array(arr: np.ndarray, dtype=None) -> np.ndarray:
 
 
 def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
-                 optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None) -> TrainResult:
-    """Train ``net`` in place for ``epochs`` epochs of minibatch gradient descent, all inside one kernel call.
+                 optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None, stop=None,
+                 progress=None) -> TrainResult:
+    """Train ``net`` in place for ``epochs`` epochs of minibatch gradient descent, in time-bounded kernel calls.
+
+    Each kernel call runs about :data:`CHUNK_SECONDS` of minibatches (whole epochs when they are short, a
+    run of minibatches inside an epoch when it is long), then ``stop`` and ``progress`` are consulted. The
+    results do not depend on where the calls begin and end.
 
     Parameters
     ----------
@@ -248,9 +266,15 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     batch_size : int or None (the full batch)
     alpha : float, L2 penalty (scikit-learn's ``alpha``)
     optimizer : Optimizer or None (plain SGD)
-    order : None or (epochs, m) int array, the sample order of each epoch
+    order : None (the natural order), an (epochs, m) int array (the sample order of each epoch), or a
+        callable ``order(n)`` returning the next ``n`` epochs' orders as an ``(n, m)`` array; it is called
+        in epoch order with at most ``max(1, ORDER_ENTRIES // m)`` epochs at a time (memory O(m))
     epoch_offset : int, added to epoch numbers in error messages
     blas_min_flops : int or None, overrides :data:`fastmlp._config.BLAS_MIN_FLOPS`
+    stop : callable or None, ``stop()`` true ends training after the running kernel call: an epoch left
+        unfinished is rolled back (parameters and optimiser state), and the result is marked ``interrupted``
+    progress : callable or None, ``progress(costs)`` after each kernel call that finished epochs, with
+        those epochs' mean batch costs
 
     Returns
     -------
@@ -259,8 +283,9 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     Raises
     ------
     FloatingPointError
-        When an epoch gives a non-finite cost or weights; ``net.params`` is left as it was at the end of
-        the last finite epoch, and the exception's ``completed`` attribute holds the finished epochs' costs.
+        When an epoch gives a non-finite cost or weights; ``net.params`` (and the optimiser state) are left
+        as they were at the end of the last finite epoch, and the exception's ``completed`` attribute holds
+        the finished epochs' costs.
     """
     Xc = _as_columns(net, X, "X", net.layer_sizes[0])
     Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
@@ -272,13 +297,6 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     batch_size = m if batch_size is None else min(int(batch_size), m)
     if batch_size < 1 or epochs < 1:
         raise ValueError("batch_size and epochs must be positive")
-    rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)).copy()
-    if order is None:
-        order = np.zeros((0, m), np.int64)
-    else:
-        order = np.ascontiguousarray(order, dtype=np.int64)
-        if order.shape != (epochs, m) or order.min() < 0 or order.max() >= m:
-            raise ValueError(f"order must be an ({epochs}, {m}) array of sample indices")
     if optimizer is None:  # plain SGD: one stateless optimiser per network
         if getattr(net, "_plain_sgd", None) is None:
             net._plain_sgd = Optimizer(net)
@@ -286,22 +304,115 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     opt = optimizer
     dt = net.dtype.type
     ws = net.workspace(batch_size)
+    fixed = (Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), K.LOSS_CODES[loss], dt(alpha),
+             batch_size)
+    opt_args = (K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon),
+                opt.state_1, opt.state_2, opt.step, ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"],
+                ws["ybuf"], ws["backup"], ws["param_offsets"], ws["act_offsets"], ws["scalars"],
+                _blas_min_flops(blas_min_flops))
+
+    def call(order_rows, rates_now, span, partial, mean_out, weighted_out):
+        return K._train_epochs(*fixed, order_rows, rates_now, *opt_args, span, partial, mean_out, weighted_out)
+
+    return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset)
+
+
+def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, epochs: int, learning_rate, order,
+                  stop, progress, epoch_offset: int) -> TrainResult:
+    """Drive a training kernel in calls of about :data:`CHUNK_SECONDS` (see :func:`train_epochs`).
+
+    ``call(order_rows, rates, span, partial, mean_cost, weighted_cost)`` runs the kernel on the epochs whose
+    orders and rates it is given, from minibatch ``span[0]`` of the first to ``span[1]`` of the last, and
+    returns how many of those epochs (or pieces) completed.
+    """
+    rates = np.array(np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)))
+    draw = _order_source(order, epochs, m)
+    n_batches = -(-m // batch_size)
+    max_epochs_per_call = max(1, ORDER_ENTRIES // m) if draw is not None else epochs
     mean_cost = np.empty(epochs, np.float64)
     weighted_cost = np.empty(epochs, np.float64)
-    done = K._train_epochs(
-        Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), K.LOSS_CODES[loss], dt(alpha),
-        batch_size, order, rates, K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1),
-        dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2, opt.step,
-        ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"], ws["ybuf"], ws["backup"],
-        ws["param_offsets"], ws["act_offsets"], ws["scalars"],
-        _config.BLAS_MIN_FLOPS if blas_min_flops is None else int(blas_min_flops), mean_cost, weighted_cost)
+    span = np.zeros(2, np.int64)
+    partial = np.zeros(2, np.float64)
+    done, batch = 0, 0  # epochs completed; minibatches of epoch `done` already run
+    orders = None  # rows: the orders of epochs done, done + 1, ...
+    snapshot = None  # parameters and optimiser state at the start of an epoch run in pieces
+    per_call = max(1, int(CHUNK_SECONDS * _PESSIMISTIC_RATE / (3.0 * batch_size * net.params.size)))
+    interrupted = False
+    while done < epochs:
+        if stop is not None and stop():
+            interrupted = True
+            break
+        if batch == 0 and per_call >= n_batches:  # whole epochs
+            n_epochs = min(epochs - done, max_epochs_per_call, per_call // n_batches)
+            span[0], span[1] = 0, n_batches
+        else:  # a piece of one epoch
+            n_epochs = 1
+            span[0], span[1] = batch, min(n_batches, batch + per_call)
+            if batch == 0:
+                snapshot = (net.params.copy(), opt.state_1.copy(), opt.state_2.copy(), opt.step.copy())
+        if draw is None:
+            order_rows = np.zeros((0, m), np.int64)
+        else:  # orders are drawn in epoch order, each exactly once, a bounded number at a time
+            if orders is None or orders.shape[0] == 0:
+                orders = draw(min(epochs - done, max_epochs_per_call), done)
+            n_epochs = min(n_epochs, orders.shape[0])
+            order_rows = orders[:n_epochs]
+        started = time.perf_counter()
+        ran = call(order_rows, rates[done:done + n_epochs], span, partial, mean_cost[done:], weighted_cost[done:])
+        elapsed = time.perf_counter() - started
+        if ran < n_epochs:  # divergence: the kernel restored the start of that epoch (or of that piece)
+            if ran == 0 and batch > 0:
+                _restore(net, opt, snapshot)
+            done += ran
+            exc = FloatingPointError(
+                f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
+                f"(try a smaller learning rate); parameters are left at the end of epoch {epoch_offset + done}")
+            exc.completed = TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy())
+            raise exc
+        batches_run = int(span[1] - span[0]) + (n_epochs - 1) * n_batches
+        finished = n_epochs if span[1] == n_batches else 0
+        batch = 0 if finished else int(span[1])
+        if finished:
+            snapshot = None
+            if orders is not None:
+                orders = orders[n_epochs:]
+            if progress is not None:
+                progress(mean_cost[done:done + finished])
+            done += finished
+        per_call = max(1, min(4 * per_call, int(batches_run * CHUNK_SECONDS / max(elapsed, 1e-6))))
+    if interrupted and batch > 0:  # roll back the unfinished epoch
+        _restore(net, opt, snapshot)
     if done < epochs:
-        exc = FloatingPointError(
-            f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
-            f"(try a smaller learning rate); parameters are left at the end of epoch {epoch_offset + done}")
-        exc.completed = TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy())
-        raise exc
+        return TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy(), interrupted=True)
     return TrainResult(mean_cost, weighted_cost)
+
+
+def _order_source(order, epochs: int, m: int):
+    """``draw(n, first)``: the sample orders of epochs ``first .. first + n - 1`` as an (n, m) int64 array."""
+    if order is None:
+        return None
+    if callable(order):
+        def draw(n, first):
+            rows = np.ascontiguousarray(order(n), dtype=np.int64)
+            _check_order(rows, n, m)
+            return rows
+        return draw
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    _check_order(order, epochs, m)
+    return lambda n, first: order[first:first + n]
+
+
+def _check_order(order, epochs, m):
+    if order.shape != (epochs, m) or order.min() < 0 or order.max() >= m:
+        raise ValueError(f"order must be an ({epochs}, {m}) array of sample indices")
+
+
+def _restore(net: Network, opt: Optimizer, snapshot) -> None:
+    params, state_1, state_2, step = snapshot
+    net.params[:] = params
+    opt.state_1[:] = state_1
+    opt.state_2[:] = state_2
+    opt.step[:] = step
 
 
 def _blas_min_flops(value) -> int:
@@ -524,7 +635,7 @@ def loss_gradient_function(net: Network, X, Y, loss, *, alpha=0.0, sample_weight
 
 def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
                          optimizer: Optimizer | None = None, order=None, sample_weight=None, epoch_offset=0,
-                         blas_min_flops=None) -> TrainResult:
+                         blas_min_flops=None, stop=None, progress=None) -> TrainResult:
     """:func:`train_epochs` with sample weights, a sparse ``X`` and the Poisson loss (samples as columns).
 
     Parameters
@@ -549,13 +660,6 @@ def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, b
     batch_size = m if batch_size is None else min(int(batch_size), m)
     if batch_size < 1 or epochs < 1:
         raise ValueError("batch_size and epochs must be positive")
-    rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)).copy()
-    if order is None:
-        order = np.zeros((0, m), np.int64)
-    else:
-        order = np.ascontiguousarray(order, dtype=np.int64)
-        if order.shape != (epochs, m) or order.min() < 0 or order.max() >= m:
-            raise ValueError(f"order must be an ({epochs}, {m}) array of sample indices")
     if optimizer is None:
         if getattr(net, "_plain_sgd", None) is None:
             net._plain_sgd = Optimizer(net)
@@ -571,22 +675,20 @@ def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, b
         "swbuf": np.empty(batch_size, net.dtype),
         "rows": np.empty(batch_size, np.int64),
     }
-    weighted_cost = np.empty(epochs, np.float64)
-    done = KG._train_epochs_general(
-        Xc, data, indices, indptr, sparse, Yc, sw, net.params, net.dims, net.act_codes, dt(net.leaky_slope), code,
-        dt(alpha), batch_size, order, rates, K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1),
-        dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2, opt.step, ws["Zbuf"], np.empty_like(ws["Zbuf"]),
-        ws["deltas"], np.zeros(net.params.size, net.dtype), ws["xbuf"], ws["ybuf"], ws["swbuf"], ws["rows"],
-        np.empty(net.params.size, net.dtype), net.offsets, K._act_offsets(net.dims, batch_size),
-        np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops),
-        weighted_cost)
-    if done < epochs:
-        exc = FloatingPointError(
-            f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
-            f"(try a smaller learning rate); parameters are left at the end of epoch {epoch_offset + done}")
-        exc.completed = TrainResult(weighted_cost[:done].copy(), weighted_cost[:done].copy())
-        raise exc
-    return TrainResult(weighted_cost, weighted_cost)
+    fixed = (Xc, data, indices, indptr, sparse, Yc, sw, net.params, net.dims, net.act_codes, dt(net.leaky_slope),
+             code, dt(alpha), batch_size)
+    opt_args = (K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon),
+                opt.state_1, opt.state_2, opt.step, ws["Zbuf"], np.empty_like(ws["Zbuf"]), ws["deltas"],
+                np.zeros(net.params.size, net.dtype), ws["xbuf"], ws["ybuf"], ws["swbuf"], ws["rows"],
+                np.empty(net.params.size, net.dtype), net.offsets, K._act_offsets(net.dims, batch_size),
+                np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops))
+
+    def call(order_rows, rates_now, span, partial, mean_out, weighted_out):
+        ran = KG._train_epochs_general(*fixed, order_rows, rates_now, *opt_args, span, partial, weighted_out)
+        mean_out[:ran] = weighted_out[:ran]
+        return ran
+
+    return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset)
 
 
 def forward_general(net: Network, X, *, blas_min_flops=None) -> np.ndarray:

@@ -577,8 +577,9 @@ def _all_finite(values):
 def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, order, learning_rates,
                   opt, momentum, beta_1, beta_2, epsilon, state_1, state_2, step,
                   Zbuf, Abuf, deltas, grad, xbuf, ybuf, backup, param_offsets, act_offsets, scalars,
-                  blas_min_flops, mean_batch_cost, sample_weighted_cost):
-    """Run ``len(learning_rates)`` epochs of minibatch training in place; return the epochs completed.
+                  blas_min_flops, span, partial, mean_batch_cost, sample_weighted_cost):
+    """Run ``len(learning_rates)`` epochs (or pieces of epochs) of minibatch training in place; return how many
+    of them completed.
 
     Parameters
     ----------
@@ -596,14 +597,21 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     act_offsets : (L + 1,) int64, :func:`_act_offsets` of ``dims`` and ``batch_size``
     scalars : (2,) scratch of the parameters' dtype (alpha and beta for BLAS)
     blas_min_flops : int, products of at least this many multiply-adds call BLAS
-    mean_batch_cost, sample_weighted_cost : (epochs,) float64, written: the mean of the epoch's
-    minibatch costs, and their mean weighted by batch size
+    span : (2,) int64, the first minibatch run in the first epoch and the end (exclusive) of those run in the
+        last: ``[0, n_batches]`` runs whole epochs. A call can so stop inside a long epoch and a later call
+        resume it (Ctrl-C and progress stay responsive; see :func:`fastmlp._engine.train_epochs`).
+    partial : (2,) float64, the running sum of the minibatch costs and of the costs weighted by batch size of
+        an epoch run in pieces: read when the first epoch resumes (``span[0] > 0``), written when the last one
+        stops early (``span[1] < n_batches``)
+    mean_batch_cost, sample_weighted_cost : (epochs,) float64, written for each epoch that ends in this call:
+        the mean of the epoch's minibatch costs, and their mean weighted by batch size
 
     Returns
     -------
     int
-        Epochs completed. Fewer than requested means that the next epoch produced a non-finite cost or
-        weights; the parameters are then restored to their values at the start of that epoch.
+        Epochs (or pieces) completed. Fewer than requested means that the next one produced a non-finite
+        cost or weights; the parameters are then restored to their values at the start of that epoch (of
+        that piece, for a resumed epoch).
     """
     n_x, m = X.shape
     n_y = Y.shape[0]
@@ -623,9 +631,12 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
         for t in range(params.shape[0]):
             backup[t] = params[t]
         lr = params.dtype.type(learning_rates[e])
-        total = 0.0
-        weighted = 0.0
-        for start in range(0, m, batch_size):
+        first = span[0] if e == 0 else 0
+        stop = span[1] if e == n_epochs - 1 else n_batches
+        total = partial[0] if first > 0 else 0.0
+        weighted = partial[1] if first > 0 else 0.0
+        for batch in range(first, stop):
+            start = batch * batch_size
             n_b = min(batch_size, m - start)
             lr_adam = lr
             if opt == OPT_ADAM:
@@ -649,12 +660,16 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
                                    epsilon, state_1, state_2, scalars, blas_min_flops)
             total += cost
             weighted += cost * n_b
-        mean_batch_cost[e] = total / n_batches
-        sample_weighted_cost[e] = weighted / m
         if not (np.isfinite(total) and _all_finite(params)):
             for t in range(params.shape[0]):
                 params[t] = backup[t]
             return e
+        if stop < n_batches:
+            partial[0] = total
+            partial[1] = weighted
+        else:
+            mean_batch_cost[e] = total / n_batches
+            sample_weighted_cost[e] = weighted / m
     return n_epochs
 
 

@@ -265,7 +265,7 @@ def _loss_grad_full(X, data, indices, indptr, rows, sparse, Y, sw, params, dims,
 def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims, acts, slope, loss, alpha,
                           batch_size, order, learning_rates, opt, momentum, beta_1, beta_2, epsilon, state_1,
                           state_2, step, Zbuf, Abuf, deltas, grad, xbuf, ybuf, swbuf, rows, backup,
-                          param_offsets, act_offsets, scalars, blas_min_flops, sample_weighted_cost):
+                          param_offsets, act_offsets, scalars, blas_min_flops, span, partial, sample_weighted_cost):
     """Minibatch epochs as :func:`fastmlp._kernels._train_epochs`, with sample weights and a dense or CSR ``X``.
 
     Each batch: gather its rows (``order[e]`` or the natural order), :func:`_loss_grad_block`, then one
@@ -277,7 +277,10 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
     Y : (nL, m); sw : (m,) sample weights
     xbuf, ybuf, swbuf, rows : gather buffers of ``n0 * batch_size``, ``nL * batch_size``, ``batch_size``,
     ``batch_size`` entries; other arguments as for :func:`fastmlp._kernels._train_epochs`
-    sample_weighted_cost : (epochs,) float64, written: ``sum_batches loss_b * n_b / m`` (scikit-learn's ``loss_``)
+    span, partial : minibatch range and running sums of an epoch run in pieces, as for
+    :func:`fastmlp._kernels._train_epochs` (``partial[1]`` carries the weighted sum)
+    sample_weighted_cost : (epochs,) float64, written for each epoch that ends in this call:
+    ``sum_batches loss_b * n_b / m`` (scikit-learn's ``loss_``)
 
     Returns
     -------
@@ -291,14 +294,18 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
     n_epochs = learning_rates.shape[0]
     shuffled = order.shape[0] > 0
     n_params = params.shape[0]
+    n_batches = (m + batch_size - 1) // batch_size
     X_flat = X.reshape(X.size)
     Y_flat = Y.reshape(Y.size)
     for e in range(n_epochs):
         for t in range(n_params):
             backup[t] = params[t]
         lr = params.dtype.type(learning_rates[e])
-        weighted = 0.0
-        for start in range(0, m, batch_size):
+        first = span[0] if e == 0 else 0
+        stop = span[1] if e == n_epochs - 1 else n_batches
+        weighted = partial[1] if first > 0 else 0.0
+        for batch in range(first, stop):
+            start = batch * batch_size
             n_b = min(batch_size, m - start)
             for i in range(n_b):
                 rows[i] = order[e, start + i] if shuffled else start + i
@@ -322,7 +329,6 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
             _optimizer_step(params, grad, 0, n_params, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
                             state_2)
             weighted += cost * n_b
-        sample_weighted_cost[e] = weighted / m
         finite = np.isfinite(weighted)
         for t in range(n_params):
             if not np.isfinite(params[t]):
@@ -332,6 +338,10 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
             for t in range(n_params):
                 params[t] = backup[t]
             return e
+        if stop < n_batches:
+            partial[1] = weighted
+        else:
+            sample_weighted_cost[e] = weighted / m
     return n_epochs
 
 

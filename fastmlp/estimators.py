@@ -68,6 +68,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from fastmlp import _modelfile
+from fastmlp._guard import DeferredInterrupt, model_lock
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
@@ -390,6 +391,10 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        with model_lock(self):  # one thread at a time per estimator (see fastmlp._guard)
+            return self._fit_locked(X, y, sample_weight, incremental)
+
+    def _fit_locked(self, X, y, sample_weight, incremental):
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
@@ -549,7 +554,18 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         Y_train = _as_engine_columns(y_train, dtype)
         # sample weights, sparse X and the Poisson loss take the general kernels; the rest the fused fast path
         general = sw_train is not None or scipy.sparse.issparse(X) or self.out_activation_ == "exp"
-        sample_idx = np.arange(n_samples, dtype=int)
+        shuffled = [np.arange(n_samples, dtype=int)]  # sample_idx, shuffled afresh each epoch
+
+        def draw_orders(n_epochs):
+            # sklearn.utils.shuffle(sample_idx, random_state=rng) once per epoch, drawn the same way; called by
+            # the engine a bounded number of epochs at a time (memory O(n_samples), whatever max_iter)
+            orders = np.empty((n_epochs, n_samples), dtype=np.int64)
+            for j in range(n_epochs):
+                perm = np.arange(n_samples)
+                rng.shuffle(perm)
+                shuffled[0] = shuffled[0][perm]
+                orders[j] = shuffled[0]
+            return orders
 
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
@@ -567,7 +583,9 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         extra = {"sample_weight": sw_train} if general else {}
         engine_opt = sched.engine_optimizer
         diverged = None
+        interrupt = DeferredInterrupt()
         try:
+            interrupt = interrupt.__enter__()
             self.n_iter_ = 0
             stop = False
             while not stop and self.n_iter_ < self.max_iter:
@@ -582,19 +600,13 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                 elif np.isfinite(self.n_iter_no_change):
                     n_epochs = min(n_epochs, max(1, int(self.n_iter_no_change) + 1 - self._no_improvement_count))
                 rates = sched.epoch_rates(n_epochs, self.t_, n_samples)
-                order = None
-                if self.shuffle:
-                    order = np.empty((n_epochs, n_samples), dtype=np.int64)
-                    for j in range(n_epochs):
-                        # sklearn.utils.shuffle(sample_idx, random_state=rng), drawn the same way
-                        perm = np.arange(n_samples)
-                        rng.shuffle(perm)
-                        sample_idx = sample_idx[perm]
-                        order[j] = sample_idx
                 try:
-                    costs = train(net, X_train, Y_train, loss, learning_rate=rates, epochs=n_epochs,
-                                  batch_size=batch_size, alpha=alpha, optimizer=engine_opt, order=order,
-                                  **extra).sample_weighted_cost
+                    result = train(net, X_train, Y_train, loss, learning_rate=rates, epochs=n_epochs,
+                                   batch_size=batch_size, alpha=alpha, optimizer=engine_opt,
+                                   order=draw_orders if self.shuffle else None, stop=interrupt, **extra)
+                    costs = result.sample_weighted_cost
+                    if result.interrupted:  # the completed epochs are booked below, then training ends
+                        stop = True
                 except FloatingPointError as exc:
                     diverged = exc
                     completed = getattr(exc, "completed", None)
@@ -631,7 +643,11 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                             ConvergenceWarning,
                             stacklevel=5,
                         )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # outside the main thread, or raised by a verbose print
+            interrupt.raised = True
+        finally:
+            interrupt.__exit__(None, None, None)
+        if interrupt.raised:
             warnings.warn("Training interrupted by user.", stacklevel=5)
 
         if early_stopping:
@@ -685,10 +701,11 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
             X = _as_engine_columns(X, self._net.dtype)
-        if not hasattr(self, "_net"):  # coefs_ / intercepts_ assigned by hand
-            self._adopt_assigned_state(np.asarray(self.coefs_[0]).dtype)
-        self._sync_to_net()
-        out = _engine().forward_general(self._net, X)
+        with model_lock(self):
+            if not hasattr(self, "_net"):  # coefs_ / intercepts_ assigned by hand
+                self._adopt_assigned_state(np.asarray(self.coefs_[0]).dtype)
+            self._sync_to_net()
+            out = _engine().forward_general(self._net, X)
         if self.out_activation_ == "exp":
             np.exp(out, out=out)
         return np.ascontiguousarray(out.T)

@@ -27,6 +27,7 @@ from fastmlp._checks import (
     check_positive_float,
     check_positive_int,
 )
+from fastmlp._guard import DeferredInterrupt
 from fastmlp.reference import (  # noqa: F401  (re-exported: the course-style API, unchanged)
     ACTIVATION_DERIVATIVES,
     ACTIVATION_FUNCTIONS,
@@ -182,7 +183,8 @@ def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, ep
     costs); with ``shuffle=True`` the order of each epoch is ``rng.permutation(m)`` from one
     ``rng = np.random.RandomState(seed)``, exactly as in the reference. If an epoch gives a non-finite cost
     or weights, ``FloatingPointError`` is raised and ``parameters`` holds the values of the last finite
-    *epoch* (the reference keeps those of the last finite minibatch).
+    *epoch* (the reference keeps those of the last finite minibatch). After Ctrl-C (honoured within about
+    0.1 s), ``KeyboardInterrupt`` is raised and ``parameters`` holds the values of the last completed epoch.
     """
     Ws, bs = _checks.check_parameters(parameters, writable=True)
     acts = _checks.check_activations(activations, len(Ws))
@@ -196,17 +198,21 @@ def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, ep
     Y = _engine.kernel_array(_checks.check_Y(Y, Ws[-1].shape[0], m, Ws[0].dtype, loss))
     batch = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
     order = None
-    if shuffle:
+    if shuffle:  # drawn a bounded number of epochs at a time by the engine: memory O(m), whatever `epochs`
         rng = np.random.RandomState(_checks.check_seed(seed))
-        order = np.stack([rng.permutation(m) for _ in range(epochs)])
+        order = lambda n: np.stack([rng.permutation(m) for _ in range(n)])  # noqa: E731
     net = _network(Ws, bs, acts, slope)
     try:
-        result = _engine.train_epochs(net, X, Y, loss, learning_rate=lr, epochs=epochs, batch_size=batch,
-                                      order=order)
-    finally:  # also after a divergence: the network then holds the last finite epoch's parameters
+        with DeferredInterrupt() as interrupted:
+            result = _engine.train_epochs(net, X, Y, loss, learning_rate=lr, epochs=epochs, batch_size=batch,
+                                          order=order, stop=interrupted)
+    finally:  # also after a divergence or Ctrl-C: the network then holds the last complete epoch's parameters
         for W, b, my_W, my_b in zip(Ws, bs, net.weights, net.biases, strict=True):
             W[...] = my_W
             b[...] = my_b
+    if result.interrupted:
+        raise KeyboardInterrupt(f"training interrupted after {len(result.mean_batch_cost)} of {epochs} epochs; "
+                                "parameters hold the last completed epoch")
     return parameters, result.mean_batch_cost.tolist()
 
 

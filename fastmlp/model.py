@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-import time
-
 import numpy as np
 
 from fastmlp import _engine, _modelfile, reference
@@ -26,14 +22,10 @@ from fastmlp._checks import (
     check_slope,
     check_Y,
 )
+from fastmlp._guard import DeferredInterrupt, model_lock
 from fastmlp._progress import progress
 
 __all__ = ["MLP"]
-
-#: a compiled chunk of epochs runs for about this long before control returns to Python
-#: (progress updates, Ctrl-C)
-_CHUNK_SECONDS = 0.2
-_MAX_ORDER_ENTRIES = 1 << 22
 
 
 class MLP(_modelfile.ModelFileMixin):
@@ -138,7 +130,8 @@ class MLP(_modelfile.ModelFileMixin):
     # --- parameters -----------------------------------------------------------------------------
     def get_parameters(self) -> dict[str, np.ndarray]:
         """Copies of the parameters: ``{"W1": (n1, n0), "b1": (n1, 1), ...}`` in the model dtype."""
-        return self._net.course_parameters(copy=True)
+        with model_lock(self):
+            return self._net.course_parameters(copy=True)
 
     def set_parameters(self, params) -> MLP:
         """Replace the parameters (validated, copied, cast to the model dtype); returns ``self``.
@@ -168,8 +161,9 @@ class MLP(_modelfile.ModelFileMixin):
     def _set_checked(self, params) -> MLP:
         """Copy validated parameters of the model dtype into the network."""
         L = self._net.n_layers
-        self._net.set_course_parameters([params[f"W{l}"] for l in range(1, L + 1)],
-                                        [params[f"b{l}"] for l in range(1, L + 1)])
+        with model_lock(self):
+            self._net.set_course_parameters([params[f"W{l}"] for l in range(1, L + 1)],
+                                            [params[f"b{l}"] for l in range(1, L + 1)])
         return self
 
     # --- data -------------------------------------------------------------------------------------
@@ -213,52 +207,55 @@ class MLP(_modelfile.ModelFileMixin):
             When an epoch produces a non-finite cost or weights; the model keeps the parameters of the last
             finite epoch and ``history`` the costs of the finished epochs.
         KeyboardInterrupt
-            Re-raised after Ctrl-C once the running chunk of epochs has finished (within about 0.2 s):
-            the model holds the parameters of its last completed epoch.
+            Re-raised after Ctrl-C once the running kernel call has returned (about 0.1 s; a call runs at
+            least one minibatch): the model holds the parameters of its last completed epoch (an epoch cut
+            short is rolled back) and ``history`` one cost per completed epoch.
+
+        Training, prediction and ``set_parameters`` on one model from several threads run one after the
+        other (a lock per model), never interleaved.
         """
         epochs = check_positive_int(epochs, "epochs")
         learning_rate = check_positive_float(learning_rate, "learning_rate")
-        Xc = self._columns(X)
-        m = Xc.shape[1]
-        Yc = self._target_columns(Y, m)
-        batch_size = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
-        rng = np.random.RandomState(check_seed(seed)) if shuffle else None
+        seed = check_seed(seed)
+        with model_lock(self):
+            Xc = self._columns(X)
+            m = Xc.shape[1]
+            Yc = self._target_columns(Y, m)
+            batch_size = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
+            order = None
+            if shuffle:
+                rng = np.random.RandomState(seed)
+                order = lambda n: np.stack([rng.permutation(m) for _ in range(n)])  # noqa: E731
 
-        bar = progress(epochs, verbose)
-        interrupted = _InterruptFlag()
-        done = 0
-        # first chunk: what surely fits in the time budget at a pessimistic 1e8 multiply-adds per second
-        chunk = max(1, int(_CHUNK_SECONDS * 1e8 / (3 * m * self._net.params.size)))
-        # with shuffling, each epoch of a chunk carries its own sample order: bound their memory
-        max_chunk = max(1, _MAX_ORDER_ENTRIES // m) if rng is not None else epochs
-        try:
-            with interrupted:
-                while done < epochs and not interrupted.raised:
-                    n = min(chunk, max_chunk, epochs - done)
-                    order = np.stack([rng.permutation(m) for _ in range(n)]) if rng is not None else None
-                    started = time.perf_counter()
+            bar = progress(epochs, verbose)
+            start = len(self.history)
+
+            def record(costs):
+                self.history.extend(costs.tolist())
+                bar.update(len(costs), self.history[-1])
+
+            try:
+                with DeferredInterrupt() as interrupted:
                     try:
                         result = _engine.train_epochs(self._net, Xc, Yc, self.loss, learning_rate=learning_rate,
-                                                      epochs=n, batch_size=batch_size, order=order,
-                                                      epoch_offset=len(self.history))
-                    except FloatingPointError as exc:
-                        self.history.extend(float(c) for c in exc.completed.mean_batch_cost)
+                                                      epochs=epochs, batch_size=batch_size, order=order,
+                                                      epoch_offset=len(self.history), stop=interrupted,
+                                                      progress=record)
+                    except FloatingPointError as exc:  # record the finished epochs not yet reported
+                        self.history.extend(exc.completed.mean_batch_cost[len(self.history) - start:].tolist())
                         raise
-                    self.history.extend(result.mean_batch_cost.tolist())
-                    done += n
-                    bar.update(n, self.history[-1])
-                    elapsed = time.perf_counter() - started
-                    chunk = max(1, int(n * _CHUNK_SECONDS / max(elapsed, 1e-6)))
-        finally:
-            bar.close()
-        if interrupted.raised:
-            raise KeyboardInterrupt(f"training interrupted after {done} of {epochs} epochs")
+            finally:
+                bar.close()
+        if result.interrupted:
+            raise KeyboardInterrupt(f"training interrupted after {len(result.mean_batch_cost)} of {epochs} epochs")
         return self
 
     # --- inference --------------------------------------------------------------------------------
     def forward(self, X) -> np.ndarray:
         """Output activations ``AL`` of shape ``(n_y, m)`` for ``X`` of shape ``(n_x, m)``."""
-        return _engine.forward(self._net, self._columns(X))
+        Xc = self._columns(X)
+        with model_lock(self):
+            return _engine.forward(self._net, Xc)
 
     def predict(self, X) -> np.ndarray:
         """Predictions for ``X`` ``(n_x, m)``.
@@ -276,31 +273,9 @@ class MLP(_modelfile.ModelFileMixin):
     def cost(self, X, Y) -> float:
         """The model's cost on ``(X, Y)``, computed as in training (cross-entropies from the logits)."""
         Xc = self._columns(X)
-        return _engine.cost(self._net, Xc, self._target_columns(Y, Xc.shape[1]), self.loss)
-
-
-class _InterruptFlag:
-    """Within ``with``: Ctrl-C sets ``raised`` instead of interrupting, so a chunk of epochs always completes."""
-
-    def __init__(self):
-        self.raised = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        self.raised = True
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:  # embedded interpreters without signal support
-                self._previous = None
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
+        Yc = self._target_columns(Y, Xc.shape[1])
+        with model_lock(self):
+            return _engine.cost(self._net, Xc, Yc, self.loss)
 
 
 # --- model files: how an MLP is stored (see fastmlp._modelfile) ----------------------------------------
