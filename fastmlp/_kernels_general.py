@@ -36,6 +36,7 @@ from fastmlp._kernels import (
     _affine_activation,
     _backprop_delta,
     _gemm,
+    _neg_log_softmax,
     _optimizer_step,
     jit,
 )
@@ -139,12 +140,12 @@ def _weighted_output(Z, z_off, A, a_off, Y, y_off, y_ld, sw, sw_off, n_out, n_b,
             acc = zero
             for j in range(n_out):
                 acc += np.exp(Z[z_off + j * n_b + i] - top)
-            lse = top + np.log(acc)
+            log_s = np.log(acc)
             for j in range(n_out):
                 t = j * n_b + i
                 y = Y[y_off + j * y_ld + i]
                 if y != zero:
-                    sample += y * (lse - Z[z_off + t])
+                    sample += y * _neg_log_softmax(top, Z[z_off + t], log_s)
                 dZ[t] = (A[a_off + t] - y) * s
         else:
             for j in range(n_out):
