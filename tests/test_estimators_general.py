@@ -422,3 +422,16 @@ def test_sklearn_sample_weight_equivalence_with_sklearns_settings():
     check_sample_weight_equivalence_on_dense_data("MLPClassifier", fastmlp.MLPClassifier(solver="lbfgs"))
     check_sample_weight_equivalence_on_dense_data(
         "MLPRegressor", fastmlp.MLPRegressor(solver="sgd", tol=1e-2, random_state=42))
+
+
+def test_poisson_and_lbfgs_models_survive_save_load_and_pickle(tmp_path):
+    import pickle
+
+    X, y = data("counts")
+    est = fastmlp.MLPRegressor(loss="poisson", solver="lbfgs", hidden_layer_sizes=(6,), max_iter=15,
+                               random_state=0).fit(X, y)
+    est.save(tmp_path / "poisson.npz")
+    for loaded in (fastmlp.MLPRegressor.load(tmp_path / "poisson.npz"), pickle.loads(pickle.dumps(est))):
+        assert loaded.out_activation_ == "exp"
+        assert_allclose(loaded.predict(X), est.predict(X), rtol=1e-12)
+        assert_allclose(loaded.predict(sp.csr_matrix(X)), est.predict(X), rtol=1e-12)
