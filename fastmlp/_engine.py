@@ -23,9 +23,32 @@ from fastmlp import _kernels as K
 from fastmlp import _kernels_general as KG
 from fastmlp._checks import check_activation, check_dtype
 
-__all__ = ["Network", "Optimizer", "TrainResult", "course_views", "train_epochs", "forward", "cost", "forward_cached",
-           "backward", "layer_blocks", "subtract_scaled", "kernel_array", "SparseRows", "loss_gradient_function",
-           "train_epochs_general", "forward_general"]
+__all__ = ["Network", "Optimizer", "TrainResult", "course_views", "param_offsets", "activation_codes",
+           "check_relu_grad_at_zero", "train_epochs", "forward", "cost", "forward_cached", "backward",
+           "layer_blocks", "subtract_scaled", "kernel_array", "StepLayout", "train_recording_outputs",
+           "step_forward", "step_backward", "scaled_difference", "bce_of_probabilities", "SparseRows",
+           "loss_gradient_function", "train_epochs_general", "forward_general"]
+
+
+def check_relu_grad_at_zero(value) -> int:
+    """The derivative of relu at exactly 0: 0 or 1 (anything else is a ``ValueError``)."""
+    if isinstance(value, bool) or value not in (0, 1):
+        raise ValueError(f"relu_grad_at_zero must be 0 or 1, got {value!r}")
+    return int(value)
+
+
+def activation_codes(activations, relu_grad_at_zero=0) -> np.ndarray:
+    """The kernels' int64 codes of activation names (checked by the caller)."""
+    codes = [K.ACTIVATION_CODES[a] for a in activations]
+    if relu_grad_at_zero:
+        codes = [K.ACT_RELU_PASS_AT_ZERO if c == K.ACT_RELU else c for c in codes]
+    return np.asarray(codes, dtype=np.int64)
+
+
+def param_offsets(layer_sizes) -> np.ndarray:
+    """Where each layer's ``W`` starts in a flat parameter vector (its ``b`` follows it); the last entry is
+    the vector's length. The one definition of the layout, shared with the kernels."""
+    return K._param_offsets(np.asarray(layer_sizes, dtype=np.int64))
 
 
 class Network:
@@ -37,6 +60,8 @@ class Network:
     activations : sequence of str, one per layer (``L`` names); the output may be ``"softmax"``
     dtype : str or dtype, float32 or float64
     leaky_slope : float, the slope of ``leaky_relu`` for negative inputs
+    relu_grad_at_zero : {0, 1}, the derivative of ``relu`` at exactly 0 used by training (0 as in the
+        design's maths; 1 as the course transcription's ``relu_backward``, ``dZ[Z < 0] = 0``)
 
     Attributes
     ----------
@@ -49,7 +74,7 @@ class Network:
     intercepts : list of (n_out,) writable views into ``params`` (scikit-learn's ``intercepts_``)
     """
 
-    def __init__(self, layer_sizes, activations, dtype="float64", leaky_slope=0.01):
+    def __init__(self, layer_sizes, activations, dtype="float64", leaky_slope=0.01, relu_grad_at_zero=0):
         sizes = [int(n) for n in layer_sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"layer sizes must be at least two positive integers, got {list(layer_sizes)}")
@@ -63,8 +88,9 @@ class Network:
         self.activations = activations
         self.leaky_slope = float(leaky_slope)
         self.dims = np.asarray(sizes, dtype=np.int64)
-        self.act_codes = np.asarray([K.ACTIVATION_CODES[a] for a in activations], dtype=np.int64)
-        self.offsets = K._param_offsets(self.dims)
+        self.relu_grad_at_zero = check_relu_grad_at_zero(relu_grad_at_zero)
+        self.act_codes = activation_codes(activations, self.relu_grad_at_zero)
+        self.offsets = param_offsets(self.dims)
         self.params = np.zeros(int(self.offsets[-1]), dtype=self.dtype)
         self.weights, self.biases = course_views(self.params, self.offsets, sizes)
         self.coefs = [W.T for W in self.weights]
@@ -80,7 +106,8 @@ class Network:
     def __setstate__(self, state):
         """Rebuild the views into ``params`` (a pickle would otherwise turn them into independent copies)."""
         params = state.pop("params")
-        self.__init__(state["layer_sizes"], state["activations"], state["dtype"], state["leaky_slope"])
+        self.__init__(state["layer_sizes"], state["activations"], state["dtype"], state["leaky_slope"],
+                      state.get("relu_grad_at_zero", 0))
         self.params[:] = params
 
     @property
@@ -89,7 +116,7 @@ class Network:
 
     def copy(self) -> Network:
         """A network with the same architecture and a copy of the parameters."""
-        other = Network(self.layer_sizes, self.activations, self.dtype, self.leaky_slope)
+        other = Network(self.layer_sizes, self.activations, self.dtype, self.leaky_slope, self.relu_grad_at_zero)
         other.params[:] = self.params
         return other
 
@@ -707,3 +734,104 @@ def forward_general(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
                        net.dtype.type(net.leaky_slope), net.offsets, buffer, out,
                        np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops))
     return out
+
+
+# --- per-step passes (a user's own loop: one call per forward, cost, backward, update) --------------
+class StepLayout:
+    """What the per-step kernels and their callers need about a network, computed once per architecture.
+
+    Attributes
+    ----------
+    sizes : tuple of int, ``(n0, ..., nL)``
+    activations : tuple of str
+    relu_grad_at_zero : {0, 1}
+    dtype : float dtype
+    offsets : (L + 1,) int64, :func:`param_offsets`
+    spec : (3 L + 2,) int64, the sizes, activation codes and offsets in one array (``_kernels._spec_parts``)
+    n_params : int
+    n_rows : int, ``S = sum(n1..nL)``: a forward buffer ``ZA`` is ``(2 S, m)``
+    z_rows, a_rows : lists of slices, layer ``l``'s rows of ``Z`` and of ``A`` in ``ZA``
+    param_blocks : list of ``(slice, shape)``, ``W1, b1, W2, ...`` in a flat vector of this layout
+    dA_height : int, ``sum(n0..n_{L-1})``; dA_rows : list of slices, the rows of ``dA_l`` (l = 0..L-1)
+    """
+
+    def __init__(self, sizes, activations, dtype, relu_grad_at_zero=0):
+        self.sizes = tuple(int(n) for n in sizes)
+        self.dtype = np.dtype(dtype)
+        self.activations = tuple(activations)
+        self.relu_grad_at_zero = check_relu_grad_at_zero(relu_grad_at_zero)
+        self.n_layers = len(self.sizes) - 1
+        self.offsets = param_offsets(self.sizes)
+        self.n_params = int(self.offsets[-1])
+        codes = activation_codes(activations, relu_grad_at_zero)
+        self.spec = np.concatenate([np.asarray(self.sizes, np.int64), codes, self.offsets])
+        S = sum(self.sizes[1:])
+        bounds = np.cumsum((0,) + self.sizes).tolist()
+        self.n_rows = S
+        self.z_rows = [slice(bounds[l + 1] - self.sizes[0], bounds[l + 2] - self.sizes[0])
+                       for l in range(self.n_layers)]
+        self.a_rows = [slice(S + r.start, S + r.stop) for r in self.z_rows]
+        self.dA_rows = [slice(bounds[l], bounds[l + 1]) for l in range(self.n_layers)]
+        self.dA_height = bounds[-2]
+        self.param_blocks = []
+        for l in range(self.n_layers):
+            n_in, n_out = self.sizes[l], self.sizes[l + 1]
+            lo, hi = int(self.offsets[l]), int(self.offsets[l + 1])
+            self.param_blocks += [(slice(lo, hi - n_out), (n_out, n_in)), (slice(hi - n_out, hi), (n_out, 1))]
+
+
+def step_forward(layout: StepLayout, X: np.ndarray, params: np.ndarray, slope: float) -> tuple[np.ndarray, bool]:
+    """Forward pass for a per-step loop: ``(ZA, finite)``, ``ZA`` ``(2 S, m)`` (``layout.z_rows`` /
+    ``a_rows`` give the layers' blocks). ``X`` must be a C-contiguous ``(n0, m)`` array of the layout's dtype
+    and ``params`` its flat parameters: the caller has checked both (O(1) checks)."""
+    ZA = np.empty((2 * layout.n_rows, X.shape[1]), layout.dtype)
+    return ZA, K._step_forward(X, params, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
+
+
+def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA) -> tuple[np.ndarray, int]:
+    """Gradients for a per-step loop: ``(out, status)`` from a :func:`step_forward` buffer ``ZA``.
+
+    ``out`` holds the gradient ``(P,)`` in the parameters' layout, then the ``dA`` blocks as a
+    ``(dA_height, m)`` C array; status 0 when ``Y`` and every gradient were finite (and ``Y`` in [0, 1] for a
+    cross-entropy), else the caller validates. Arrays as checked by the caller: C-contiguous, of the
+    layout's dtype, matching shapes.
+    """
+    out = np.empty(layout.n_params + layout.dA_height * ZA.shape[1], layout.dtype)
+    status = K._step_backward(X, Y, params, layout.spec, slope, K.LOSS_CODES[loss], ZA, out, _config.BLAS_MIN_FLOPS)
+    return out, status
+
+
+def train_recording_outputs(net: Network, X, Y, loss, learning_rate: float, outputs: np.ndarray,
+                            epoch_offset: int = 0) -> None:
+    """Full-batch plain gradient descent for ``len(outputs)`` epochs, in one kernel call, writing each epoch's
+    network output (before its update) into ``outputs`` ``(epochs, nL, m)`` (C-contiguous, ``net.dtype``).
+
+    Raises ``FloatingPointError`` when an epoch gives a non-finite cost or weights.
+    """
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
+    m = Xc.shape[1]
+    if Yc.shape[1] != m or outputs.shape[1:] != Yc.shape or outputs.dtype != net.dtype:
+        raise ValueError("X, Y and outputs do not have matching shapes and dtype")
+    if loss not in K.LOSS_CODES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(K.LOSS_CODES)}")
+    ws = net.workspace(m)
+    done = K._train_full_batch_recording(
+        Xc, Yc, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope), K.LOSS_CODES[loss],
+        float(learning_rate), ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["param_offsets"],
+        ws["act_offsets"], ws["scalars"], _config.BLAS_MIN_FLOPS, outputs)
+    if done < outputs.shape[0]:
+        raise FloatingPointError(f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
+                                 "(try a smaller learning rate)")
+
+
+def scaled_difference(P: np.ndarray, G: np.ndarray, learning_rate: float, out: np.ndarray) -> bool:
+    """``out = P - learning_rate * G`` for flat C-contiguous arrays of one dtype and length (``out`` may be
+    ``P``); False, nothing written, when ``P`` or ``G`` holds a non-finite value."""
+    return K._scaled_difference(P, G, learning_rate, out)
+
+
+def bce_of_probabilities(AL: np.ndarray, Y: np.ndarray) -> float:
+    """The course's cross-entropy cost of C-contiguous ``(n, m)`` arrays of one dtype, compiled (see
+    ``_kernels._bce_of_probabilities``); NaN when an input is not finite or outside [0, 1]."""
+    return K._bce_of_probabilities(AL, Y)

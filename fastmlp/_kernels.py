@@ -33,6 +33,8 @@ from fastmlp._config import EXACT_JIT_OPTIONS, JIT_OPTIONS
 
 # --- integer codes used inside kernels -----------------------------------------------------------
 ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = range(6)
+#: relu whose derivative at z == 0 is 1 (the course transcription's ``dZ[Z < 0] = 0``); not a public name
+ACT_RELU_PASS_AT_ZERO = 6
 ACTIVATION_CODES = {
     "linear": ACT_LINEAR,
     "relu": ACT_RELU,
@@ -174,7 +176,7 @@ def _apply_activation(Z, z_off, A, a_off, count, act, slope):
     z_off, a_off, count = _U(z_off), _U(a_off), _U(count)
     one = Z.dtype.type(1)
     zero = one - one
-    if act == ACT_RELU:
+    if act == ACT_RELU or act == ACT_RELU_PASS_AT_ZERO:
         for t in range(count):
             z = Z[z_off + t]
             A[a_off + t] = z if z > zero else zero
@@ -203,6 +205,9 @@ def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
     if act == ACT_RELU:
         for t in range(count):
             D[d_off + t] = D[d_off + t] if Z[z_off + t] > zero else zero
+    elif act == ACT_RELU_PASS_AT_ZERO:
+        for t in range(count):
+            D[d_off + t] = D[d_off + t] if Z[z_off + t] >= zero else zero
     elif act == ACT_LEAKY_RELU:
         for t in range(count):
             D[d_off + t] = D[d_off + t] if Z[z_off + t] > zero else slope * D[d_off + t]
@@ -756,3 +761,173 @@ def _subtract_scaled(P, G, lr):
     for i in range(P.shape[0]):
         P[i] -= lr * G[i]
 
+
+
+# --- per-step passes for course-style loops (fastmlp._steps) --------------------------------------
+# A user's own loop calls forward, cost, backward and update once per step on a tiny network, so the
+# call itself is the cost: these kernels take few arguments (``spec`` packs the layer sizes, activation
+# codes and parameter offsets), allocate their scratch themselves, and check finiteness while they read.
+@jit
+def _spec_parts(spec):
+    """``dims`` (L + 1,), ``acts`` (L,), ``p_off`` (L + 1,) packed in one int64 array of length 3 L + 2."""
+    n_layers = (spec.shape[0] - 2) // 3
+    return spec[:n_layers + 1], spec[n_layers + 1:2 * n_layers + 1], spec[2 * n_layers + 1:]
+
+
+@jit
+def _step_forward(X, params, spec, slope, ZA, blas_min_flops):
+    """Forward pass keeping every layer's ``Z`` and ``A``; returns whether every ``Z`` is finite.
+
+    ``X`` (n0, m) C-contiguous; ``ZA`` (2 S, m) C-contiguous with ``S = sum(dims[1:])``: rows ``[0, S)`` hold
+    the layers' ``Z`` blocks in order, rows ``[S, 2 S)`` their ``A`` blocks. A non-finite ``X`` or parameter
+    always makes some ``Z`` non-finite (``0 * inf`` is NaN), so the caller validates only when this is False.
+    """
+    dims, acts, p_off = _spec_parts(spec)
+    n_layers = dims.shape[0] - 1
+    m = X.shape[1]
+    S = ZA.shape[0] // 2
+    flat = ZA.reshape(ZA.size)
+    scalars = np.empty(2, params.dtype)
+    slope = params.dtype.type(slope)
+    src = X.reshape(X.size)
+    s_off = 0
+    z_off = 0
+    for l in range(n_layers):
+        _affine_activation(src, s_off, m, dims[l], m, params, p_off[l], dims[l + 1], acts[l], slope, flat, z_off,
+                           flat, S * m + z_off, m * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
+        src = flat
+        s_off = S * m + z_off
+        z_off += dims[l + 1] * m
+    for t in range(S * m):
+        if not np.isfinite(flat[t]):
+            return False
+    return True
+
+
+@jit
+def _step_backward(X, Y, params, spec, slope, loss, ZA, out, blas_min_flops):
+    """Gradients of the mean cost from a :func:`_step_forward` pass; returns a status code.
+
+    ``out`` (P + m sum(dims[:-1]),) is written: first the gradient (P,) in the layout of ``params``, then the
+    packed blocks ``dA_l = W_{l+1}.T @ dZ_{l+1}`` ``(dims[l], m)``, l = 0..L-1. Status: 0 fine; 1 ``Y`` is
+    not finite, or outside [0, 1] for a cross-entropy loss; 2 a gradient is not finite. Nothing is
+    validated beyond that here: the caller reruns its full checks when the status is not 0.
+    """
+    dims, acts, p_off = _spec_parts(spec)
+    n_layers = dims.shape[0] - 1
+    m = X.shape[1]
+    zero = params.dtype.type(0)
+    one = params.dtype.type(1)
+    Y_flat = Y.reshape(Y.size)
+    for t in range(Y_flat.shape[0]):
+        y = Y_flat[t]
+        if not np.isfinite(y):
+            return 1
+        if (loss == LOSS_BCE or loss == LOSS_CE) and (y < zero or y > one):
+            return 1
+    slope = params.dtype.type(slope)
+    S = ZA.shape[0] // 2
+    flat = ZA.reshape(ZA.size)
+    grad = out[:params.shape[0]]
+    dA_flat = out[params.shape[0]:]
+    scalars = np.empty(2, params.dtype)
+    deltas = np.empty(2 * m * np.max(dims), params.dtype)
+    half = deltas.shape[0] // 2
+    z_off = np.empty(n_layers, np.int64)
+    da_off = np.empty(n_layers, np.int64)
+    z_off[0] = 0
+    da_off[0] = 0
+    for l in range(1, n_layers):
+        z_off[l] = z_off[l - 1] + m * dims[l]
+        da_off[l] = da_off[l - 1] + m * dims[l - 1]
+    a_base = S * m
+    top = n_layers - 1
+    _cost_and_delta(flat, z_off[top], flat, a_base + z_off[top], Y_flat, 0, m, dims[n_layers], m, acts[top], loss,
+                    slope, deltas, 0)
+    for l in range(top, -1, -1):
+        n_in = dims[l]
+        n_out = dims[l + 1]
+        d_off = ((top - l) % 2) * half
+        use_blas = m * n_in * n_out >= blas_min_flops
+        _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dA_flat, da_off[l], dA_flat, da_off[l],
+                        ACT_LINEAR, slope, dA_flat, da_off[l], use_blas, scalars)
+        if l > 0:
+            dp_off = half - d_off
+            deltas[dp_off:dp_off + n_in * m] = dA_flat[da_off[l]:da_off[l] + n_in * m]
+            _apply_derivative(deltas, dp_off, flat, z_off[l - 1], flat, a_base + z_off[l - 1], n_in * m, acts[l - 1],
+                              slope)
+            _layer_gradients(flat, a_base + z_off[l - 1], m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero,
+                             grad, use_blas, scalars)
+        else:
+            _layer_gradients(X.reshape(X.size), 0, m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero, grad,
+                             use_blas, scalars)
+    if not _all_finite(out):
+        return 2
+    return 0
+
+
+@jit
+def _scaled_difference(P, G, lr, out):
+    """``out = P - lr * G`` for 1-D arrays of one length (``out`` may be ``P``).
+
+    Returns False, writing nothing, when ``P`` or ``G`` holds a non-finite value (the caller validates).
+    """
+    for i in range(P.shape[0]):
+        if not (np.isfinite(P[i]) and np.isfinite(G[i])):
+            return False
+    lr = P.dtype.type(lr)
+    for i in range(P.shape[0]):
+        out[i] = P[i] - lr * G[i]
+    return True
+
+
+@jit
+def _bce_of_probabilities(AL, Y):
+    """``-(1/m) sum(Y log A + (1 - Y) log(1 - A))`` of ``(n, m)`` arrays, ``A`` clipped to ``[tiny, 1 - eps/2]``
+    as :func:`fastmlp.reference.compute_cost` does (nothing changes away from 0 and 1); NaN when an input
+    is not finite or a value lies outside [0, 1] (the caller then validates)."""
+    m = AL.shape[1]
+    A = AL.reshape(AL.size)
+    Yf = Y.reshape(Y.size)
+    one = AL.dtype.type(1)
+    tiny = np.finfo(AL.dtype).tiny
+    top = one - np.finfo(AL.dtype).eps / 2
+    total = 0.0
+    for t in range(A.shape[0]):
+        a = A[t]
+        y = Yf[t]
+        if not (a >= 0 and a <= 1 and y >= 0 and y <= 1):  # also False for NaN
+            return np.nan
+        a = min(max(a, tiny), top)
+        total += y * np.log(a) + (one - y) * np.log1p(-a)
+    return -total / m
+
+
+@jit
+def _train_full_batch_recording(X, Y, params, dims, acts, slope, loss, learning_rate, Zbuf, Abuf, deltas, grad,
+                                param_offsets, act_offsets, scalars, blas_min_flops, outputs):
+    """Full-batch plain gradient descent, one epoch per entry of ``outputs`` ``(epochs, nL, m)``, which is
+    written with each epoch's network output before its update (what a course loop records).
+
+    Buffers as for :func:`_train_epochs` with ``batch_size = m``. Returns the epochs completed: fewer than
+    requested when an epoch gave a non-finite cost or weights (the caller raises; the parameters are then
+    not meaningful).
+    """
+    m = X.shape[1]
+    n_out = Y.shape[0]
+    top = dims.shape[0] - 2
+    X_flat, Y_flat = X.reshape(X.size), Y.reshape(Y.size)
+    out = outputs.reshape(outputs.size)
+    zero = params.dtype.type(0)
+    lr = params.dtype.type(learning_rate)
+    none = np.zeros(0, params.dtype)
+    for e in range(outputs.shape[0]):
+        cost = _batch_step(X_flat, 0, m, Y_flat, 0, m, m, params, grad, param_offsets, act_offsets, Zbuf, Abuf,
+                           deltas, dims, acts, slope, loss, zero, OPT_SGD, lr, lr, zero, zero, zero, zero, none, none,
+                           scalars, blas_min_flops)
+        base = act_offsets[top]
+        for t in range(n_out * m):
+            out[e * n_out * m + t] = Abuf[base + t]
+        if not (np.isfinite(cost) and _all_finite(params)):
+            return e
+    return outputs.shape[0]

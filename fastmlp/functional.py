@@ -5,23 +5,30 @@ Same names, same signatures, same results (to rounding): changing ``from fastmlp
 ``X`` is ``(n_x, m)``, parameters are ``{"W1": (n1, n0), "b1": (n1, 1), ...}``.
 
 Compiled: :func:`L_model_forward` (one kernel call for all layers), :func:`L_model_backward` (one call
-for all layers), :func:`update_parameters` (in place, no temporaries), :func:`train` (every epoch and
-minibatch inside compiled code), and the "architecture"-style :func:`full_forward_propagation` /
-:func:`full_backward_propagation` built on them. The caches are the reference's ``((A_prev, W, b), Z)``
-tuples (views into the kernel's buffers), so they can be mixed with the reference's functions.
+for all layers), :func:`update_parameters` (in place, one call), :func:`compute_cost` (``"bce"``),
+:func:`train` (every epoch and minibatch inside compiled code), and the "architecture"-style
+:func:`full_forward_propagation` / :func:`full_backward_propagation` built on them. The caches are the
+reference's ``((A_prev, W, b), Z)`` tuples (views into the kernel's buffer), so they can be mixed with the
+reference's functions.
 
-Single-layer helpers, activations, costs and initialisers are the reference's own functions: a
-compiled version of a single NumPy expression would be no faster.
+A loop pays O(1) per call around the kernels (see :mod:`fastmlp._steps`): the initialisers return the
+reference's parameters with their arrays packed into one flat vector, which every step then uses as it
+is; caches carry the forward buffer to backward; gradients carry their flat vector to the update.
+Finiteness is checked by the kernels while they read the data, with the reference's errors.
+
+Single-layer helpers and activations are the reference's own functions: a compiled version of a single
+NumPy expression would be no faster.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from fastmlp import _checks, _engine
+from fastmlp import _checks, _engine, _steps
 from fastmlp import reference as _ref
 from fastmlp._checks import (
-    as_float_array,
     check_loss,
     check_loss_output,
     check_positive_float,
@@ -32,12 +39,8 @@ from fastmlp.reference import (  # noqa: F401  (re-exported: the course-style AP
     ACTIVATION_DERIVATIVES,
     ACTIVATION_FUNCTIONS,
     LOSS_FUNCTIONS,
-    compute_cost,
     compute_cost_from_logits,
     identity_backward,
-    init_layers,
-    initialize_parameters,
-    initialize_parameters_deep,
     leaky_relu,
     leaky_relu_backward,
     linear,
@@ -60,26 +63,41 @@ __all__ = list(_ref.__all__)
 
 
 def _network(Ws, bs, acts, slope) -> _engine.Network:
-    """A kernel network holding a copy of the course-style parameters."""
+    """A kernel network holding a copy of the course-style parameters (for :func:`train`)."""
     dims = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
     net = _engine.Network(dims, acts, Ws[0].dtype, slope)
     net.set_course_parameters(Ws, bs)
     return net
 
 
-class _Caches(list):
-    """The caches of :func:`L_model_forward`: the reference's list of ``((A_prev, W, b), Z)`` tuples, which
-    also remembers the kernel buffers those ``A`` and ``Z`` are views of, so that :func:`L_model_backward`
-    can use them as they are instead of gathering them again."""
+def _packed(init):
+    """``init`` whose parameters come back packed: the same dict and values, the arrays views into one flat
+    vector, which the compiled step functions below then use without a copy."""
 
-    def buffers_for(self, AL):
-        """``(Zbuf, Abuf)`` when the caches (and ``AL``) are still the views this forward pass made."""
-        Zs, As = self._views
-        if len(self) == len(Zs) and AL is As[-1] and all(
-                cache[1] is Z and (i == 0 or cache[0][0] is As[i - 1])
-                for i, (cache, Z) in enumerate(zip(self, Zs, strict=True))):
-            return self._Zbuf, self._Abuf
-        return None
+    @functools.wraps(init)
+    def packed_init(*args, **kwargs):
+        params = init(*args, **kwargs)
+        Ws, bs = _checks.check_parameters(params)
+        return _steps.pack(Ws, bs, Ws[0].dtype)
+
+    packed_init.__doc__ = (init.__doc__ or "") + (
+        "\n    In :mod:`fastmlp.functional` the arrays are views into one flat vector (the dict is a plain dict\n"
+        "    otherwise), so the compiled functions use them without copying.\n")
+    return packed_init
+
+
+initialize_parameters = _packed(_ref.initialize_parameters)
+initialize_parameters_deep = _packed(_ref.initialize_parameters_deep)
+init_layers = _packed(_ref.init_layers)
+
+
+def compute_cost(AL, Y, loss="bce"):
+    """:func:`fastmlp.reference.compute_cost`, compiled for ``"bce"`` on float arrays of one shape and dtype."""
+    if loss == "bce":
+        cost = _steps.bce_cost(AL, Y)
+        if cost is not None:
+            return cost
+    return _ref.compute_cost(AL, Y, loss)
 
 
 def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
@@ -98,20 +116,10 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
     -------
     AL : ndarray, shape (n_L, m)
     caches : list of L tuples
-        ``caches[l-1] = ((A[l-1], W[l], b[l]), Z[l])``, as in :func:`fastmlp.reference.L_model_forward`.
+        ``caches[l-1] = ((A[l-1], W[l], b[l]), Z[l])``, as in :func:`fastmlp.reference.L_model_forward`
+        (views into one buffer, which :func:`L_model_backward` reads as it is).
     """
-    Ws, bs = _checks.check_parameters(parameters)
-    acts = _checks.check_activations(activations, len(Ws))
-    slope = _checks.check_slope(leaky_slope, Ws[0].dtype)
-    X = _engine.kernel_array(_checks.check_X(X, Ws[0]))
-    net = _network(Ws, bs, acts, slope)
-    m = X.shape[1]
-    sizes = net.layer_sizes[1:]
-    Zbuf, Abuf = _engine.forward_cached(net, X)
-    Zs, As = _engine.layer_blocks(Zbuf, sizes, m), _engine.layer_blocks(Abuf, sizes, m)
-    caches = _Caches(((A_prev, W, b), Z) for A_prev, W, b, Z in zip([X] + As[:-1], Ws, bs, Zs, strict=True))
-    caches._Zbuf, caches._Abuf, caches._views = Zbuf, Abuf, (Zs, As)
-    return As[-1], caches
+    return _steps.forward(X, parameters, activations, leaky_slope, 0)
 
 
 def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.01):
@@ -124,7 +132,7 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     ----------
     AL : ndarray, shape (n_L, m)
     Y : ndarray, shape (n_L, m), or (m,) when n_L == 1
-    caches : list of L ``((A_prev, W, b), Z)`` tuples from :func:`L_model_forward`
+    caches : list of L ``((A_prev, W, b), Z)`` tuples from :func:`L_model_forward` (or the reference's)
     activations : list of str, length L, optional
     loss : {"bce", "mse", "ce"}, default "bce"
     leaky_slope : float, default 0.01
@@ -134,45 +142,16 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     grads : dict
         ``"dW1", "db1", ..., "dWL", "dbL"`` and ``"dA0", ..., "dA{L-1}"`` (each ``(n_l, m)``).
     """
-    check_loss(loss)
-    buffers = caches.buffers_for(AL) if isinstance(caches, _Caches) else None
-    caches = _checks.check_caches(caches)
-    slope = _checks.check_slope(leaky_slope, caches[0][0][1].dtype)
-    acts = _checks.check_activations(activations, len(caches))
-    check_loss_output(loss, acts[-1])
-    Ws = [cache[0][1] for cache in caches]
-    bs = [cache[0][2] for cache in caches]
-    dtype = Ws[-1].dtype
-    AL = as_float_array(AL, "AL", dtype=dtype)
-    m = caches[0][0][0].shape[1]
-    if AL.shape != (Ws[-1].shape[0], m):
-        raise ValueError(f"AL must have shape {(Ws[-1].shape[0], m)} to match the caches, got {AL.shape}")
-    Y = _engine.kernel_array(_checks.check_Y(Y, AL.shape[0], m, dtype, loss))
-    net = _network(Ws, bs, acts, slope)
-    dims = net.layer_sizes
-    X = _engine.kernel_array(caches[0][0][0])
-    if buffers is None:  # caches from elsewhere: gather them into the kernel's packed layout
-        buffers = (np.concatenate([np.ravel(cache[1]) for cache in caches]),
-                   np.concatenate([np.ravel(cache[0][0]) for cache in caches[1:]] + [np.ravel(AL)]))
-    grad, dAbuf = _engine.backward(net, X, Y, loss, *buffers)
-    grads = {}
-    for l, (dW, db) in enumerate(zip(*_engine.course_views(grad, net.offsets, dims), strict=True), start=1):
-        grads[f"dW{l}"] = dW
-        grads[f"db{l}"] = db.copy()
-    for l, dA in enumerate(_engine.layer_blocks(dAbuf, dims[:-1], m)):
-        grads[f"dA{l}"] = dA
-    return grads
+    return _steps.backward(AL, Y, caches, activations, loss, leaky_slope, 0, key_order="reference")
 
 
 def update_parameters(parameters, grads, learning_rate):
     """One SGD step, in place: ``W[l] -= learning_rate * dW[l]``, ``b[l] -= learning_rate * db[l]``.
 
-    Same contract as :func:`fastmlp.reference.update_parameters`; returns the same dict.
+    Same contract as :func:`fastmlp.reference.update_parameters`; returns the same dict. One compiled call
+    when ``parameters`` and ``grads`` come from this module's functions.
     """
-    steps, lr = _checks.check_update_steps(parameters, grads, learning_rate)
-    for P, G in steps:
-        _engine.subtract_scaled(P, G, lr)
-    return parameters
+    return _steps.update(parameters, grads, learning_rate, in_place=True)
 
 
 def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, epochs=1, batch_size=None,
