@@ -60,6 +60,9 @@ def make_case(rng: np.random.RandomState, path: str | None = None) -> dict:
     case["schedule"] = str(rng.choice(["constant", "invscaling", "adaptive"]))
     case["early_stopping"] = bool(rng.rand() < 0.3)
     case["partial_fit"] = bool(rng.rand() < 0.3)
+    case["sample_weight"] = bool(rng.rand() < 0.3)
+    case["sparse"] = str(rng.choice(["dense", "dense", "csr", "csc"]))
+    case["poisson"] = bool(path == "regressor" and rng.rand() < 0.25)
     return case
 
 
@@ -125,7 +128,7 @@ try:
         res = train_epochs(net, np.ascontiguousarray(X), np.ascontiguousarray(Y), loss,
                            learning_rate=case["learning_rate"], epochs=case["epochs"],
                            batch_size=case["batch_size"], alpha=case["alpha"], optimizer=Optimizer(net, kind),
-                           order=order, columns=True)
+                           order=order)
         finite(res.mean_batch_cost, net.params)
     else:
         from fastmlp import MLPClassifier, MLPRegressor
@@ -138,6 +141,11 @@ try:
                        momentum=case["momentum"], nesterovs_momentum=case["nesterov"],
                        early_stopping=case["early_stopping"] and m >= 20 and not case["partial_fit"])
         Xr = np.ascontiguousarray(X.T)
+        if case["sparse"] != "dense":
+            import scipy.sparse as sp
+            Xr[np.abs(Xr) < np.median(np.abs(Xr))] = 0
+            Xr = sp.csr_matrix(Xr).asformat(case["sparse"])
+        weights = rng.rand(m) if case["sample_weight"] else None
         if case["path"] == "classifier":
             y = rng.randint(max(n_out, 2), size=m)
             if len(np.unique(y)) < 2:
@@ -145,15 +153,17 @@ try:
             est = MLPClassifier(**options)
         else:
             y = np.ascontiguousarray(Y.T) if n_out > 1 else Y[0]
-            est = MLPRegressor(**options)
+            if case["poisson"]:
+                y = np.abs(y)
+            est = MLPRegressor(loss="poisson" if case["poisson"] else "squared_error", **options)
         if case["partial_fit"] and case["solver"] != "lbfgs":
             for _ in range(2):
                 if case["path"] == "classifier":
-                    est.partial_fit(Xr, y, classes=np.unique(y))
+                    est.partial_fit(Xr, y, classes=np.unique(y), sample_weight=weights)
                 else:
-                    est.partial_fit(Xr, y)
+                    est.partial_fit(Xr, y, sample_weight=weights)
         else:
-            est.fit(Xr, y)
+            est.fit(Xr, y, sample_weight=weights)
         pred = est.predict(Xr)
         finite(*est.coefs_, *est.intercepts_)
         if case["path"] == "regressor":

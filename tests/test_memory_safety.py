@@ -42,15 +42,14 @@ for dtype in ("float64", "float32"):
                              ([4, 7, 1], "momentum", ["sigmoid", "linear"])]:
         net = Network(sizes, acts, dtype=dtype)
         net.params[:] = r.randn(net.params.size) * 0.1
-        X = r.randn(153, sizes[0]).astype(dtype)
-        Y = r.rand(153, sizes[-1]).astype(dtype)
+        X = r.randn(sizes[0], 153).astype(dtype)  # samples are columns
+        Y = r.rand(sizes[-1], 153).astype(dtype)
         if acts[-1] == "softmax":
-            Y = Y / Y.sum(axis=1, keepdims=True)
+            Y = Y / Y.sum(axis=0, keepdims=True)
         loss = {"linear": "half_mse", "sigmoid": "bce", "softmax": "ce"}[acts[-1]]
         order = np.stack([r.permutation(153) for _ in range(3)])
-        Xc, Yc = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)  # samples as columns
         for use_order in (order, None):
-            res = train_epochs(net, Xc, Yc, loss, learning_rate=1e-2, epochs=3, batch_size=16,
+            res = train_epochs(net, X, Y, loss, learning_rate=1e-2, epochs=3, batch_size=16,
                                optimizer=Optimizer(net, opt), order=use_order, alpha=1e-3)
             print(sizes, opt, res.mean_batch_cost, net.params[:5], net.params[-3:])
     model = MLP([5, 8, 1], dtype=dtype, seed=0)
@@ -65,10 +64,21 @@ for dtype in ("float64", "float32"):
 from fastmlp import MLPClassifier, MLPRegressor
 X = r.randn(153, 10)
 y = r.randn(153)
-reg = MLPRegressor(hidden_layer_sizes=(34, 19), max_iter=3, random_state=0).fit(X, y)
+w = r.rand(153)
+for solver in ("adam", "sgd", "lbfgs"):
+    reg = MLPRegressor(hidden_layer_sizes=(34, 19), solver=solver, max_iter=3, random_state=0).fit(X, y)
+    print(reg.coefs_[0][0], reg.predict(X[:5]))
+    reg = MLPRegressor(hidden_layer_sizes=(34, 19), solver=solver, max_iter=3, random_state=0).fit(X, y, w)
+    print(reg.coefs_[0][0], reg.predict(X[:5]))
+    clf = MLPClassifier(hidden_layer_sizes=(16,), solver=solver, max_iter=3, random_state=0).fit(X, y > 0)
+    print(clf.coefs_[0][0], clf.predict_proba(X[:5]))
+import scipy.sparse as sp
+Xs = sp.random(153, 10, density=0.3, format="csr", random_state=0)
+for fmt in ("csr", "csc"):
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(Xs.asformat(fmt), y > 0)
+    print(clf.coefs_[0][0], clf.predict_proba(Xs.asformat(fmt)[:5]))
+reg = MLPRegressor(loss="poisson", hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, np.abs(y), w)
 print(reg.coefs_[0][0], reg.predict(X[:5]))
-clf = MLPClassifier(hidden_layer_sizes=(16,), solver="sgd", max_iter=3, random_state=0).fit(X, y > 0)
-print(clf.coefs_[0][0], clf.predict_proba(X[:5]))
 """
 
 
