@@ -387,8 +387,16 @@ def environment() -> str:
     return (f"fastmlp {__version__} at commit {commit}; Python {platform.python_version()}, numpy "
             f"{np.__version__}, numba {versions.get('numba')}, scipy {versions.get('scipy')} ({blas}), "
             f"scikit-learn {versions.get('scikit-learn')}, JAX {_dist_version('jax')}, PyTorch "
-            f"{_dist_version('torch')}; {os.cpu_count()} CPUs ({platform.machine()}); OPENBLAS_CORETYPE "
+            f"{_dist_version('torch')}; {os.cpu_count()} CPUs ({platform.machine()}){_load()}; OPENBLAS_CORETYPE "
             f"{coretype if coretype else 'unset'}, OPENBLAS_L2_SIZE {os.environ.get('OPENBLAS_L2_SIZE', 'unset')}.")
+
+
+def _load() -> str:
+    """The machine's load average over the last 15 minutes, when the OS tells it (timings share the CPUs)."""
+    try:
+        return f", load average {os.getloadavg()[2]:.1f} at the end"
+    except (AttributeError, OSError):
+        return ""
 
 
 def _dist_version(name) -> str:

@@ -319,3 +319,16 @@ def test_bench_worker_runs_in_its_own_process():
     assert t > 0
     with pytest.raises(RuntimeError, match="peer 'torch' does not run"):
         _bench._time_isolated("torch", "S1", "float64", 1, True)
+
+
+def test_readme_performance_tables_are_this_commands_output():
+    """The README's tables have exactly the columns ``fastmlp bench --readme`` prints, and name the command."""
+    from fastmlp import _bench
+
+    rows = _bench.run_table(["W1", "S1"], ["float64"], quick=True, peers=list(_bench.README_PEERS))
+    headers = [line for line in _bench.format_markdown(rows).splitlines() if line.startswith("| workload |")]
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
+    assert "fastmlp bench --readme" in section
+    published = [line for line in section.splitlines() if line.startswith("| workload |")]
+    assert published[:2] == headers
