@@ -6,11 +6,16 @@ Environment overrides (read once, at import):
     ``"1"`` (default) caches compiled kernels on disk; ``"0"`` compiles afresh in each process.
     When the cache directory is not writable, caching is switched off with a warning instead of failing.
 ``FASTMLP_FASTMATH``
-    Comma-separated LLVM fast-math flags. Default ``"nsz,arcp,contract,afn,reassoc"``: never
-    ``nnan`` or ``ninf`` (so NaN and inf checks keep working) and never ``fast``.
+    Comma-separated LLVM fast-math flags (any case), a subset of the default
+    ``"nsz,arcp,contract,afn,reassoc"``: never ``nnan`` or ``ninf`` (so NaN and inf checks keep working)
+    and never ``fast``. Numba's disk cache does not tell flags apart, so with flags other than the default
+    the kernels are compiled afresh in every process (the flags always take effect, never a stale kernel).
 ``FASTMLP_BLAS_MIN_FLOPS``
     Layers whose matrix product has fewer multiply-adds than this use compiled loops;
-    larger ones call BLAS (see ``fastmlp._kernels``). Default 256 (measured, see README).
+    larger ones call BLAS (see ``fastmlp._kernels``). Default 256 (measured, see README). An integer in
+    ``[0, 2**63 - 1]``.
+
+A malformed value raises ``ValueError`` naming the variable when fastmlp's kernels are first imported.
 
 fastmlp never sets environment variables; ``OPENBLAS_CORETYPE`` is the user's (see :mod:`fastmlp._blas`).
 """
@@ -21,15 +26,28 @@ import os
 import tempfile
 import warnings
 
+from fastmlp._checks import parse_int
+
+#: LLVM fast-math flags that keep NaN and inf detectable (the default: all of them)
+DEFAULT_FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 _FORBIDDEN_FLAGS = {"nnan", "ninf", "fast"}
+_NO = {"0", "false", "no", "off"}
+_YES = {"1", "true", "yes", "on"}
 
 
 def _fastmath_flags() -> frozenset[str]:
-    raw = os.environ.get("FASTMLP_FASTMATH", "nsz,arcp,contract,afn,reassoc")
-    flags = {f.strip() for f in raw.split(",") if f.strip()}
+    raw = os.environ.get("FASTMLP_FASTMATH")
+    if raw is None:
+        return DEFAULT_FASTMATH
+    flags = {f.strip().lower() for f in raw.split(",") if f.strip()}
     bad = flags & _FORBIDDEN_FLAGS
     if bad:
-        raise ValueError(f"FASTMLP_FASTMATH may not contain {sorted(bad)}: NaN/inf must stay detectable")
+        raise ValueError(f"FASTMLP_FASTMATH may not contain {sorted(bad)} (got {raw!r}): NaN and inf must stay "
+                         f"detectable; allowed flags are {', '.join(sorted(DEFAULT_FASTMATH))}")
+    unknown = flags - DEFAULT_FASTMATH
+    if unknown:
+        raise ValueError(f"FASTMLP_FASTMATH holds unknown flags {sorted(unknown)} (got {raw!r}); allowed flags are "
+                         f"{', '.join(sorted(DEFAULT_FASTMATH))}, comma separated")
     return frozenset(flags)
 
 
@@ -45,8 +63,15 @@ def _cache_dir_writable() -> bool:
         return False
 
 
-def _use_cache() -> bool:
-    if os.environ.get("FASTMLP_CACHE", "1").strip().lower() in {"0", "false", "no", "off"}:
+def _use_cache(fastmath: frozenset[str]) -> bool:
+    raw = os.environ.get("FASTMLP_CACHE", "1")
+    if raw.strip().lower() in _NO:
+        return False
+    if raw.strip().lower() not in _YES:
+        raise ValueError(f"FASTMLP_CACHE must be 1 or 0 (or true/false, yes/no, on/off), got {raw!r}")
+    if fastmath != DEFAULT_FASTMATH:
+        # Numba's cache index is keyed on the code and the signature, not on the fast-math flags: a kernel
+        # cached under other flags would be loaded as it is, silently ignoring these
         return False
     if not _cache_dir_writable():
         warnings.warn(
@@ -60,8 +85,10 @@ def _use_cache() -> bool:
 
 
 FASTMATH: frozenset[str] = _fastmath_flags()
-CACHE: bool = _use_cache()
-BLAS_MIN_FLOPS: int = int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", "256"))
+CACHE: bool = _use_cache(FASTMATH)
+#: kernels take it as an int64: larger values could not reach them
+BLAS_MIN_FLOPS: int = parse_int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", "256"), "FASTMLP_BLAS_MIN_FLOPS",
+                                minimum=0, maximum=2**63 - 1)
 
 #: keyword arguments for every ``@njit`` in fastmlp
 JIT_OPTIONS = {"cache": CACHE, "fastmath": set(FASTMATH), "nogil": True, "error_model": "numpy"}

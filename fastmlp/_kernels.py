@@ -135,6 +135,32 @@ def _gemm(trans_a, trans_b, M, N, K, alpha, A, a_off, lda, B, b_off, ldb, beta, 
         raise RuntimeError("BLAS gemm failed")
 
 
+# --- with NUMBA_DISABLE_JIT=1 (debugging, coverage) every kernel runs as plain Python, slowly: the two helpers
+# that only exist in compiled code get plain equivalents (an ordinary view; NumPy's matmul for BLAS)
+if numba.config.DISABLE_JIT:
+    def _borrow(arr):  # noqa: F811
+        """``arr`` itself: without the JIT there is no reference counting to save."""
+        return arr
+
+    def _block(buf, off, rows, cols, ld):
+        """The ``(rows, cols)`` block at ``buf[off:]`` with rows ``ld`` apart, as a (writable) view."""
+        size = buf.itemsize
+        return np.lib.stride_tricks.as_strided(buf[int(off):], shape=(int(rows), int(cols)),
+                                               strides=(int(ld) * size, size))
+
+    def _gemm(trans_a, trans_b, M, N, K, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc,  # noqa: F811
+              scalars):
+        """:func:`_gemm` with NumPy (same operands, same result up to rounding)."""
+        op_a = _block(A, a_off, K, M, lda).T if trans_a else _block(A, a_off, M, K, lda)
+        op_b = _block(B, b_off, N, K, ldb).T if trans_b else _block(B, b_off, K, N, ldb)
+        out = _block(C, c_off, M, N, ldc)
+        product = C.dtype.type(alpha) * (op_a @ op_b)
+        if beta == 0:  # as BLAS: C is not read
+            out[...] = product
+        else:
+            out[...] = product + C.dtype.type(beta) * out
+
+
 # --- activations -----------------------------------------------------------------------------------
 @jit
 def _sigmoid(z, one):
