@@ -33,9 +33,13 @@ __all__ = ["FastmlpWorkerPlugin", "compile_stats", "warm_up"]
 def _dispatchers():
     """fastmlp's compiled kernels (Numba dispatchers), by name."""
     import importlib
+    import pkgutil
+
+    import fastmlp
 
     found = {}
-    for module_name in ("fastmlp._kernels",):
+    names = [f"fastmlp.{m.name}" for m in pkgutil.iter_modules(fastmlp.__path__) if m.name.startswith("_kernels")]
+    for module_name in names:
         module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
             if hasattr(obj, "stats") and hasattr(obj, "py_func"):
