@@ -33,12 +33,12 @@ __all__ = ["FastmlpWorkerPlugin", "compile_stats", "warm_up"]
 def _dispatchers():
     """fastmlp's compiled kernels (Numba dispatchers), by name."""
     import importlib
+    import os
     import pkgutil
 
-    import fastmlp
-
     found = {}
-    names = [f"fastmlp.{m.name}" for m in pkgutil.iter_modules(fastmlp.__path__) if m.name.startswith("_kernels")]
+    here = [os.path.dirname(os.path.abspath(__file__))]
+    names = [f"fastmlp.{m.name}" for m in pkgutil.iter_modules(here) if m.name.startswith("_kernels")]
     for module_name in names:
         module = importlib.import_module(module_name)
         for name, obj in vars(module).items():

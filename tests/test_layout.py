@@ -30,7 +30,7 @@ LAYERS = {
     # 3: what users import
     "model": 3, "functional": 3, "estimators": 3, "course": 3, "architecture": 3,
     # 4: built on the models: files door, pipeline, workloads, benchmarks, plots, reports, exports
-    "io": 4, "_tabular": 4, "workloads": 4, "plot": 4, "_envreport": 4, "onnx": 4, "_baseline": 4,
+    "io": 4, "_tabular": 4, "workloads": 4, "plot": 4, "_envreport": 4, "onnx": 4, "dask": 4, "_baseline": 4,
     "_demo": 5, "_bench": 5,
     # 6: the command line and the package's lazy front door
     "cli": 6, "__main__": 6, "__init__": 6,
