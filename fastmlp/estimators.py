@@ -422,6 +422,8 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                 self._adopt_assigned_state(X.dtype)
             self._sync_to_net()
             self._ensure_net(layer_units)
+            if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
+                self._reset_stochastic_bookkeeping()  # warm start of sgd/adam after an L-BFGS fit
 
         try:
             if self.solver == "lbfgs":

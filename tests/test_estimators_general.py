@@ -435,3 +435,14 @@ def test_poisson_and_lbfgs_models_survive_save_load_and_pickle(tmp_path):
         assert loaded.out_activation_ == "exp"
         assert_allclose(loaded.predict(X), est.predict(X), rtol=1e-12)
         assert_allclose(loaded.predict(sp.csr_matrix(X)), est.predict(X), rtol=1e-12)
+
+
+def test_warm_start_switching_between_lbfgs_and_adam():
+    X, y = data("iris")
+    est = fastmlp.MLPClassifier(solver="lbfgs", hidden_layer_sizes=(6,), warm_start=True, max_iter=20,
+                                random_state=0).fit(X, y)
+    lbfgs_loss = est.loss_
+    est.set_params(solver="adam", max_iter=5, learning_rate_init=1e-4).fit(X, y)
+    assert len(est.loss_curve_) == 5 and est.loss_curve_[0] < 1.5 * lbfgs_loss + 0.1
+    est.set_params(solver="lbfgs", max_iter=5).fit(X, y)
+    assert est.loss_ <= est.loss_curve_[-1] + 1e-12
