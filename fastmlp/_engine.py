@@ -780,23 +780,27 @@ class StepLayout:
             self.param_blocks += [(slice(lo, hi - n_out), (n_out, n_in)), (slice(hi - n_out, hi), (n_out, 1))]
 
 
-def step_forward(layout: StepLayout, X: np.ndarray, params: np.ndarray, slope: float) -> tuple[np.ndarray, bool]:
+def step_forward(layout: StepLayout, X: np.ndarray, params: np.ndarray, slope: float,
+                 ZA=None) -> tuple[np.ndarray, bool]:
     """Forward pass for a per-step loop: ``(ZA, finite)``, ``ZA`` ``(2 S, m)`` (``layout.z_rows`` /
-    ``a_rows`` give the layers' blocks). ``X`` must be a C-contiguous ``(n0, m)`` array of the layout's dtype
-    and ``params`` its flat parameters: the caller has checked both (O(1) checks)."""
-    ZA = np.empty((2 * layout.n_rows, X.shape[1]), layout.dtype)
+    ``a_rows`` give the layers' blocks; given, such a buffer is reused). ``X`` must be a C-contiguous
+    ``(n0, m)`` array of the layout's dtype and ``params`` its flat parameters: the caller has checked both
+    (O(1) checks)."""
+    if ZA is None:
+        ZA = np.empty((2 * layout.n_rows, X.shape[1]), layout.dtype)
     return ZA, K._step_forward(X, params, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
 
 
-def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA) -> tuple[np.ndarray, int]:
+def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA, out=None) -> tuple[np.ndarray, int]:
     """Gradients for a per-step loop: ``(out, status)`` from a :func:`step_forward` buffer ``ZA``.
 
     ``out`` holds the gradient ``(P,)`` in the parameters' layout, then the ``dA`` blocks as a
     ``(dA_height, m)`` C array; status 0 when ``Y`` and every gradient were finite (and ``Y`` in [0, 1] for a
     cross-entropy), else the caller validates. Arrays as checked by the caller: C-contiguous, of the
-    layout's dtype, matching shapes.
+    layout's dtype, matching shapes. ``out`` may be given (such a buffer, reused).
     """
-    out = np.empty(layout.n_params + layout.dA_height * ZA.shape[1], layout.dtype)
+    if out is None:
+        out = np.empty(layout.n_params + layout.dA_height * ZA.shape[1], layout.dtype)
     status = K._step_backward(X, Y, params, layout.spec, slope, K.LOSS_CODES[loss], ZA, out, _config.BLAS_MIN_FLOPS)
     return out, status
 

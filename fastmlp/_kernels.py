@@ -836,7 +836,7 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, blas_min_flops):
 
     ``out`` (P + m sum(dims[:-1]),) is written: first the gradient (P,) in the layout of ``params``, then the
     packed blocks ``dA_l = W_{l+1}.T @ dZ_{l+1}`` ``(dims[l], m)``, l = 0..L-1. Status: 0 fine; 1 ``Y`` is
-    not finite, or outside [0, 1] for a cross-entropy loss; 2 a gradient is not finite. Nothing is
+    not finite, or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not finite. Nothing is
     validated beyond that here: the caller reruns its full checks when the status is not 0.
     """
     dims, acts, p_off = _spec_parts(spec)
@@ -857,7 +857,7 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, blas_min_flops):
     grad = out[:params.shape[0]]
     dA_flat = out[params.shape[0]:]
     scalars = np.empty(2, params.dtype)
-    deltas = np.empty(2 * m * np.max(dims), params.dtype)
+    deltas = np.empty(2 * m * np.max(dims[1:]), params.dtype)  # the input layer needs no delta
     half = deltas.shape[0] // 2
     z_off = np.empty(n_layers, np.int64)
     da_off = np.empty(n_layers, np.int64)
@@ -887,7 +887,8 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, blas_min_flops):
         else:
             _layer_gradients(X.reshape(X.size), 0, m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero, grad,
                              use_blas, scalars)
-    if not _all_finite(out):
+    # finite parameters and gradients leave only an overflow to make a dA non-finite: no need to scan them
+    if not (_all_finite(grad) and _all_finite(params)):
         return 2
     return 0
 
@@ -942,18 +943,23 @@ def _train_full_batch_recording(X, Y, params, dims, acts, slope, loss, learning_
     m = X.shape[1]
     n_out = Y.shape[0]
     top = dims.shape[0] - 2
-    X_flat, Y_flat = X.reshape(X.size), Y.reshape(Y.size)
-    out = outputs.reshape(outputs.size)
+    n_epochs = outputs.shape[0]
     zero = params.dtype.type(0)
     lr = params.dtype.type(learning_rate)
-    none = np.zeros(0, params.dtype)
-    for e in range(outputs.shape[0]):
-        cost = _batch_step(X_flat, 0, m, Y_flat, 0, m, m, params, grad, param_offsets, act_offsets, Zbuf, Abuf,
-                           deltas, dims, acts, slope, loss, zero, OPT_SGD, lr, lr, zero, zero, zero, zero, none, none,
-                           scalars, blas_min_flops)
-        base = act_offsets[top]
-        for t in range(n_out * m):
-            out[e * n_out * m + t] = Abuf[base + t]
+    # borrowed as in _train_epochs: only this kernel's own arguments (see _borrow)
+    X_flat, Y_flat, out = _borrow(X.reshape(X.size)), _borrow(Y.reshape(Y.size)), _borrow(outputs.reshape(outputs.size))
+    params, grad, Zbuf, Abuf, deltas = _borrow(params), _borrow(grad), _borrow(Zbuf), _borrow(Abuf), _borrow(deltas)
+    p_off, a_off, scalars = _borrow(param_offsets), _borrow(act_offsets), _borrow(scalars)
+    dims, acts = _borrow(dims), _borrow(acts)
+    no_state = grad[:0]  # plain SGD keeps no optimiser state
+    base = a_off[top]
+    size = n_out * m
+    for e in range(n_epochs):
+        cost = _batch_step(X_flat, 0, m, Y_flat, 0, m, m, params, grad, p_off, a_off, Zbuf, Abuf, deltas, dims, acts,
+                           slope, loss, zero, OPT_SGD, lr, lr, zero, zero, zero, zero, no_state, no_state, scalars,
+                           blas_min_flops)
+        for t in range(size):
+            out[e * size + t] = Abuf[base + t]
         if not (np.isfinite(cost) and _all_finite(params)):
             return e
     return outputs.shape[0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 
 import numpy as np
 
@@ -44,6 +45,7 @@ def layout_for(sizes: tuple, activations: tuple, dtype, relu_grad_at_zero: int) 
         layout = _LAYOUTS[key] = _engine.StepLayout(sizes, activations, dtype, relu_grad_at_zero)
         layout.grad_plans = {}
         layout.siblings = {}
+        layout.rings = {}
     return layout
 
 
@@ -125,6 +127,14 @@ def packed_view(flat: np.ndarray, sizes: tuple, order=None) -> Packed:
     return p
 
 
+def _new_packed(flat, sizes, order):
+    p = packed_view(flat, sizes, order)
+    return p, flat, p._Ws + p._bs
+
+
+_PACKED_RINGS: dict = {}
+
+
 def pack(Ws, bs, dtype) -> Packed:
     """A :class:`Packed` copy of lists of ``W`` ``(n_out, n_in)`` and ``b`` ``(n_out, 1)`` arrays."""
     sizes = (int(Ws[0].shape[1]),) + tuple(int(W.shape[0]) for W in Ws)
@@ -200,19 +210,25 @@ def _activations(activations, n_layers, default_hidden, default_output) -> tuple
 
 
 def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden="relu",
-                 default_output="sigmoid") -> Pass:
-    """The compiled forward pass behind :func:`forward` (``activations`` None: the defaults)."""
+                 default_output="sigmoid", recycle=None):
+    """The compiled forward pass behind :func:`forward` (``activations`` None: the defaults).
+
+    Returns a :class:`Pass`; with ``recycle`` (a name), ``(Pass, kept)`` where ``kept`` is a free
+    :class:`_Kept` result of an earlier call kept under that name whose ``value._pass`` was rewritten with
+    this pass (or None: the caller makes a new result and keeps it with :func:`keep_result`).
+    """
     p = as_packed(parameters)
     if p is not None:
         Ws, bs, flat = p._Ws, p._bs, p.flat
-        cached = p._layout
-        if cached is not None and activations is cached[0] and relu_grad_at_zero == cached[1]:
-            layout = cached[2]  # the same activations object (a tuple, or None) as last time: same layout
+        cached = p._layout  # (activations as given: None or a tuple, relu' at 0, layout) of the last call
+        if cached is not None and relu_grad_at_zero == cached[1] and (
+                activations is cached[0] or activations is not None and cached[0] is not None
+                and type(activations) in (list, tuple) and tuple(activations) == cached[0]):
+            layout = cached[2]
         else:
-            layout = layout_for(p.sizes, _activations(activations, len(Ws), default_hidden, default_output),
-                                flat.dtype, relu_grad_at_zero)
-            if activations is None or type(activations) is tuple:
-                p._layout = (activations, relu_grad_at_zero, layout)
+            acts = _activations(activations, len(Ws), default_hidden, default_output)
+            layout = layout_for(p.sizes, acts, flat.dtype, relu_grad_at_zero)
+            p._layout = (None if activations is None else acts, relu_grad_at_zero, layout)
     else:
         Ws, bs = _checks.check_parameters(parameters)
         sizes = (int(Ws[0].shape[1]),) + tuple(int(W.shape[0]) for W in Ws)
@@ -229,33 +245,138 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         Xk = X.astype(dtype)  # integers: always finite, one conversion (a C-contiguous copy)
     else:
         Xk = _engine.kernel_array(_checks.check_X(X, Ws[0]))
-    ZA, finite = _engine.step_forward(layout, Xk, flat, slope)
+    kept = None
+    if recycle is not None:
+        ring = layout.rings.get((recycle, Xk.shape[1]))
+        kept = _reusable(ring) if ring else None
+    if kept is not None:
+        result = kept.value._pass
+        finite = _engine.step_forward(layout, Xk, flat, slope, result.ZA)[1]
+    else:
+        ZA, finite = _engine.step_forward(layout, Xk, flat, slope)
+        result = Pass()
+        result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
     if not finite:  # a non-finite input, or an overflow: the full checks raise for the former
         _checks.check_X(X, Ws[0])
         _checks.check_parameters(parameters)
-    result = Pass()
-    result.ZA, result.Xk, result.flat, result.layout, result.AL, result.Ws, result.bs = (
-        ZA, Xk, flat if p is not None else None, layout, ZA[layout.a_rows[-1]], Ws, bs)
-    return result
+    result.Xk, result.flat, result.Ws, result.bs = Xk, flat if p is not None else None, Ws, bs
+    return result if recycle is None else (result, kept)
+
+
+def keep_result(name, kept: _Kept, fresh: bool) -> None:
+    """Keep a result of :func:`forward_pass` with ``recycle=name`` for reuse (see :class:`_Kept`)."""
+    ring = kept.value._pass.layout.rings.setdefault((name, kept.value._pass.ZA.shape[1]), [])
+    _keep(ring, kept, fresh)  # (no local name may hold the pass: its reference count is taken)
+
+
+def kept_result(value, buffer, arrays) -> _Kept:
+    """A new :class:`_Kept` for ``value`` (a dict) whose arrays (``arrays``) view ``buffer``."""
+    return _kept(value, buffer, arrays)
 
 
 def forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, *, default_hidden="relu",
-            default_output="sigmoid"):
+            default_output="sigmoid", recycle=False):
     """``(AL, caches)`` of a forward pass; see :func:`fastmlp.functional.L_model_forward`.
 
-    ``activations`` None means ``default_hidden`` for the hidden layers and ``default_output`` last.
+    ``activations`` None means ``default_hidden`` for the hidden layers and ``default_output`` last. With
+    ``recycle``, caches nobody holds any more are reused (for loops that update their parameters in place:
+    caches hold the parameters' arrays, which would otherwise stay referenced).
     """
-    fp = forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden, default_output)
-    ZA, layout, Ws, bs = fp.ZA, fp.layout, fp.Ws, fp.bs
-    caches = Caches()
-    A_prev = X  # the caller's own array, as the course code caches it
-    a_rows = layout.a_rows
-    for l, z_rows in enumerate(layout.z_rows):
-        caches.append(((A_prev, Ws[l], bs[l]), ZA[z_rows]))
-        A_prev = ZA[a_rows[l]] if l < layout.n_layers - 1 else fp.AL
+    if not recycle:
+        fp = forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
+                          default_output)
+        return fp.AL, _fill_caches(Caches(), X, fp, fp.layout.z_rows, fp.layout.a_rows)
+    fp, kept = forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
+                            default_output, recycle="caches")
+    fresh = kept is None
+    if fresh:
+        kept = _new_caches(X, fp)
+    else:  # rewritten by this pass: the tuples are made again (X, W and b may be other arrays now)
+        _fill_caches(kept.value, X, fp, None, None)
+    del fp  # (no local name may hold what the kept result's reference counts are taken of)
+    keep_result("caches", kept, fresh)
+    return kept.value._pass.AL, kept.value
+
+
+def _fill_caches(caches, X, fp, z_rows, a_rows):
+    """Fill ``caches`` with the ``((A_prev, W, b), Z)`` tuples of ``fp``, from new views of its buffer, or
+    (``z_rows`` None) from the views the caches already hold."""
+    Ws, bs = fp.Ws, fp.bs
+    if z_rows is None:
+        Zs = [entry[1] for entry in caches]
+        As = [entry[0][0] for entry in caches[1:]]
+    else:
+        ZA = fp.ZA
+        Zs = [ZA[rows] for rows in z_rows]
+        As = [ZA[rows] for rows in a_rows[:-1]]
+    A_prevs = [X] + As  # the caller's own X, as the course code caches it
+    caches[:] = [((A_prev, W, b), Z) for A_prev, W, b, Z in zip(A_prevs, Ws, bs, Zs, strict=True)]
     caches._entries = tuple(caches)
     caches._pass = fp
-    return fp.AL, caches
+    return caches
+
+
+def _new_caches(X, fp) -> _Kept:
+    caches = _fill_caches(Caches(), X, fp, fp.layout.z_rows, fp.layout.a_rows)
+    arrays = [entry[1] for entry in caches] + [entry[0][0] for entry in caches[1:]] + [fp.AL, fp]
+    kept = _kept({}, fp.ZA, arrays)
+    kept.value, kept.items = caches, None
+    kept.objects = (caches,) + kept.objects[1:]
+    return kept
+
+
+# --- results recycled once the caller has let go of them ---------------------------------------------
+# A loop rebinds its names every step (``grads = L_model_backward(...)``), so the result of the step before
+# last is garbage by the time the next one is made. Making its dict and array views costs more than the
+# arithmetic of a small network; instead such a result is kept (at most two per kind and shape) and reused
+# when reference counts show that nothing but this module holds it or any of its arrays -- not a dict, not
+# an array, not a view of one (a view holds its base). Nobody can then tell the new result from a fresh one.
+class _Kept:
+    """A result kept for reuse: ``value`` (what the caller got), ``buffer`` (the array its arrays view),
+    ``objects`` (every object the caller could have kept) and their reference counts when only we held them."""
+
+    __slots__ = ("value", "buffer", "objects", "counts", "items")
+
+    def free(self) -> bool:
+        if tuple(map(sys.getrefcount, self.objects)) != self.counts:  # first: a local name would count
+            return False
+        if self.items is None:  # rewritten whole on reuse: what it holds does not matter
+            return True
+        value, items = self.value, self.items
+        if len(value) != len(items):
+            return False
+        get = value.get
+        for key, item in items:
+            if get(key) is not item:
+                return False
+        return True
+
+
+def _kept(value, buffer, arrays) -> _Kept:
+    kept = _Kept()
+    kept.value, kept.buffer, kept.items = value, buffer, tuple(value.items())
+    kept.objects = (value, buffer) + tuple(arrays)
+    return kept
+
+
+def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
+    """Keep ``kept`` in ``ring`` again; a ``fresh`` one first records its reference counts (the caller
+    holds only ``kept``)."""
+    if fresh:
+        kept.counts = tuple(map(sys.getrefcount, kept.objects))
+    if len(ring) >= 2:
+        del ring[0]
+    ring.append(kept)
+
+
+def _reusable(ring: list):
+    """A kept result nobody else holds, taken out of ``ring`` while it is being reused (so that another
+    thread cannot take it too), or None."""
+    for i, kept in enumerate(ring):
+        if kept.free():
+            del ring[i]
+            return kept
+    return None
 
 
 # --- backward -----------------------------------------------------------------------------------------
@@ -311,18 +432,30 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         Yk = Y
     else:
         Yk = _engine.kernel_array(_checks.check_Y(Y, n_out, m, dtype, loss))
-    out, status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA)
+    ring = layout.rings.setdefault((key_order, m), [])
+    kept = _reusable(ring)
+    fresh = kept is None
+    if fresh:
+        kept = _new_grads(layout, m, key_order)
+    status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, kept.buffer)[1]
     if status:  # invalid targets or inputs raise here; an overflow is returned as it is
         _checks.check_Y(Y, n_out, m, dtype, loss)
         _checks.check_caches(caches)
         as_float_array(AL, "AL")
+    _keep(ring, kept, fresh)
+    return kept.value
+
+
+def _new_grads(layout, m, key_order) -> _Kept:
+    """A :class:`Grads` dict of views into a new buffer (gradient, then the ``dA`` blocks), not yet written."""
+    out = np.empty(layout.n_params + layout.dA_height * m, layout.dtype)
     arrays = [out[sl].reshape(shape) for sl, shape in layout.param_blocks]
     dA = out[layout.n_params:].reshape(layout.dA_height, m)
     arrays += [dA[rows] for rows in layout.dA_rows]
     keys, order, param_keys = _grad_plan(layout, key_order)
     g = Grads(zip(keys, [arrays[i] for i in order], strict=True))
     g.flat, g.sizes, g._items = out[:layout.n_params], layout.sizes, tuple(zip(param_keys, arrays, strict=False))
-    return g
+    return _kept(g, out, arrays + [g.flat])
 
 
 def _grad_plan(layout, key_order):
@@ -382,11 +515,19 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
             if _engine.scaled_difference(p.flat, g.flat, lr, p.flat):
                 return parameters
         else:
-            out = np.empty_like(p.flat)
-            if _engine.scaled_difference(p.flat, g.flat, lr, out):
-                new = packed_view(out, p.sizes, order=tuple(parameters) if p._reordered else None)
-                new._layout = p._layout
-                return new
+            if len(_PACKED_RINGS) > 64:
+                _PACKED_RINGS.clear()
+            ring = _PACKED_RINGS.setdefault((p.sizes, p.flat.dtype), [])
+            kept = _reusable(ring)
+            fresh = kept is None or p._reordered
+            if fresh:
+                out = np.empty_like(p.flat)
+                kept = _kept(*_new_packed(out, p.sizes, tuple(parameters) if p._reordered else None))
+                del out
+            if _engine.scaled_difference(p.flat, g.flat, lr, kept.buffer):
+                kept.value._layout = p._layout
+                _keep(ring, kept, fresh)
+                return kept.value
     steps, lr = _checks.check_update_steps(parameters, grads, lr)  # raises on bad input
     if in_place:
         for P, G in steps:

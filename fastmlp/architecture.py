@@ -180,20 +180,36 @@ def full_forward_propagation(X, params_values, nn_architecture):
     memory : dict, ``"A0"`` (``X`` itself), ``"Z1"``, ``"A1"``, ..., ``"A{L-1}"``, ``"ZL"``
     """
     sizes, acts = _architecture(nn_architecture)
-    fp = _steps.forward_pass(X, params_values, acts, 0.01, 0)
+    fp, kept = _steps.forward_pass(X, params_values, acts, 0.01, 0, recycle="memory")
     layout = fp.layout
     if layout.sizes != sizes:
         raise ValueError(f"params_values have layer sizes {list(layout.sizes)} but nn_architecture describes "
                          f"{list(sizes)}")
-    ZA = fp.ZA
+    fresh = kept is None
+    if fresh:
+        kept = _new_memory(X, fp)
+    else:  # an earlier result nobody holds any more, rewritten by this pass: only A0 changes
+        memory = kept.value
+        memory["A0"] = X
+        kept.items = memory._items = tuple(memory.items())
+        del memory
+    del fp  # (no local name may hold what the kept result's reference counts are taken of)
+    _steps.keep_result("memory", kept, fresh)
+    return kept.value._pass.AL, kept.value
+
+
+def _new_memory(X, fp):
+    ZA, layout = fp.ZA, fp.layout
     values = [X]  # A0 is the caller's own array, as the notebook stores it
     for z_rows, a_rows in zip(layout.z_rows, layout.a_rows[:-1], strict=False):
         values.append(ZA[z_rows])
         values.append(ZA[a_rows])
     values.append(ZA[layout.z_rows[-1]])
     memory = _Memory(zip(_memory_keys(layout.n_layers), values, strict=True))
-    memory._pass, memory._items = fp, tuple(memory.items())
-    return fp.AL, memory
+    memory._pass = fp
+    kept = _steps.kept_result(memory, ZA, values[1:] + [fp.AL, fp])
+    memory._items = kept.items
+    return kept
 
 
 # --- cost and accuracy --------------------------------------------------------------------------------

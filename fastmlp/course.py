@@ -34,6 +34,7 @@ from fastmlp import _checks, _engine, _steps
 from fastmlp import reference as _ref
 
 __all__ = [
+    "L_Model_Forward",
     "L_layer_model",
     "L_model_backward",
     "L_model_forward",
@@ -175,6 +176,10 @@ def L_model_forward(X, parameters):
         are the parameters' own arrays; ``Z`` and the other ``A`` are views into one buffer)
     """
     return _steps.forward(X, parameters, None, 0.01, 0)
+
+
+#: the name one transcription of the course uses for :func:`L_model_forward`
+L_Model_Forward = L_model_forward
 
 
 # --- cost ---------------------------------------------------------------------------------------------

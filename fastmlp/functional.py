@@ -119,7 +119,7 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
         ``caches[l-1] = ((A[l-1], W[l], b[l]), Z[l])``, as in :func:`fastmlp.reference.L_model_forward`
         (views into one buffer, which :func:`L_model_backward` reads as it is).
     """
-    return _steps.forward(X, parameters, activations, leaky_slope, 0)
+    return _steps.forward(X, parameters, activations, leaky_slope, 0, recycle=True)
 
 
 def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.01):

@@ -182,3 +182,40 @@ def test_train_with_one_sample_records_scalars():
     _, costs_t, _ = T.train(X, Y, arch, 3, 0.1)
     assert [np.shape(c) for c in costs] == [np.shape(c) for c in costs_t] == [(), (), ()]
     assert_allclose(costs, costs_t, rtol=1e-12)
+
+
+def test_forward_results_the_caller_keeps_never_change():
+    arch = _architecture([2, 4, 3, 1], ["relu", "relu", "sigmoid"])
+    params = A.init_layers(arch, 1)
+    rng = np.random.RandomState(0)
+    kept, seen = [], []
+    for i in range(8):
+        X = rng.randn(2, 3)
+        out, memory = A.full_forward_propagation(X, params, arch)
+        seen.append(id(memory))
+        if i == 1:
+            kept.append((memory, {k: v.copy() for k, v in memory.items()}))
+        if i == 2:
+            kept.append(({"A": out}, {"A": out.copy()}))
+        if i == 3:
+            kept.append(({"Z": memory["Z2"][:, 0]}, {"Z": memory["Z2"][:, 0].copy()}))
+        want_out, want_memory = T.full_forward_propagation(X, params, arch)
+        assert_allclose(out, want_out, **EXACT)
+        _close_dicts(memory, want_memory)
+        assert memory["A0"] is X
+    for held, values in kept:
+        _close_dicts(held, values, rtol=0, atol=0)
+    assert len(set(seen[5:])) < 3  # unheld results were reused
+    grads = A.full_backward_propagation(out, np.ones((1, 3)), memory, params, arch)
+    _close_dicts(grads, T.full_backward_propagation(out, np.ones((1, 3)), want_memory, params, arch), rtol=1e-11,
+                 atol=1e-14)
+
+
+def test_one_import_line_brings_every_name_the_notebook_defines():
+    namespace = {}
+    exec("from fastmlp.architecture import *", namespace)
+    for name in ("init_layers", "sigmoid", "relu", "sigmoid_backward", "relu_backward",
+                 "single_layer_forward_propagation", "full_forward_propagation", "get_cost_value",
+                 "single_layer_backward_propagation", "get_accuracy_value", "convert_prob_into_class",
+                 "full_backward_propagation", "update", "train"):
+        assert callable(namespace[name]), name

@@ -256,3 +256,64 @@ def test_compute_cost_stays_finite_at_saturated_outputs():
     assert np.isfinite(cost) and cost > 100
     assert_allclose(C.compute_cost(np.array([[0.3, 0.9]]), np.array([[0, 1]])),
                     T.compute_cost(np.array([[0.3, 0.9]]), np.array([[0, 1]])), **EXACT)
+
+
+def test_results_the_caller_keeps_never_change():
+    """Results of earlier steps are reused once nothing else holds them; anything kept (the dict, one array,
+    a view of one) keeps them as they were."""
+    params = _spread(C.initialize_parameters_deep([2, 3, 1]), 2)
+    kept = {}
+    seen = []
+    for i in range(8):
+        AL, caches = C.L_model_forward(XOR_X, params)
+        grads = C.L_model_backward(AL, XOR_Y, caches)
+        seen.append(id(grads))
+        if i == 1:
+            kept["grads"] = (grads, {k: v.copy() for k, v in grads.items()})
+        if i == 2:
+            kept["dW1"] = (grads["dW1"], grads["dW1"].copy())
+        if i == 3:
+            kept["view"] = (grads["dW2"][0], grads["dW2"][0].copy())
+        params = C.update_parameters(params, grads, 0.5)
+        if i == 1:
+            kept["params"] = (params, {k: v.copy() for k, v in params.items()})
+        if i == 2:
+            kept["W1"] = (params["W1"].T, params["W1"].T.copy())
+    held, values = kept.pop("grads")
+    _close_dicts(held, values, rtol=0, atol=0)
+    held, values = kept.pop("params")
+    _close_dicts(held, values, rtol=0, atol=0)
+    for held, values in kept.values():
+        assert_array_equal(held, values)
+    assert len(set(seen[5:])) < 3  # and unheld results were reused
+
+
+def test_the_xor_exercise_published_numbers_through_functional():
+    """The two-layer XOR exercise (seed 002: sigmoid layers, ``randn`` draws W1, B1, W2, B2 after seed 42) run
+    with ``fastmlp.functional``: its published forward values and its predictions after 150000 steps."""
+    from fastmlp import functional as F
+
+    rng = np.random.RandomState(42)
+    params = {"W1": rng.randn(2, 2), "b1": rng.randn(2, 1), "W2": rng.randn(1, 2), "b2": rng.randn(1, 1)}
+    acts = ["sigmoid", "sigmoid"]
+    AL, caches = F.L_model_forward(np.array([[0.5], [0.1]]), params, acts)
+    printed = dict(rtol=0, atol=5.1e-9)
+    assert_allclose(caches[0][1].ravel(), [0.00037727, 0.2420103], **printed)
+    assert_allclose(caches[1][0][0].ravel(), [0.50009432, 0.560209], **printed)
+    assert_allclose(caches[1][1].ravel(), [0.75020481], **printed)
+    assert_allclose(AL.ravel(), [0.67922332], **printed)
+    assert_allclose(F.compute_cost(AL, np.array([[1.0]])), 0.3868053036181012, rtol=1e-12)
+    trained, _ = F.train(params, XOR_X, XOR_Y, acts, "bce", 0.1, 150000)
+    predictions = F.L_model_forward(XOR_X, trained, acts)[0]
+    assert_allclose(predictions.ravel(), [6.21620551e-04, 4.99846111e-01, 9.99591612e-01, 5.00196568e-01],
+                    rtol=1e-7)
+
+
+def test_one_import_line_brings_every_name_the_course_code_defines_or_calls():
+    namespace = {}
+    exec("from fastmlp.course import *", namespace)
+    for name in ("sigmoid", "relu", "sigmoid_backward", "relu_backward", "initialize_parameters",
+                 "initialize_parameters_deep", "linear_forward", "linear_activation_forward", "L_model_forward",
+                 "L_Model_Forward", "compute_cost", "linear_backward", "linear_activation_backward", "L_model_backward",
+                 "update_parameters", "L_layer_model"):
+        assert callable(namespace[name]), name

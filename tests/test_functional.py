@@ -181,3 +181,29 @@ def test_functional_offers_every_reference_name():
     assert set(F.__all__) == set(R.__all__)
     for name in R.__all__:
         assert hasattr(F, name), name
+
+
+def test_loop_results_the_caller_keeps_never_change():
+    """A loop on packed parameters reuses the results nobody holds any more; whatever is kept stays as it was."""
+    X, Y = _problem(np.random.RandomState(3), [3, 4, 1], "bce", 5, np.float64)
+    params = F.initialize_parameters([3, 4, 1], seed=1)
+    acts = ["tanh", "sigmoid"]
+    kept, seen = [], []
+    for i in range(8):
+        AL, caches = F.L_model_forward(X, params, acts)
+        grads = F.L_model_backward(AL, Y, caches, acts)
+        seen.append((id(caches), id(grads)))
+        if i == 1:
+            kept.append((caches[1][1], caches[1][1].copy()))
+        if i == 2:
+            kept.append((AL, AL.copy()))
+        if i == 3:
+            kept.append((grads["dA1"][0], grads["dA1"][0].copy()))
+        ref_caches = R.L_model_forward(X, params, acts)[1]
+        for (lin, Z), (lin_ref, Z_ref) in zip(caches, ref_caches, strict=True):
+            assert_allclose(Z, Z_ref, **TOL[np.float64])
+            assert_allclose(lin[0], lin_ref[0], **TOL[np.float64])
+        F.update_parameters(params, grads, 0.5)
+    for held, values in kept:
+        assert np.array_equal(held, values)
+    assert len({c for c, _ in seen[5:]}) < 3 and len({g for _, g in seen[5:]}) < 3
