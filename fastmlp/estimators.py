@@ -129,11 +129,23 @@ def _as_engine_columns(a, dtype):
     compiles a separate specialisation for read-only arrays).
     """
     if scipy.sparse.issparse(a):
+        _check_cast(a.data, dtype)
         return _engine().SparseRows(a, dtype)  # the kernels read CSR rows; X is never densified
-    out = np.ascontiguousarray(a.T, dtype=dtype)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(a.T, dtype=dtype)
+    if out.dtype != a.dtype:
+        _check_cast(out, dtype)
     if not out.flags.writeable:
         out = out.copy()
     return out
+
+
+def _check_cast(converted, dtype):
+    """Data of a float32 model given as float64 must stay finite once cast (1e39 would become inf)."""
+    with np.errstate(over="ignore"):
+        if not np.isfinite(np.asarray(converted, dtype=dtype)).all():
+            raise ValueError(f"the data hold values too large for {np.dtype(dtype)}, this model's dtype "
+                             f"(magnitude above {np.finfo(dtype).max:.4g}); scale them down")
 
 
 def _lbfgs_warning(result, max_iter):
@@ -474,12 +486,21 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
             return value, grad[perm]
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
-        result = scipy.optimize.minimize(
-            fun, net.params[perm].astype(np.float64), method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                     **_get_additional_lbfgs_options_dict("iprint", iprint)},
-        )
-        self.n_iter_ = _lbfgs_warning(result, self.max_iter)
+        with DeferredInterrupt() as interrupt:
+            def halt_on_interrupt(intermediate_result):  # Ctrl-C: stop at this iteration, with its weights
+                if interrupt.raised:
+                    raise StopIteration
+
+            result = scipy.optimize.minimize(
+                fun, net.params[perm].astype(np.float64), method="L-BFGS-B", jac=True, callback=halt_on_interrupt,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **_get_additional_lbfgs_options_dict("iprint", iprint)},
+            )
+        if interrupt.raised:
+            warnings.warn("Training interrupted by user.", stacklevel=5)
+            self.n_iter_ = min(result.nit, self.max_iter)
+        else:
+            self.n_iter_ = _lbfgs_warning(result, self.max_iter)
         self.loss_ = float(result.fun)
         net.params[perm] = result.x
 

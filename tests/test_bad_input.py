@@ -149,3 +149,29 @@ def test_validation_lives_in_checks_only():
     with pytest.raises(Exception, match="positive integer"):
         cli._positive_int("0")
     assert cli._positive_float("0.5") == 0.5
+
+
+def test_float32_estimator_refuses_float64_data_that_overflows_float32():
+    import warnings
+
+    from fastmlp import MLPClassifier, MLPRegressor
+
+    r = np.random.RandomState(0)
+    X = r.randn(30, 3).astype(np.float32)
+    y = r.randn(30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y > 0)
+    assert reg.coefs_[0].dtype == np.float32
+    bad = X.astype(np.float64)
+    bad[3, 1] = 1e39
+    before = [c.copy() for c in reg.coefs_]
+    with pytest.raises(ValueError, match="too large for float32"):
+        reg.predict(bad)
+    with pytest.raises(ValueError, match="too large for float32"):
+        clf.predict_proba(bad)
+    with pytest.raises(ValueError, match="too large for float32"):
+        reg.partial_fit(bad, y)
+    for a, b in zip(reg.coefs_, before, strict=True):
+        np.testing.assert_array_equal(a, b)

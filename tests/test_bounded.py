@@ -211,6 +211,28 @@ elif case == "classifier":
         assert est.loss_curve_ == again.loss_curve_
         assert est._optimizer.engine_optimizer.t == again._optimizer.engine_optimizer.t
     state["epochs"] = done
+elif case == "lbfgs":
+    def make(max_iter):
+        return MLPRegressor(hidden_layer_sizes=(128,), solver="lbfgs", max_iter=max_iter, max_fun=10**9, tol=0.0,
+                            random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make(1).fit(X[:64], y[:64])  # compile
+    est = make(100000)
+    ready()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    state = stopped(warned=any("interrupted" in str(w.message) for w in caught))
+    done = est.n_iter_
+    assert 0 < done < 100000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = make(done).fit(X, y)
+    for a, b in zip(est.coefs_ + est.intercepts_, again.coefs_ + again.intercepts_):
+        assert_array_equal(a, b)
+    assert est.loss_ == again.loss_
+    state["epochs"] = done
 elif case == "partial_fit":
     big = np.repeat(X, 5, axis=0)  # one long epoch per call
     target = np.repeat(y, 5)
@@ -242,7 +264,7 @@ print("RESULT " + json.dumps(state), flush=True)
 """
 
 
-@pytest.mark.parametrize("case", ["mlp", "functional", "classifier", "partial_fit"])
+@pytest.mark.parametrize("case", ["mlp", "functional", "classifier", "partial_fit", "lbfgs"])
 def test_ctrl_c_stops_training_promptly_with_a_consistent_state(case):
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_CHILD), case], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=BASE_ENV)
@@ -265,7 +287,7 @@ def test_ctrl_c_stops_training_promptly_with_a_consistent_state(case):
     assert latency < 5, f"{case}: {latency:.1f} s after SIGINT"
     assert proc.returncode == 0, describe(done)
     result = json.loads(out.split("RESULT ", 1)[1])
-    if case == "classifier":
+    if case in ("classifier", "lbfgs"):
         assert result["warned"]
 
 
