@@ -807,8 +807,9 @@ def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA,
 
 def train_recording_outputs(net: Network, X, Y, loss, learning_rate: float, outputs: np.ndarray,
                             epoch_offset: int = 0) -> None:
-    """Full-batch plain gradient descent for ``len(outputs)`` epochs, in one kernel call, writing each epoch's
-    network output (before its update) into ``outputs`` ``(epochs, nL, m)`` (C-contiguous, ``net.dtype``).
+    """Full-batch plain gradient descent for ``len(outputs)`` epochs, in calls of about :data:`CHUNK_SECONDS`,
+    writing each epoch's network output (before its update) into ``outputs`` ``(epochs, nL, m)`` (C-contiguous,
+    ``net.dtype``).
 
     Raises ``FloatingPointError`` when an epoch gives a non-finite cost or weights.
     """
@@ -820,13 +821,22 @@ def train_recording_outputs(net: Network, X, Y, loss, learning_rate: float, outp
     if loss not in K.LOSS_CODES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(K.LOSS_CODES)}")
     ws = net.workspace(m)
-    done = K._train_full_batch_recording(
-        Xc, Yc, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope), K.LOSS_CODES[loss],
-        float(learning_rate), ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["param_offsets"],
-        ws["act_offsets"], ws["scalars"], _config.BLAS_MIN_FLOPS, outputs)
-    if done < outputs.shape[0]:
-        raise FloatingPointError(f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
-                                 "(try a smaller learning rate)")
+    epochs = outputs.shape[0]
+    done = 0
+    # in calls of about CHUNK_SECONDS, as train_epochs: Ctrl-C is raised between two of them
+    per_call = max(1, int(CHUNK_SECONDS * _PESSIMISTIC_RATE / (3.0 * m * net.params.size)))
+    while done < epochs:
+        n = min(per_call, epochs - done)
+        started = time.perf_counter()
+        ran = K._train_full_batch_recording(
+            Xc, Yc, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope), K.LOSS_CODES[loss],
+            float(learning_rate), ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["param_offsets"],
+            ws["act_offsets"], ws["scalars"], _config.BLAS_MIN_FLOPS, outputs[done:done + n])
+        done += ran
+        if ran < n:
+            raise FloatingPointError(f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or "
+                                     "weights (try a smaller learning rate)")
+        per_call = max(1, min(4 * per_call, int(n * CHUNK_SECONDS / max(time.perf_counter() - started, 1e-6))))
 
 
 def scaled_difference(P: np.ndarray, G: np.ndarray, learning_rate: float, out: np.ndarray) -> bool:

@@ -379,3 +379,24 @@ def test_classifier_in_two_threads_is_consistent():
         alone = MLPClassifier(hidden_layer_sizes=(16,), max_iter=10, random_state=0).fit(X, y)
     for a, b in zip(est.coefs_, alone.coefs_, strict=True):
         assert_array_equal(a, b)
+
+
+def test_architecture_training_in_one_epoch_calls_equals_one_call(monkeypatch):
+    from fastmlp import architecture
+
+    arch = [{"input_dim": 2, "output_dim": 4, "activation": "relu"},
+            {"input_dim": 4, "output_dim": 1, "activation": "sigmoid"}]
+    r = np.random.RandomState(0)
+    X, Y = r.randn(2, 30), (r.rand(1, 30) > 0.5).astype(float)
+    whole = architecture.train(X, Y, arch, 40, 0.1)
+    monkeypatch.setattr(_engine, "CHUNK_SECONDS", 0.0)
+    monkeypatch.setattr(_engine, "_PESSIMISTIC_RATE", 0.0)
+    calls = []
+    real = _engine.K._train_full_batch_recording
+    monkeypatch.setattr(_engine.K, "_train_full_batch_recording", lambda *a: calls.append(1) or real(*a))
+    pieces = architecture.train(X, Y, arch, 40, 0.1)
+    assert len(calls) == 40  # one epoch per call: Ctrl-C is raised between two of them
+    for k in whole[0]:
+        assert_array_equal(whole[0][k], pieces[0][k])
+    assert_array_equal(np.asarray(whole[1]), np.asarray(pieces[1]))
+    assert whole[2] == pieces[2]
