@@ -101,6 +101,8 @@ def check_positive_int(value, name: str) -> int:
 
 def check_positive_float(value, name: str) -> float:
     """Return ``value`` as a float if it is a finite number > 0."""
+    if type(value) is float and 0 < value < np.inf:  # the common case, checked at per-step cost
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
@@ -113,6 +115,23 @@ def check_seed(seed, name: str = "seed"):
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise ValueError(f"{name} must be None or an integer in [0, 2**32 - 1], got {seed!r}")
     return int(seed)
+
+
+def check_relu_grad_at_zero(value, name: str = "relu_grad_at_zero") -> int:
+    """The derivative of relu at exactly 0: 0 or 1."""
+    if type(value) is int and (value == 0 or value == 1):
+        return value
+    if isinstance(value, bool) or value not in (0, 1):
+        raise ValueError(f"{name} must be 0 or 1 (relu' at Z == 0), got {value!r}")
+    return int(value)
+
+
+def check_choice(value, allowed, message: str):
+    """``value`` if it is one of ``allowed``, else ``ValueError(message.format(value=value))`` (the course dialects
+    word their errors as their seeds do)."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(message.format(value=value))
+    return value
 
 
 #: initialisation schemes of ``initialize_parameters``
@@ -160,6 +179,8 @@ def check_binary_targets(Y: np.ndarray, name: str = "Y") -> None:
 
 def check_slope(leaky_slope, dtype=None) -> float:
     """``leaky_slope`` as a float: a finite real number, also finite in ``dtype`` when one is given."""
+    if type(leaky_slope) is float and -3e38 < leaky_slope < 3e38:  # finite in float32 and float64: per-step cost
+        return leaky_slope
     if isinstance(leaky_slope, bool) or not isinstance(leaky_slope, numbers.Real) or not np.isfinite(leaky_slope):
         raise ValueError(f"leaky_slope must be a finite number, got {leaky_slope!r}")
     if dtype is not None:

@@ -21,20 +21,13 @@ import numpy as np
 from fastmlp import _config
 from fastmlp import _kernels as K
 from fastmlp import _kernels_general as KG
-from fastmlp._checks import check_activation, check_dtype
+from fastmlp._checks import check_activation, check_dtype, check_relu_grad_at_zero
 
 __all__ = ["Network", "Optimizer", "TrainResult", "course_views", "param_offsets", "activation_codes",
            "check_relu_grad_at_zero", "train_epochs", "forward", "cost", "forward_cached", "backward",
            "layer_blocks", "subtract_scaled", "kernel_array", "StepLayout", "train_recording_outputs",
            "step_forward", "step_backward", "scaled_difference", "bce_of_probabilities", "SparseRows",
            "loss_gradient_function", "train_epochs_general", "forward_general"]
-
-
-def check_relu_grad_at_zero(value) -> int:
-    """The derivative of relu at exactly 0: 0 or 1 (anything else is a ``ValueError``)."""
-    if isinstance(value, bool) or value not in (0, 1):
-        raise ValueError(f"relu_grad_at_zero must be 0 or 1, got {value!r}")
-    return int(value)
 
 
 def activation_codes(activations, relu_grad_at_zero=0) -> np.ndarray:

@@ -22,7 +22,6 @@ update) as arguments; the dialect modules hold the names and signatures.
 from __future__ import annotations
 
 import copy
-import math
 import sys
 
 import numpy as np
@@ -70,19 +69,6 @@ def _param_blocks(sizes: tuple) -> tuple:
         keys = tuple(f"{k}{l}" for l in range(1, len(sizes)) for k in "Wb")
         found = _BLOCKS[sizes] = (keys, tuple(layout.param_blocks))
     return found
-
-
-def check_slope(leaky_slope, dtype) -> float:
-    """``leaky_slope`` checked: finite, also in ``dtype`` (the full check, with its errors, unless plainly so)."""
-    if type(leaky_slope) is float and -3e38 < leaky_slope < 3e38:
-        return leaky_slope
-    return _checks.check_slope(leaky_slope, dtype)
-
-
-def check_learning_rate(learning_rate) -> float:
-    if type(learning_rate) is float and 0 < learning_rate < math.inf:
-        return learning_rate
-    return check_positive_float(learning_rate, "learning_rate")
 
 
 # --- packed parameters and gradients -------------------------------------------------------------------
@@ -236,7 +222,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), flat.dtype,
                             relu_grad_at_zero)
     dtype = flat.dtype
-    slope = check_slope(leaky_slope, dtype)
+    slope = _checks.check_slope(leaky_slope, dtype)
     n0 = layout.sizes[0]
     if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] == n0 and X.shape[1]
             and X.flags.c_contiguous and X.flags.writeable):
@@ -421,7 +407,7 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     else:
         layout, ZA, Xk, flat = _gather(AL, caches, activations, relu_grad_at_zero, default_hidden, default_output)
     acts = layout.activations
-    slope = check_slope(leaky_slope, layout.dtype)
+    slope = _checks.check_slope(leaky_slope, layout.dtype)
     if not (loss == "bce" and acts[-1] == "sigmoid"):
         _check_loss_output(loss, acts[-1])
     dtype = layout.dtype
@@ -507,7 +493,7 @@ def _check_loss_output(loss, output):
 def update(parameters, grads, learning_rate, *, in_place: bool):
     """One SGD step. ``in_place``: the arrays of ``parameters`` are updated and the same dict returned;
     otherwise a new dict is returned and ``parameters`` and its arrays are left untouched."""
-    lr = check_learning_rate(learning_rate)
+    lr = check_positive_float(learning_rate, "learning_rate")
     p = as_packed(parameters)
     g = _as_grads(grads, p.sizes, p.flat.dtype) if p is not None else None
     if g is not None:

@@ -55,17 +55,12 @@ _ACTIVATIONS = ("relu", "sigmoid")
 
 
 def _check_activation(activation):
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"Non-supported activation function {activation!r}; expected 'relu' or 'sigmoid'")
+    _checks.check_choice(activation, _ACTIVATIONS,
+                         "Non-supported activation function {value!r}; expected 'relu' or 'sigmoid'")
 
 
 def _check_grad_at_zero(grad_at_zero) -> int:
-    if type(grad_at_zero) is int and (grad_at_zero == 0 or grad_at_zero == 1):
-        return grad_at_zero
-    try:
-        return _engine.check_relu_grad_at_zero(grad_at_zero)
-    except ValueError:
-        raise ValueError(f"grad_at_zero must be 0 or 1 (relu' at Z == 0), got {grad_at_zero!r}") from None
+    return _checks.check_relu_grad_at_zero(grad_at_zero, "grad_at_zero")
 
 
 _LAYER_FIELDS = operator.itemgetter("input_dim", "output_dim", "activation")
@@ -322,7 +317,7 @@ def update(params_values, grads_values, nn_architecture, learning_rate):
     p = _steps.as_packed(params_values)
     if p is not None and len(p.sizes) == len(nn_architecture) + 1:
         return _steps.update(params_values, grads_values, learning_rate, in_place=True)
-    lr = _steps.check_learning_rate(learning_rate)
+    lr = _checks.check_positive_float(learning_rate, "learning_rate")
     for l in range(1, len(nn_architecture) + 1):
         for key in (f"W{l}", f"b{l}"):
             if key not in params_values or "d" + key not in grads_values:

@@ -56,17 +56,11 @@ _ACTIVATIONS = ("relu", "sigmoid")
 
 
 def _check_activation(activation):
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected 'relu' or 'sigmoid'")
+    _checks.check_choice(activation, _ACTIVATIONS, "unknown activation {value!r}; expected 'relu' or 'sigmoid'")
 
 
 def _check_grad_at_zero(grad_at_zero) -> int:
-    if type(grad_at_zero) is int and (grad_at_zero == 0 or grad_at_zero == 1):
-        return grad_at_zero
-    try:
-        return _engine.check_relu_grad_at_zero(grad_at_zero)
-    except ValueError:
-        raise ValueError(f"grad_at_zero must be 0 or 1 (relu' at Z == 0), got {grad_at_zero!r}") from None
+    return _checks.check_relu_grad_at_zero(grad_at_zero, "grad_at_zero")
 
 
 # --- activations --------------------------------------------------------------------------------------
