@@ -13,14 +13,27 @@ import importlib.util
 import os
 import sys
 
+_CHECKOUT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "fastmlp")
+
+
+def _load_from_checkout(filename, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.abspath(os.path.join(_CHECKOUT, filename)))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 try:
     from fastmlp import workloads
 except ImportError:  # a commit from before the registry: load this checkout's copy of it
-    _path = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "fastmlp", "workloads.py")
-    _spec = importlib.util.spec_from_file_location("_fastmlp_workloads", os.path.abspath(_path))
-    workloads = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = workloads
-    _spec.loader.exec_module(workloads)
+    # with the leaf modules it imports (NumPy only), where that commit lacks them
+    for _leaf in ("_timing", "_standardise"):
+        try:
+            importlib.import_module(f"fastmlp.{_leaf}")
+        except ImportError:
+            _load_from_checkout(f"{_leaf}.py", f"fastmlp.{_leaf}")
+    workloads = _load_from_checkout("workloads.py", "_fastmlp_workloads")
 
 TINY = os.environ.get("FASTMLP_BENCH_TINY", "0").strip().lower() not in {"", "0", "false", "no", "off"}
 
