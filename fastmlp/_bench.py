@@ -409,10 +409,10 @@ def _dist_version(name) -> str:
 
 
 def format_markdown(rows) -> str:
-    """The README's tables: one for the training workloads (baseline, fastmlp, speedup, the other peers,
-    and fastmlp's GFLOP/s against the GEMM floor), one for the estimator workloads."""
+    """The README's tables, one per kind of workload (:data:`BASELINE`): baseline, fastmlp, speedup, the other
+    peers, and -- where the GEMM floor ran -- fastmlp's GFLOP/s against it; then the environment line."""
     out = []
-    for kind in ("mlp", "estimator"):
+    for kind in BASELINE:  # one table per kind of workload, in registration order
         krows = [r for r in rows if BASELINE.get(_kind_of(r["workload"])) == r["baseline"]
                  and _kind_of(r["workload"]) == kind]
         if not krows:
