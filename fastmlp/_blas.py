@@ -72,8 +72,8 @@ def verdict(family, flags, coretype=None) -> str | None:
         return None
     why = (f"OPENBLAS_CORETYPE={coretype} is set in the environment; unset it to let OpenBLAS choose"
            if coretype else "this OpenBLAS does not recognise the CPU")
-    return (f"slower than this CPU allows: {family} kernels ({TIERS[use]}) on a CPU with {TIERS[have]}, "
-            f"matrix products may run markedly slower ({why})")
+    return (f"slower than this CPU allows: {family} kernels ({TIERS[use]}) on a CPU with {TIERS[have]} "
+            f"({why})")
 
 
 def _scipy_openblas():
