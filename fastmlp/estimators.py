@@ -148,6 +148,10 @@ def _check_cast(converted, dtype):
                              f"(magnitude above {np.finfo(dtype).max:.4g}); scale them down")
 
 
+class _Interrupted(Exception):
+    """Ctrl-C during an L-BFGS function evaluation (caught in ``_fit_lbfgs``)."""
+
+
 def _lbfgs_warning(result, max_iter):
     """scikit-learn's ``_check_optimize_result`` for L-BFGS: the iteration count, and its ConvergenceWarning."""
     n_iter = min(result.nit, max_iter)
@@ -479,23 +483,42 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
             net, _as_engine_columns(X, net.dtype), _as_engine_columns(y, net.dtype), loss, alpha=float(self.alpha),
             sample_weight=sample_weight)
 
-        def fun(theta):
+        x0 = net.params[perm].astype(np.float64)
+        # the last iterate L-BFGS accepted (and its loss): where Ctrl-C leaves the weights
+        accepted = {"x": x0, "fun": None, "nit": 0}
+
+        def evaluate(theta):
             params = np.empty_like(theta)
             params[perm] = theta
             value, grad = loss_grad(params)
             return value, grad[perm]
 
+        def fun(theta):
+            if interrupt.raised:  # Ctrl-C: abandon the line search, go back to the accepted iterate
+                raise _Interrupted
+            value, grad = evaluate(theta)
+            if accepted["fun"] is None:  # the first evaluation is at x0
+                accepted["fun"] = value
+            return value, grad
+
+        def halt_on_interrupt(intermediate_result):
+            accepted.update(x=intermediate_result.x.copy(), fun=float(intermediate_result.fun),
+                            nit=accepted["nit"] + 1)
+            if interrupt.raised:
+                raise StopIteration
+
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         with DeferredInterrupt() as interrupt:
-            def halt_on_interrupt(intermediate_result):  # Ctrl-C: stop at this iteration, with its weights
-                if interrupt.raised:
-                    raise StopIteration
-
-            result = scipy.optimize.minimize(
-                fun, net.params[perm].astype(np.float64), method="L-BFGS-B", jac=True, callback=halt_on_interrupt,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                         **_get_additional_lbfgs_options_dict("iprint", iprint)},
-            )
+            try:
+                result = scipy.optimize.minimize(
+                    fun, x0, method="L-BFGS-B", jac=True, callback=halt_on_interrupt,
+                    options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                             **_get_additional_lbfgs_options_dict("iprint", iprint)},
+                )
+            except _Interrupted:
+                if accepted["fun"] is None:
+                    accepted["fun"] = evaluate(x0)[0]
+                result = scipy.optimize.OptimizeResult(x=accepted["x"], fun=accepted["fun"], nit=accepted["nit"])
         if interrupt.raised:
             warnings.warn("Training interrupted by user.", stacklevel=5)
             self.n_iter_ = min(result.nit, self.max_iter)
