@@ -116,6 +116,14 @@ def test_bench_quick(tmp_path):
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_bench_readme_quick():
+    proc = run("bench", "--quick", "--readme", "--only", "W1")
+    assert proc.returncode == 0, proc.stderr
+    assert "| workload | dtype | NumPy (course code) | fastmlp | speedup |" in proc.stdout
+    assert "| W1-xor | float64 |" in proc.stdout and "| W1-xor | float32 |" in proc.stdout
+    assert "at commit" in proc.stdout
+
+
 def test_demo_quick():
     t0 = time.perf_counter()
     proc = run("demo", "--quick")
