@@ -239,3 +239,17 @@ def test_pickled_models_carry_no_compiled_code():
     inc2.partial_fit(X, y)
     for a, b in zip(inc.coefs_, inc2.coefs_, strict=True):
         assert_array_equal(a, b)
+
+
+def test_warm_up_and_plugin_arguments():
+    pytest.importorskip("distributed")
+    from fastmlp.dask import FastmlpWorkerPlugin, compile_stats, warm_up
+
+    assert warm_up(dtypes=("float64",)) > 0
+    stats = compile_stats()
+    assert stats["loaded"] + stats["compiled"] >= 2  # training and prediction kernels are in this process
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="blas_threads"):
+            FastmlpWorkerPlugin(blas_threads=bad)
+    plugin = FastmlpWorkerPlugin(blas_threads=2, warm_up=True)
+    assert (plugin.blas_threads, plugin.warm_up, plugin.name) == (2, True, "fastmlp")
