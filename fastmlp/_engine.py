@@ -832,13 +832,14 @@ def train_recording_outputs(net: Network, X, Y, loss, learning_rate: float, outp
         per_call = max(1, min(4 * per_call, int(n * CHUNK_SECONDS / max(time.perf_counter() - started, 1e-6))))
 
 
-def scaled_difference(P: np.ndarray, G: np.ndarray, learning_rate: float, out: np.ndarray) -> bool:
-    """``out = P - learning_rate * G`` for flat C-contiguous arrays of one dtype and length (``out`` may be
-    ``P``); False, nothing written, when ``P`` or ``G`` holds a non-finite value."""
-    return K._scaled_difference(P, G, learning_rate, out)
+#: ``scaled_difference(P, G, learning_rate, out)``: ``out = P - learning_rate * G`` for flat C-contiguous arrays
+#: of one dtype and length (``out`` may be ``P``); False, nothing written, when ``P`` or ``G`` holds a
+#: non-finite value. The kernel itself (its arguments are what the caller checked): a wrapper would cost
+#: a loop step more than the update of a small network.
+scaled_difference = K._scaled_difference
 
 
-def bce_of_probabilities(AL: np.ndarray, Y: np.ndarray) -> float:
-    """The course's cross-entropy cost of C-contiguous ``(n, m)`` arrays of one dtype, compiled (see
-    ``_kernels._bce_of_probabilities``); NaN when an input is not finite or outside [0, 1]."""
-    return K._bce_of_probabilities(AL, Y)
+#: ``bce_of_probabilities(AL, Y)``: the course's cross-entropy cost of C-contiguous ``(n, m)`` arrays of one
+#: dtype (``_kernels._bce_of_probabilities``); NaN when an input is not finite or outside [0, 1]. The kernel
+#: itself, as :data:`scaled_difference`.
+bce_of_probabilities = K._bce_of_probabilities

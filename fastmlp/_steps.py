@@ -224,8 +224,8 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
     dtype = flat.dtype
     slope = _checks.check_slope(leaky_slope, dtype)
     n0 = layout.sizes[0]
-    if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] == n0 and X.shape[1]
-            and X.flags.c_contiguous and X.flags.writeable):
+    if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] == n0 and X.shape[1] and (
+            flags := X.flags).c_contiguous and flags.writeable:
         Xk = X
     elif type(X) is np.ndarray and X.dtype.kind in "biu" and X.ndim == 2 and X.shape[0] == n0 and X.shape[1]:
         Xk = X.astype(dtype)  # integers: always finite, one conversion (a C-contiguous copy)
@@ -277,8 +277,18 @@ def forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, *, defau
     fresh = kept is None
     if fresh:
         kept = _new_caches(X, fp)
-    else:  # rewritten by this pass: the tuples are made again (X, W and b may be other arrays now)
-        _fill_caches(kept.value, X, fp, None, None)
+    else:  # rewritten by this pass: the tuples are made again when X, W or b are other arrays now
+        entries = kept.value._entries
+        same = entries[0][0][0] is X
+        entry = None
+        if same:
+            for entry, W, b in zip(entries, fp.Ws, fp.bs, strict=True):
+                if entry[0][1] is not W or entry[0][2] is not b:
+                    same = False
+                    break
+        if not same:
+            _fill_caches(kept.value, X, fp, None, None)
+        del entries, entry
     del fp  # (no local name may hold what the kept result's reference counts are taken of)
     keep_result("caches", kept, fresh)
     return kept.value._pass.AL, kept.value
@@ -414,11 +424,13 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     m = ZA.shape[1]
     n_out = layout.sizes[-1]
     if (loss != "ce" and type(Y) is np.ndarray and Y.dtype == dtype and Y.shape == (n_out, m)
-            and Y.flags.c_contiguous):
+            and (flags := Y.flags).c_contiguous and flags.writeable):
         Yk = Y
     else:
         Yk = _engine.kernel_array(_checks.check_Y(Y, n_out, m, dtype, loss))
-    ring = layout.rings.setdefault((key_order, m), [])
+    ring = layout.rings.get((key_order, m))
+    if ring is None:
+        ring = layout.rings[key_order, m] = []
     kept = _reusable(ring)
     fresh = kept is None
     if fresh:
@@ -503,7 +515,9 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
         else:
             if len(_PACKED_RINGS) > 64:
                 _PACKED_RINGS.clear()
-            ring = _PACKED_RINGS.setdefault((p.sizes, p.flat.dtype), [])
+            ring = _PACKED_RINGS.get((p.sizes, p.flat.dtype))
+            if ring is None:
+                ring = _PACKED_RINGS[p.sizes, p.flat.dtype] = []
             kept = _reusable(ring)
             fresh = kept is None or p._reordered
             if fresh:
