@@ -85,6 +85,8 @@ class Packed(dict):
         return dict, (dict(self),)
 
     def __deepcopy__(self, memo):
+        if as_packed(self) is None:  # no longer only its own views: an ordinary deep copy
+            return {k: copy.deepcopy(v, memo) for k, v in self.items()}
         return packed_view(self.flat.copy(), self.sizes, order=tuple(self))
 
 
@@ -97,7 +99,7 @@ class Grads(dict):
         return dict, (dict(self),)
 
     def __deepcopy__(self, memo):
-        return {k: v.copy() for k, v in self.items()}
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
 
 
 def packed_view(flat: np.ndarray, sizes: tuple, order=None) -> Packed:

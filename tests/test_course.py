@@ -317,3 +317,12 @@ def test_one_import_line_brings_every_name_the_course_code_defines_or_calls():
                  "L_Model_Forward", "compute_cost", "linear_backward", "linear_activation_backward", "L_model_backward",
                  "update_parameters", "L_layer_model"):
         assert callable(namespace[name]), name
+
+
+def test_deep_copies_of_edited_parameter_dicts_are_ordinary():
+    params = C.initialize_parameters_deep([3, 2, 1])
+    params["note"] = "kept"
+    params["W1"] = np.ones((2, 3))
+    copied = copy.deepcopy(params)
+    assert copied["note"] == "kept" and copied["W1"] is not params["W1"]
+    assert_array_equal(copied["W1"], params["W1"])
