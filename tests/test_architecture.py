@@ -219,3 +219,30 @@ def test_one_import_line_brings_every_name_the_notebook_defines():
                  "single_layer_backward_propagation", "get_accuracy_value", "convert_prob_into_class",
                  "full_backward_propagation", "update", "train"):
         assert callable(namespace[name]), name
+
+
+def test_gradients_are_those_of_the_cross_entropy():
+    """Central differences of the binary cross-entropy of the output (what ``full_backward_propagation``
+    differentiates, whatever ``get_cost_value`` reports)."""
+    arch = _architecture([3, 5, 2, 1], ["relu", "sigmoid", "sigmoid"])
+    params = A.init_layers(arch, 3)
+    for key in params:
+        params[key] *= 10
+    rng = np.random.RandomState(1)
+    X, Y = rng.randn(3, 4), np.array([[0.0, 1.0, 1.0, 0.0]])
+
+    def cost(p):
+        out = A.full_forward_propagation(X, p, arch)[0]
+        return -np.mean(Y * np.log(out) + (1 - Y) * np.log(1 - out))
+
+    out, memory = A.full_forward_propagation(X, params, arch)
+    grads = A.full_backward_propagation(out, Y, memory, params, arch)
+    eps = 1e-6
+    for key in params:
+        numeric = np.zeros_like(params[key])
+        for idx in np.ndindex(params[key].shape):
+            for sign in (1, -1):
+                shifted = {k: v.copy() for k, v in params.items()}
+                shifted[key][idx] += sign * eps
+                numeric[idx] += sign * cost(shifted) / (2 * eps)
+        assert_allclose(grads["d" + key], numeric, rtol=1e-5, atol=1e-8, err_msg=key)
