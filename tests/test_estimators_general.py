@@ -242,7 +242,7 @@ def test_sample_weight_same_as_sklearn(task, solver):
         assert_same_stochastic(ref, ours)
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("solver", list(SOLVERS))
 def test_sample_weight_float32_trains_in_float32(solver):
     X, y = data("binary", np.float32)
     ref, ours = fit_both("binary", dtype=np.float32, sample_weight=weights_for(len(y)), hidden_layer_sizes=(8,),
@@ -333,15 +333,21 @@ def test_sparse_equals_dense(solver, fmt, dtype):
     assert sparse.score(Xs, y) == sparse.score(Xd, y)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("solver", list(SOLVERS))
-def test_sparse_same_as_sklearn(solver):
-    X, y = data("regression")
+def test_sparse_same_as_sklearn(solver, dtype):
+    X, y = data("regression", dtype)
     Xs, _ = _sparse_copy(X, "csr")
     ref, ours = pair("regression", hidden_layer_sizes=(10,), max_iter=6, random_state=0, **SOLVERS[solver])
     ref.fit(Xs, y)
     ours.fit(Xs, y)
-    assert_same_weights(ref, ours)
-    assert_allclose(ours.predict(Xs), ref.predict(Xs), rtol=1e-8, atol=1e-10)
+    if dtype == np.float64:
+        assert_same_weights(ref, ours)
+        assert_allclose(ours.predict(Xs), ref.predict(Xs), rtol=1e-8, atol=1e-10)
+    else:
+        assert ours.coefs_[0].dtype == np.float32 and ours.predict(Xs).dtype == np.float32
+        assert_same_weights(ref, ours, rtol=RTOL32, atol=ATOL32)
+        assert_allclose(ours.predict(Xs), ref.predict(Xs), rtol=RTOL32, atol=ATOL32)
 
 
 def test_sparse_partial_fit_early_stopping_and_weights():
