@@ -576,8 +576,11 @@ class SparseRows:
         self.data = kernel_array(X.data, dtype)
         self.indices = kernel_array(X.indices, np.int64)
         self.indptr = kernel_array(X.indptr, np.int64)
-        if self.indptr.shape[0] != self.shape[0] + 1 or (
-                self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.shape[1])):
+        # the kernels index without bounds checks: a malformed matrix must not reach them
+        ptr = self.indptr
+        if (ptr.shape[0] != self.shape[0] + 1 or ptr[0] != 0 or ptr[-1] != self.indices.shape[0]
+                or self.data.shape != self.indices.shape or np.any(ptr[1:] < ptr[:-1])
+                or (self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.shape[1]))):
             raise ValueError("X is not a valid CSR matrix (indptr or indices out of range)")
         self.rows = np.arange(self.shape[0], dtype=np.int64)
 

@@ -452,3 +452,15 @@ def test_warm_start_switching_between_lbfgs_and_adam():
     assert len(est.loss_curve_) == 5 and est.loss_curve_[0] < 1.5 * lbfgs_loss + 0.1
     est.set_params(solver="lbfgs", max_iter=5).fit(X, y)
     assert est.loss_ <= est.loss_curve_[-1] + 1e-12
+
+
+def test_malformed_sparse_matrix_is_a_clear_error():
+    X, y = data("iris")
+    est = fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X, y)
+    for field, value in (("indices", 99), ("indptr", 10**6)):
+        Xs = sp.csr_matrix(X)
+        getattr(Xs, field)[-1] = value
+        with pytest.raises(ValueError, match="indices|indptr|CSR"):
+            est.predict(Xs)
+        with pytest.raises(ValueError, match="indices|indptr|CSR"):
+            fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(Xs, y)
