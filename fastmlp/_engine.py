@@ -597,6 +597,12 @@ def _general_inputs(net: Network, X):
     return Xc, np.zeros(0, net.dtype), empty_i, empty_i, np.arange(Xc.shape[1], dtype=np.int64), False
 
 
+def _sparse_scratch(net: Network, sparse: bool, cols: int) -> np.ndarray:
+    """Scratch of the sparse first layer: its transposed ``W`` and a ``(cols, n1)`` block (empty if dense)."""
+    n_in, n_out = net.layer_sizes[0], net.layer_sizes[1]
+    return np.empty(n_out * (n_in + cols) if sparse else 0, net.dtype)
+
+
 def _general_loss_code(loss):
     if loss not in KG.GENERAL_LOSS_CODES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(KG.GENERAL_LOSS_CODES)}")
@@ -645,12 +651,13 @@ def loss_gradient_function(net: Network, X, Y, loss, *, alpha=0.0, sample_weight
     scalars = np.zeros(2, net.dtype)
     flops = _blas_min_flops(blas_min_flops)
     slope, alpha_t = dt(net.leaky_slope), dt(alpha)
+    scratch = _sparse_scratch(net, sparse, m)
 
     def loss_and_gradient(theta):
         net.params[:] = theta
         value = KG._loss_grad_full(Xc, data, indices, indptr, rows, sparse, Yc, sw, net.params, net.dims,
                                    net.act_codes, slope, code, alpha_t, p_off, a_off, Zbuf, Abuf, deltas, grad,
-                                   scalars, flops)
+                                   scalars, flops, scratch)
         return float(value), grad.astype(np.float64)
 
     return loss_and_gradient
@@ -704,7 +711,7 @@ def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, b
                 opt.state_1, opt.state_2, opt.step, ws["Zbuf"], np.empty_like(ws["Zbuf"]), ws["deltas"],
                 np.zeros(net.params.size, net.dtype), ws["xbuf"], ws["ybuf"], ws["swbuf"], ws["rows"],
                 np.empty(net.params.size, net.dtype), net.offsets, K._act_offsets(net.dims, batch_size),
-                np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops))
+                np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops), _sparse_scratch(net, sparse, batch_size))
 
     def call(order_rows, rates_now, span, partial, mean_out, weighted_out):
         ran = KG._train_epochs_general(*fixed, order_rows, rates_now, *opt_args, span, partial, weighted_out)
@@ -728,7 +735,7 @@ def forward_general(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
     buffer = np.empty((2, m * max(net.layer_sizes[1:])), net.dtype)
     KG._forward_sparse(X.data, X.indices, X.indptr, X.rows, net.params, net.dims, net.act_codes,
                        net.dtype.type(net.leaky_slope), net.offsets, buffer, out,
-                       np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops))
+                       np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops), _sparse_scratch(net, True, m))
     return out
 
 

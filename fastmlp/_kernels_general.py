@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastmlp._kernels import (
+    _U,
     LOSS_BCE,
     LOSS_CE,
     LOSS_HALF_MSE,
@@ -48,39 +49,107 @@ GENERAL_LOSS_CODES = {"bce": LOSS_BCE, "ce": LOSS_CE, "half_mse": LOSS_HALF_MSE,
 
 
 # --- the first layer on a sparse X --------------------------------------------------------------------
+#: outputs handled per pass over the nonzeros: the rows ``j * n_b + i`` of those outputs stay in cache while
+#: ``i`` advances (all outputs at once would touch one cache line per output for every nonzero)
+_OUTPUT_CHUNK = 16
+
+
 @jit
-def _sparse_affine_activation(data, indices, indptr, rows, n_b, params, n_in, n_out, act, slope, Z, A):
-    """``Z = W1 @ X[rows].T + b1`` and ``A = g(Z)`` for the CSR rows ``rows[:n_b]``, packed ``(n_out, n_b)``
-    at offset 0 of ``Z`` and ``A``."""
-    b_off = n_in * n_out
-    for j in range(n_out):
-        bias = params[b_off + j]
-        for i in range(n_b):
-            Z[j * n_b + i] = bias
+def _block_nnz(indptr, rows, n_b):
+    """Nonzeros in the CSR rows ``rows[:n_b]``."""
+    total = 0
     for i in range(n_b):
-        r = rows[i]
-        for p in range(indptr[r], indptr[r + 1]):
-            k = indices[p]
-            v = data[p]
+        total += indptr[rows[i] + 1] - indptr[rows[i]]
+    return total
+
+
+@jit
+def _sparse_affine_activation(data, indices, indptr, rows, n_b, params, n_in, n_out, act, slope, Z, A, scratch):
+    """``Z = W1 @ X[rows].T + b1`` and ``A = g(Z)`` for the CSR rows ``rows[:n_b]``, packed ``(n_out, n_b)``
+    at offset 0 of ``Z`` and ``A``.
+
+    With ``scratch`` of at least ``n_out * (n_in + n_b)`` entries and at least ``n_in`` nonzeros in the block,
+    ``W1`` is transposed into it and every nonzero adds a contiguous row ``W1[:, k] * v`` to its sample's
+    contiguous row of a ``(n_b, n_out)`` block, transposed into ``Z`` at the end (the transposes cost less than
+    the nonzeros' work). Otherwise the outputs are walked in chunks straight into ``Z``. Each entry's sum runs
+    over the row's nonzeros in the same order either way.
+    """
+    use_scratch = scratch.shape[0] >= n_out * (n_in + n_b) and _block_nnz(indptr, rows, n_b) >= n_in
+    n_in, n_out, n_b = _U(n_in), _U(n_out), _U(n_b)  # unsigned: no wraparound checks, loops vectorise
+    b_off = n_in * n_out
+    if use_scratch:
+        zt_off = n_in * n_out
+        for j in range(n_out):
+            for k in range(n_in):
+                scratch[k * n_out + j] = params[j * n_in + k]
+        for i in range(n_b):
+            zi = zt_off + i * n_out
             for j in range(n_out):
-                Z[j * n_b + i] += params[j * n_in + k] * v
+                scratch[zi + j] = params[b_off + j]
+            r = rows[i]
+            for p in range(indptr[r], indptr[r + 1]):
+                kk = _U(indices[p]) * n_out
+                v = data[p]
+                for j in range(n_out):
+                    scratch[zi + j] += scratch[kk + j] * v
+        for j in range(n_out):
+            for i in range(n_b):
+                Z[j * n_b + i] = scratch[zt_off + i * n_out + j]
+    else:
+        for j in range(n_out):
+            bias = params[b_off + j]
+            for i in range(n_b):
+                Z[j * n_b + i] = bias
+        for j0 in range(_U(0), n_out, _U(_OUTPUT_CHUNK)):
+            j1 = min(j0 + _U(_OUTPUT_CHUNK), n_out)
+            for i in range(n_b):
+                r = rows[i]
+                for p in range(indptr[r], indptr[r + 1]):
+                    k = _U(indices[p])
+                    v = data[p]
+                    for j in range(j0, j1):
+                        Z[j * n_b + i] += params[j * n_in + k] * v
     _activate_block(Z, 0, A, 0, n_out, n_b, act, slope)
 
 
 @jit
-def _sparse_weight_gradient(data, indices, indptr, rows, n_b, dZ, d_off, n_in, n_out, grad):
+def _sparse_weight_gradient(data, indices, indptr, rows, n_b, dZ, d_off, n_in, n_out, grad, scratch):
     """``grad[:n_out * n_in] = dZ @ X[rows]`` (the first layer's ``W`` layout) for the CSR rows ``rows[:n_b]``,
-    ``dZ`` packed ``(n_out, n_b)`` at ``d_off``."""
+    ``dZ`` packed ``(n_out, n_b)`` at ``d_off``; ``scratch`` as in :func:`_sparse_affine_activation` (then
+    contiguous rows ``g[k, :] += dZ[:, i] * v`` in a transposed accumulator)."""
     zero = grad.dtype.type(0)
+    use_scratch = scratch.shape[0] >= n_out * (n_in + n_b) and _block_nnz(indptr, rows, n_b) >= n_in
+    n_in, n_out, n_b, d_off = _U(n_in), _U(n_out), _U(n_b), _U(d_off)
+    if use_scratch:
+        dt_off = n_in * n_out
+        for t in range(n_in * n_out):
+            scratch[t] = zero
+        for j in range(n_out):
+            for i in range(n_b):
+                scratch[dt_off + i * n_out + j] = dZ[d_off + j * n_b + i]
+        for i in range(n_b):
+            di = dt_off + i * n_out
+            r = rows[i]
+            for p in range(indptr[r], indptr[r + 1]):
+                kk = _U(indices[p]) * n_out
+                v = data[p]
+                for j in range(n_out):
+                    scratch[kk + j] += scratch[di + j] * v
+        for j in range(n_out):
+            for k in range(n_in):
+                grad[j * n_in + k] = scratch[k * n_out + j]
+        return
     for t in range(n_in * n_out):
         grad[t] = zero
-    for i in range(n_b):
-        r = rows[i]
-        for p in range(indptr[r], indptr[r + 1]):
-            k = indices[p]
-            v = data[p]
-            for j in range(n_out):
-                grad[j * n_in + k] += dZ[d_off + j * n_b + i] * v
+    for j0 in range(_U(0), n_out, _U(_OUTPUT_CHUNK)):
+        j1 = min(j0 + _U(_OUTPUT_CHUNK), n_out)
+        for i in range(n_b):
+            r = rows[i]
+            for p in range(indptr[r], indptr[r + 1]):
+                k = _U(indices[p])
+                v = data[p]
+                for j in range(j0, j1):
+                    grad[j * n_in + k] += dZ[d_off + j * n_b + i] * v
 
 
 @jit
@@ -175,7 +244,7 @@ def _weighted_output(Z, z_off, A, a_off, Y, y_off, y_ld, sw, sw_off, n_out, n_b,
 @jit
 def _loss_grad_block(xb, x_off, x_ld, data, indices, indptr, rows, sparse, yb, y_off, y_ld, sw, sw_off, n_b,
                      params, dims, acts, slope, loss, alpha, p_off, a_off, Zbuf, Abuf, deltas, grad, scalars,
-                     blas_min_flops):
+                     blas_min_flops, sparse_scratch):
     """Loss of the block of ``n_b`` samples and its gradient, written into ``grad`` (layout of ``params``).
 
     Parameters
@@ -188,6 +257,7 @@ def _loss_grad_block(xb, x_off, x_ld, data, indices, indptr, rows, sparse, yb, y
     p_off, a_off : :func:`fastmlp._kernels._param_offsets` and ``_act_offsets`` (columns ``n_b`` or more)
     Zbuf, Abuf : activation workspaces; deltas : (2 * half,) with ``half >= n_b * max(dims[1:])``
     grad : (P,) written; scalars : (2,) BLAS scratch
+    sparse_scratch : scratch of the sparse first layer (see :func:`_sparse_affine_activation`; may be empty)
 
     Returns
     -------
@@ -215,7 +285,7 @@ def _loss_grad_block(xb, x_off, x_ld, data, indices, indptr, rows, sparse, yb, y
 
     if sparse:
         _sparse_affine_activation(data, indices, indptr, rows, n_b, params, dims[0], dims[1], acts[0], slope, Zbuf,
-                                  Abuf)
+                                  Abuf, sparse_scratch)
     else:
         _affine_activation(xb, x_off, x_ld, dims[0], n_b, params, p_off[0], dims[1], acts[0], slope, Zbuf, a_off[0],
                            Abuf, a_off[0], n_b * dims[0] * dims[1] >= blas_min_flops, scalars)
@@ -239,7 +309,8 @@ def _loss_grad_block(xb, x_off, x_ld, data, indices, indptr, rows, sparse, yb, y
                         acts[l - 1], slope, deltas, half - d_off, use_blas, scalars)
     d_off = (top % 2) * half
     if sparse:
-        _sparse_weight_gradient(data, indices, indptr, rows, n_b, deltas, d_off, dims[0], dims[1], grad)
+        _sparse_weight_gradient(data, indices, indptr, rows, n_b, deltas, d_off, dims[0], dims[1], grad,
+                                sparse_scratch)
     else:
         _dense_weight_gradient(xb, x_off, x_ld, dims[0], n_b, deltas, d_off, dims[1], grad, 0,
                                n_b * dims[0] * dims[1] >= blas_min_flops, scalars)
@@ -249,7 +320,7 @@ def _loss_grad_block(xb, x_off, x_ld, data, indices, indptr, rows, sparse, yb, y
 
 @jit
 def _loss_grad_full(X, data, indices, indptr, rows, sparse, Y, sw, params, dims, acts, slope, loss, alpha,
-                    param_offsets, act_offsets, Zbuf, Abuf, deltas, grad, scalars, blas_min_flops):
+                    param_offsets, act_offsets, Zbuf, Abuf, deltas, grad, scalars, blas_min_flops, sparse_scratch):
     """Loss and gradient over the whole data set (what L-BFGS minimises); see :func:`_loss_grad_block`.
 
     ``X`` (n0, m) dense columns (``(n0, 0)`` when sparse); CSR ``data, indices, indptr`` with ``rows`` =
@@ -258,7 +329,7 @@ def _loss_grad_full(X, data, indices, indptr, rows, sparse, Y, sw, params, dims,
     m = Y.shape[1]
     return _loss_grad_block(X.reshape(X.size), 0, m, data, indices, indptr, rows, sparse, Y.reshape(Y.size), 0, m,
                             sw, 0, m, params, dims, acts, slope, loss, alpha, param_offsets, act_offsets, Zbuf,
-                            Abuf, deltas, grad, scalars, blas_min_flops)
+                            Abuf, deltas, grad, scalars, blas_min_flops, sparse_scratch)
 
 
 # --- minibatch epochs with sample weights and/or sparse X ----------------------------------------------------
@@ -266,7 +337,8 @@ def _loss_grad_full(X, data, indices, indptr, rows, sparse, Y, sw, params, dims,
 def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims, acts, slope, loss, alpha,
                           batch_size, order, learning_rates, opt, momentum, beta_1, beta_2, epsilon, state_1,
                           state_2, step, Zbuf, Abuf, deltas, grad, xbuf, ybuf, swbuf, rows, backup,
-                          param_offsets, act_offsets, scalars, blas_min_flops, span, partial, sample_weighted_cost):
+                          param_offsets, act_offsets, scalars, blas_min_flops, sparse_scratch, span, partial,
+                          sample_weighted_cost):
     """Minibatch epochs as :func:`fastmlp._kernels._train_epochs`, with sample weights and a dense or CSR ``X``.
 
     Each batch: gather its rows (``order[e]`` or the natural order), :func:`_loss_grad_block`, then one
@@ -320,7 +392,7 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
                     ybuf[k * n_b + i] = Y_flat[k * m + rows[i]]
             cost = _loss_grad_block(xbuf, 0, n_b, data, indices, indptr, rows, sparse, ybuf, 0, n_b, swbuf, 0, n_b,
                                     params, dims, acts, slope, loss, alpha, param_offsets, act_offsets, Zbuf, Abuf,
-                                    deltas, grad, scalars, blas_min_flops)
+                                    deltas, grad, scalars, blas_min_flops, sparse_scratch)
             lr_adam = lr
             if opt == OPT_ADAM:
                 step[0] += 1
@@ -349,14 +421,15 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
 # --- prediction on a sparse X ----------------------------------------------------------------------------------
 @jit
 def _forward_sparse(data, indices, indptr, rows, params, dims, acts, slope, param_offsets, buffer, out,
-                    scalars, blas_min_flops):
+                    scalars, blas_min_flops, sparse_scratch):
     """Network output ``out`` (nL, m) for the CSR rows ``rows`` (``arange(m)``); ``buffer`` is
     ``(2, m * max(dims[1:]))`` ping-pong workspace."""
     n_layers = dims.shape[0] - 1
     m = rows.shape[0]
     flat_out = out.reshape(out.size)
     first = flat_out if n_layers == 1 else buffer[0]
-    _sparse_affine_activation(data, indices, indptr, rows, m, params, dims[0], dims[1], acts[0], slope, first, first)
+    _sparse_affine_activation(data, indices, indptr, rows, m, params, dims[0], dims[1], acts[0], slope, first, first,
+                              sparse_scratch)
     src = first
     for l in range(1, n_layers):
         dst = flat_out if l == n_layers - 1 else buffer[l % 2]
