@@ -357,10 +357,17 @@ def _kept(value, buffer, arrays) -> _Kept:
     return kept
 
 
+#: results larger than this are not kept: making them anew costs little next to their arithmetic, and a
+#: finished loop should not leave large buffers behind
+_KEEP_MAX_BYTES = 1 << 20
+
+
 def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
     """Keep ``kept`` in ``ring`` again; a ``fresh`` one first records its reference counts (the caller
     holds only ``kept``)."""
     if fresh:
+        if kept.buffer.nbytes > _KEEP_MAX_BYTES:
+            return
         kept.counts = tuple(map(sys.getrefcount, kept.objects))
     if len(ring) >= 2:
         del ring[0]
