@@ -374,11 +374,13 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                                 leaky_slope=_LEAKY_SLOPE)
         # scikit-learn's _init_coef: Glorot uniform, float64 draws in this order, then cast
         factor = 2.0 if self.activation == "logistic" else 6.0
+        coefs, intercepts = [], []
         for i in range(self.n_layers_ - 1):
             fan_in, fan_out = layer_units[i], layer_units[i + 1]
             bound = np.sqrt(factor / (fan_in + fan_out))
-            net.coefs[i][...] = rng.uniform(-bound, bound, (fan_in, fan_out))
-            net.intercepts[i][...] = rng.uniform(-bound, bound, fan_out)
+            coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
+            intercepts.append(rng.uniform(-bound, bound, fan_out))
+        net.set_coefs(coefs, intercepts)
         self._net = net
         self._optimizer = None
         self._expose()
