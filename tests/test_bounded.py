@@ -218,6 +218,7 @@ elif case == "lbfgs":
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         make(1).fit(X[:64], y[:64])  # compile
+    X, y = X[:4000], y[:4000]  # short iterations: several complete before the signal
     est = make(100000)
     ready()
     with warnings.catch_warnings(record=True) as caught:
@@ -277,7 +278,10 @@ def test_ctrl_c_stops_training_promptly_with_a_consistent_state(case):
         proc.send_signal(signal.SIGINT)
         line = proc.stdout.readline()
         latency = time.perf_counter() - sent
-        out, err = proc.communicate(timeout=300)
+        # read through the buffered file objects (communicate() would skip what readline already buffered)
+        out = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -287,6 +291,7 @@ def test_ctrl_c_stops_training_promptly_with_a_consistent_state(case):
     # the full run would take minutes; the machine is shared and noisy, so the bound is loose
     assert latency < 5, f"{case}: {latency:.1f} s after SIGINT"
     assert proc.returncode == 0, describe(done)
+    assert "RESULT " in out, describe(done)
     result = json.loads(out.split("RESULT ", 1)[1])
     if case in ("classifier", "lbfgs"):
         assert result["warned"]
