@@ -50,9 +50,14 @@ LOSS_CODES = {"bce": LOSS_BCE, "mse": LOSS_MSE, "ce": LOSS_CE, "half_mse": LOSS_
 OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM = range(4)
 OPTIMIZER_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV, "adam": OPT_ADAM}
 
+#: Compile time (the first ``fit`` in a fresh process) decides how kernels call each other. A function
+#: called from one place per entry kernel is inlined there at Numba IR level (``jit_inline``): typed,
+#: lowered and optimised once, inside its caller. A separately compiled callee costs its own compilation
+#: *plus* LLVM optimisation and machine code again in every caller that links it, so only small leaves
+#: called from many places (activations, derivatives) stay separate, called with ``int64`` offsets and
+#: sizes everywhere (never a literal or an unsigned value) so that each compiles once per dtype. Code is
+#: arranged so that nothing is inlined at two sites of one kernel (which would compile it twice).
 jit = njit(**JIT_OPTIONS)
-#: layer-level kernels are inlined into the batch step at Numba IR level: a call boundary costs reference
-#: counting of every array argument, which for a small network outweighs the arithmetic
 jit_inline = njit(inline="always", **JIT_OPTIONS)
 #: indices into the flat buffers are unsigned: Numba then emits no negative-index wraparound, which would
 #: otherwise stop LLVM from vectorising every loop whose index carries an offset
@@ -114,7 +119,7 @@ def _blas_kind_impl(arr):
     return impl
 
 
-@jit
+@jit_inline
 def _gemm(trans_a, trans_b, M, N, K, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc, scalars):
     """``C <- alpha op(A) @ op(B) + beta C`` on row-major blocks of flat buffers, through BLAS.
 
@@ -162,7 +167,7 @@ if numba.config.DISABLE_JIT:
 
 
 # --- activations -----------------------------------------------------------------------------------
-@jit
+@jit_inline
 def _sigmoid(z, one):
     """The logistic function of one element, without overflow for any finite ``z``."""
     if z >= one - one:
@@ -248,7 +253,7 @@ def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
 
 
 # --- one layer ---------------------------------------------------------------------------------------
-@jit_inline
+@jit
 def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, slope, Z, z_off, A, a_off,
                        use_blas, scalars):
     """Fused ``Z = W @ A_prev + b`` and ``A = g(Z)`` for one layer.
@@ -262,31 +267,29 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
     use_blas : bool, BLAS for the product; scalars : (2,) scratch
     """
     one = Z.dtype.type(1)
+    _fill_bias(params, p_off + n_in * n_out, n_out, n_b, Z, z_off)
     if use_blas:
-        _fill_bias(params, p_off + n_in * n_out, n_out, n_b, Z, z_off)
         _gemm(False, False, n_out, n_b, n_in, one, params, p_off, n_in, src, s_off, s_ld, one, Z, z_off, n_b, scalars)
-        _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
-        return
-    s_off, s_ld, n_in, n_b, p_off, n_out, z_off, a_off = (
-        _U(s_off), _U(s_ld), _U(n_in), _U(n_b), _U(p_off), _U(n_out), _U(z_off), _U(a_off))
-    b_off = p_off + n_in * n_out
+    else:
+        _small_product(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, Z, z_off)
+    _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
+
+
+@jit_inline
+def _small_product(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, Z, z_off):
+    """``Z += W @ A_prev`` by compiled loops (see :func:`_affine_activation` for the layout)."""
+    s_off, s_ld, n_in, n_b, p_off, n_out, z_off = (
+        _U(s_off), _U(s_ld), _U(n_in), _U(n_b), _U(p_off), _U(n_out), _U(z_off))
     for j in range(n_out):
         zj = z_off + j * n_b
-        bias = params[b_off + j]
-        for i in range(n_b):
-            Z[zj + i] = bias
         for k in range(n_in):
             w = params[p_off + j * n_in + k]
             sk = s_off + k * s_ld
             for i in range(n_b):
                 Z[zj + i] += w * src[sk + i]
-        if act != ACT_SOFTMAX:  # the row is complete: activate it while it is in cache
-            _activate_block(Z, zj, A, a_off + j * n_b, 1, n_b, act, slope)
-    if act == ACT_SOFTMAX:
-        _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
 
 
-@jit
+@jit_inline
 def _fill_bias(params, b_off, n_out, n_b, Z, z_off):
     """Every column of the packed ``(n_out, n_b)`` block at ``Z[z_off:]`` set to the intercept at ``b_off``."""
     b_off, n_out, n_b, z_off = _U(b_off), _U(n_out), _U(n_b), _U(z_off)
@@ -297,7 +300,7 @@ def _fill_bias(params, b_off, n_out, n_b, Z, z_off):
             Z[zj + i] = bias
 
 
-@jit_inline
+@jit
 def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
                     dZ_prev, dp_off, use_blas, scalars):
     """Fused ``dZ_prev = (W.T @ dZ) * g'(Z_prev)``.
@@ -324,7 +327,8 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
             dj = d_off + j * n_b
             for i in range(n_b):
                 dZ_prev[dk + i] += w * dZ[dj + i]
-        _apply_derivative(dZ_prev, dk, Z, zp_off + k * n_b, A, ap_off + k * n_b, n_b, act_prev, slope)
+        _apply_derivative(dZ_prev, np.int64(dk), Z, np.int64(zp_off + k * n_b), A, np.int64(ap_off + k * n_b),
+                          np.int64(n_b), act_prev, slope)
 
 
 @jit_inline
@@ -341,7 +345,8 @@ def _intercept_gradient(dZ, d_off, n_out, n_b, grad, g_off):
 
 
 @jit_inline
-def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, scalars):
+def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, with_weights,
+                     scalars):
     """``g_W = (dZ @ A_prev.T + alpha W) / n_b`` and ``g_b = mean(dZ, axis=1)``.
 
     ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart), ``dZ`` packed
@@ -353,6 +358,8 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
     zero = one - one
     size = dZ.dtype.type(n_b)
     _intercept_gradient(dZ, d_off, n_out, n_b, grad, p_off + n_in * n_out)
+    if not with_weights:
+        return
     if use_blas:
         beta = zero
         if alpha != zero:
@@ -419,7 +426,7 @@ def _neg_log_softmax(top, z, log_s):
     return (top - z) + log_s
 
 
-@jit_inline
+@jit
 def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, slope, dZ, d_off):
     """Return the summed (not yet averaged) cost of a batch and write the output delta ``dZ``.
 
@@ -452,19 +459,22 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
                 dZ[d_off + t] = A[a_off + t] - y
         return total
     factor = two if loss == LOSS_MSE else one
+    # the sum first, in loops that only read: a store in the same loop would make LLVM choose between a
+    # vectorised and a scalar loop by a run-time overlap test of the addresses, and the two round differently
+    for j in range(n_out):
+        if loss == LOSS_BCE:
+            for i in range(n_b):
+                z = Z[z_off + j * n_b + i]
+                a = A[a_off + j * n_b + i]
+                total += max(z, zero) - Y[y_off + j * y_ld + i] * z - np.log(max(a, one - a))
+        else:
+            for i in range(n_b):
+                diff = A[a_off + j * n_b + i] - Y[y_off + j * y_ld + i]
+                total += diff * diff
     for j in range(n_out):
         for i in range(n_b):
             t = j * n_b + i
-            z = Z[z_off + t]
-            a = A[a_off + t]
-            y = Y[y_off + j * y_ld + i]
-            if loss == LOSS_BCE:
-                total += max(z, zero) - y * z - np.log(max(a, one - a))
-                dZ[d_off + t] = a - y
-            else:
-                diff = a - y
-                total += diff * diff
-                dZ[d_off + t] = factor * diff
+            dZ[d_off + t] = factor * (A[a_off + t] - Y[y_off + j * y_ld + i])
     if loss == LOSS_BCE:
         return total
     _apply_derivative(dZ, d_off, Z, z_off, A, a_off, n_out * n_b, act, slope)
@@ -512,14 +522,15 @@ def _forward(X, params, dims, acts, slope, buffer, out, blas_min_flops):
     scalars = np.empty(2, params.dtype)
     src = X.reshape(X.size)
     flat_out = out.reshape(out.size)
+    zero_offset = np.int64(0)
     for l in range(n_layers):
         dst = flat_out if l == n_layers - 1 else buffer[l % 2]
-        _affine_activation(src, 0, m, dims[l], m, params, p_off[l], dims[l + 1], acts[l], slope, dst, 0, dst, 0,
-                           m * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
+        _affine_activation(src, zero_offset, m, dims[l], m, params, p_off[l], dims[l + 1], acts[l], slope, dst,
+                           zero_offset, dst, zero_offset, m * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
         src = dst
 
 
-@jit_inline
+@jit
 def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, lo, hi, alpha, opt, lr, lr_adam,
                   momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars):
     """Gradient and optimiser step of one layer, whose parameters are ``params[lo:hi]``.
@@ -530,21 +541,19 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
     gradient is never stored.
     """
     n_coef = n_in * n_out
+    first = lo  # the first parameter the optimiser step updates
     if opt == OPT_SGD and use_blas:
         size = params.dtype.type(n_b)
         _gemm(False, True, n_out, n_in, n_b, -lr / size, deltas, d_off, n_b, src, s_off, s_ld,
               params.dtype.type(1) - lr * alpha / size, params, lo, n_in, scalars)
-        _intercept_gradient(deltas, d_off, n_out, n_b, grad, lo + n_coef)
-        _optimizer_step(params, grad, lo + n_coef, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
-                        state_1, state_2)
-    else:
-        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
-                         scalars)
-        _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
-                        state_2)
+        first = lo + n_coef  # the weights are done: only the intercept is left
+    _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad,
+                     use_blas and first == lo, first == lo, scalars)
+    _optimizer_step(params, grad, first, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
+                    state_2)
 
 
-@jit
+@jit_inline
 def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas,
                 dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
                 state_1, state_2, scalars, blas_min_flops):
@@ -563,6 +572,7 @@ def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_of
     n_layers = dims.shape[0] - 1
     zero = params.dtype.type(0)
     half = deltas.shape[0] // 2
+    zero_offset = np.int64(0)
 
     penalty = 0.0
     if alpha != zero:
@@ -571,28 +581,27 @@ def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_of
                 penalty += params[t] * params[t]
         penalty = 0.5 * alpha * penalty / n_b
 
-    _affine_activation(xb, x_off, x_ld, dims[0], n_b, params, p_off[0], dims[1], acts[0], slope, Zbuf, a_off[0],
-                       Abuf, a_off[0], n_b * dims[0] * dims[1] >= blas_min_flops, scalars)
-    for l in range(1, n_layers):
-        _affine_activation(Abuf, a_off[l - 1], n_b, dims[l], n_b, params, p_off[l], dims[l + 1], acts[l], slope,
+    for l in range(n_layers):
+        # the input of layer l: the batch itself, or the previous layer's activations
+        src, s_off, s_ld = (xb, x_off, x_ld) if l == 0 else (Abuf, a_off[l - 1], n_b)
+        _affine_activation(src, s_off, s_ld, dims[l], n_b, params, p_off[l], dims[l + 1], acts[l], slope,
                            Zbuf, a_off[l], Abuf, a_off[l], n_b * dims[l] * dims[l + 1] >= blas_min_flops, scalars)
 
     top = n_layers - 1
     cost = _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], yb, y_off, y_ld, dims[n_layers], n_b, acts[top],
-                           loss, slope, deltas, 0) / n_b + penalty
+                           loss, slope, deltas, zero_offset) / n_b + penalty
 
-    for l in range(top, 0, -1):
+    for l in range(top, -1, -1):
         n_in = dims[l]
         n_out = dims[l + 1]
         d_off = ((top - l) % 2) * half
         use_blas = n_b * n_in * n_out >= blas_min_flops
-        _backprop_delta(deltas, d_off, n_out, n_b, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf, a_off[l - 1],
-                        acts[l - 1], slope, deltas, half - d_off, use_blas, scalars)
-        _layer_update(Abuf, a_off[l - 1], n_b, n_in, n_b, deltas, d_off, n_out, params, grad, p_off[l], p_off[l + 1],
+        if l > 0:
+            _backprop_delta(deltas, d_off, n_out, n_b, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf,
+                            a_off[l - 1], acts[l - 1], slope, deltas, half - d_off, use_blas, scalars)
+        src, s_off, s_ld = (xb, x_off, x_ld) if l == 0 else (Abuf, a_off[l - 1], n_b)
+        _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, p_off[l], p_off[l + 1],
                       alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars)
-    _layer_update(xb, x_off, x_ld, dims[0], n_b, deltas, (top % 2) * half, dims[1], params, grad, p_off[0], p_off[1],
-                  alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2,
-                  n_b * dims[0] * dims[1] >= blas_min_flops, scalars)
     return cost
 
 
@@ -675,6 +684,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
                 t_adam = step[0]
                 lr_adam = params.dtype.type(
                     learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t_adam) / (1.0 - float(beta_1) ** t_adam))
+            # one call site, so that _batch_step is compiled once (not once more for literal offsets)
             if shuffled:
                 for k in range(n_x):
                     for i in range(n_b):
@@ -682,13 +692,12 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
                 for k in range(n_y):
                     for i in range(n_b):
                         ybuf[k * n_b + i] = Y_flat[k * m + order[e, start + i]]
-                cost = _batch_step(xbuf, 0, n_b, ybuf, 0, n_b, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas,
-                                   dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2,
-                                   epsilon, state_1, state_2, scalars, blas_min_flops)
+                x_src, y_src, src_off, src_ld = xbuf, ybuf, np.int64(0), np.int64(n_b)
             else:
-                cost = _batch_step(X_flat, start, m, Y_flat, start, m, n_b, params, grad, p_off, a_off, Zbuf, Abuf,
-                                   deltas, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2,
-                                   epsilon, state_1, state_2, scalars, blas_min_flops)
+                x_src, y_src, src_off, src_ld = X_flat, Y_flat, np.int64(start), np.int64(m)
+            cost = _batch_step(x_src, src_off, src_ld, y_src, src_off, src_ld, n_b, params, grad, p_off, a_off,
+                               Zbuf, Abuf, deltas, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum,
+                               beta_1, beta_2, epsilon, state_1, state_2, scalars, blas_min_flops)
             total += cost
             weighted += cost * n_b
         if not (np.isfinite(total) and _all_finite(params)):
@@ -707,15 +716,18 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
 @jit
 def _activate_columns(Z, A, act, slope):
     """``A = g(Z)`` for 2-D ``(n, m)`` C-contiguous arrays (samples as columns)."""
-    _activate_block(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Z.shape[0], Z.shape[1], act, slope)
+    zero_offset = np.int64(0)
+    _activate_block(Z.reshape(Z.size), zero_offset, A.reshape(A.size), zero_offset, Z.shape[0], Z.shape[1], act,
+                    slope)
 
 
 @jit
 def _cost_columns(Z, A, Y, act, loss, slope, dZ):
     """Summed cost and output delta for 2-D ``(n, m)`` C-contiguous arrays (see :func:`_cost_and_delta`)."""
     m = Z.shape[1]
-    return _cost_and_delta(Z.reshape(Z.size), 0, A.reshape(A.size), 0, Y.reshape(Y.size), 0, m, Z.shape[0], m,
-                           act, loss, slope, dZ.reshape(dZ.size), 0)
+    zero_offset = np.int64(0)
+    return _cost_and_delta(Z.reshape(Z.size), zero_offset, A.reshape(A.size), zero_offset, Y.reshape(Y.size),
+                           zero_offset, m, Z.shape[0], m, act, loss, slope, dZ.reshape(dZ.size), zero_offset)
 
 
 # --- whole-batch passes for the course-style functional API ----------------------------------------
@@ -760,8 +772,9 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
     top = n_layers - 1
     half = deltas.shape[0] // 2
     X_flat = X.reshape(X.size)
-    _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], Y.reshape(Y.size), 0, m, dims[n_layers], m, acts[top], loss,
-                    slope, deltas, 0)
+    zero_offset = np.int64(0)
+    _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], Y.reshape(Y.size), zero_offset, m, dims[n_layers], m,
+                    acts[top], loss, slope, deltas, zero_offset)
     for l in range(top, -1, -1):
         n_in = dims[l]
         n_out = dims[l + 1]
@@ -769,16 +782,14 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
         use_blas = m * n_in * n_out >= blas_min_flops
         # dA_l = W.T @ dZ (the linear "derivative" leaves it as it is), then dZ_{l-1} = dA_l * g'(Z_{l-1})
         _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dAbuf, da_off[l], dAbuf, da_off[l],
-                        ACT_LINEAR, slope, dAbuf, da_off[l], use_blas, scalars)
+                        np.int64(ACT_LINEAR), slope, dAbuf, da_off[l], use_blas, scalars)
         if l > 0:
             dp_off = half - d_off
             deltas[dp_off:dp_off + n_in * m] = dAbuf[da_off[l]:da_off[l] + n_in * m]
             _apply_derivative(deltas, dp_off, Zbuf, a_off[l - 1], Abuf, a_off[l - 1], n_in * m, acts[l - 1], slope)
-            _layer_gradients(Abuf, a_off[l - 1], m, n_in, m, deltas, d_off, n_out, params, p_off[l], one - one, grad,
-                             use_blas, scalars)
-        else:
-            _layer_gradients(X_flat, 0, m, n_in, m, deltas, d_off, n_out, params, p_off[l], one - one, grad,
-                             use_blas, scalars)
+        src, s_off = (X_flat, zero_offset) if l == 0 else (Abuf, a_off[l - 1])
+        _layer_gradients(src, s_off, m, n_in, m, deltas, d_off, n_out, params, p_off[l], one - one, grad, use_blas,
+                         True, scalars)
 
 
 @jit
