@@ -24,7 +24,7 @@ from fastmlp import _kernels_general as KG
 from fastmlp._checks import check_activation, check_dtype, check_relu_grad_at_zero
 
 __all__ = ["Network", "Optimizer", "TrainResult", "course_views", "param_offsets", "activation_codes",
-           "check_relu_grad_at_zero", "train_epochs", "forward", "cost", "forward_cached", "backward",
+           "check_relu_grad_at_zero", "train_epochs", "forward", "forward_rows", "cost", "forward_cached", "backward",
            "layer_blocks", "subtract_scaled", "kernel_array", "StepLayout", "train_recording_outputs",
            "step_forward", "step_backward", "scaled_difference", "bce_of_probabilities", "SparseRows",
            "loss_gradient_function", "train_epochs_general", "forward_general"]
@@ -461,6 +461,30 @@ def forward(net: Network, X, *, logits=False, blas_min_flops=None) -> np.ndarray
         acts[-1] = K.ACT_LINEAR
     K._forward(Xc, net.params, net.dims, acts, net.dtype.type(net.leaky_slope), buffer, out,
                _blas_min_flops(blas_min_flops))
+    return out
+
+
+def forward_rows(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
+    """Output activations for every row (sample) of ``X``, in scikit-learn's layout, in one kernel call.
+
+    Parameters
+    ----------
+    net : Network
+    X : (m, n0) C-contiguous, writable array of ``net.dtype`` (the caller validates and converts)
+
+    Returns
+    -------
+    (m, nL) C-contiguous array of ``net.dtype``
+    """
+    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == net.layer_sizes[0]
+            and X.dtype == net.dtype and X.flags.c_contiguous and X.flags.writeable):
+        raise ValueError(f"X must be a C-contiguous, writable (m, {net.layer_sizes[0]}) array of "
+                         f"{net.dtype.name}, got {getattr(X, 'shape', None)}")
+    m = X.shape[0]
+    out = np.empty((m, net.layer_sizes[-1]), net.dtype)
+    buffer = np.empty((2, m * max(net.layer_sizes[1:])), net.dtype)
+    K._forward_rows(X, net.params, net.dims, net.act_codes, net.dtype.type(net.leaky_slope), net.offsets, buffer,
+                    out, _blas_min_flops(blas_min_flops))
     return out
 
 

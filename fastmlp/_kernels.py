@@ -506,6 +506,90 @@ def _act_offsets(dims, cols):
     return offsets
 
 
+#: fewer rows than this are predicted by dot products (BLAS's per-call cost exceeds a few rows' arithmetic)
+_MIN_BLAS_ROWS = 8
+
+
+@jit
+def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_flops):
+    """Network output for every row (sample) of ``X``: scikit-learn's layout, with no transposed copy.
+
+    Parameters
+    ----------
+    X : (m, n0) C-contiguous; params : (P,) flat parameters; dims : (L + 1,) int64 layer sizes
+    acts : (L,) int64 activation codes; slope : leaky slope (array dtype)
+    offsets : (L + 1,) int64, :func:`_param_offsets` of ``dims``
+    buffer : (2, m * max(dims[1:])) ping-pong workspace; out : (m, nL) C-contiguous, written
+
+    Layer by layer ``Z = A_prev @ W.T + b`` on row-major blocks (through BLAS with ``W`` transposed by a
+    flag, or, for small products and for a few rows, as dot products of contiguous rows), then the
+    activation, in place.
+    """
+    n_layers = dims.shape[0] - 1
+    m = X.shape[0]
+    scalars = np.empty(2, params.dtype)
+    one = params.dtype.type(1)
+    src = X.reshape(X.size)
+    flat_out = out.reshape(out.size)
+    for l in range(n_layers):
+        dst = flat_out if l == n_layers - 1 else buffer[l % 2]
+        n_in, n_out, p_off = dims[l], dims[l + 1], offsets[l]
+        b_off = p_off + n_in * n_out
+        use_blas = m >= _MIN_BLAS_ROWS and m * n_in * n_out >= blas_min_flops
+        if use_blas:
+            _gemm(False, True, m, n_out, n_in, one, src, 0, n_in, params, p_off, n_in, one - one, dst, 0, n_out,
+                  scalars)
+        else:
+            _dot_rows(src, m, n_in, params, p_off, n_out, dst)
+        for i in range(m):  # row by row while it is in cache: the intercept (after BLAS), the activation
+            row = np.int64(i * n_out)
+            if use_blas:
+                _add_intercept(dst, row, params, b_off, n_out)
+            if acts[l] == ACT_SOFTMAX:
+                _softmax_row(dst, row, n_out)
+            else:
+                _activate_block(dst, row, dst, row, np.int64(1), n_out, acts[l], slope)
+        src = dst
+
+
+@jit_inline
+def _add_intercept(Z, row, params, b_off, n):
+    """``Z[row:row + n] += params[b_off:b_off + n]``."""
+    row, b_off, n = _U(row), _U(b_off), _U(n)
+    for j in range(n):
+        Z[row + j] += params[b_off + j]
+
+
+@jit_inline
+def _dot_rows(src, m, n_in, params, p_off, n_out, Z):
+    """``Z = A_prev @ W.T + b`` by dot products of contiguous rows (``A_prev`` ``(m, n_in)``, ``W`` ``(n_out,
+    n_in)`` at ``p_off`` followed by ``b``); sums in loops that only read, so their rounding is fixed."""
+    m, n_in, p_off, n_out = _U(m), _U(n_in), _U(p_off), _U(n_out)
+    b_off = p_off + n_in * n_out
+    for i in range(m):
+        for j in range(n_out):
+            s = params[b_off + j]
+            for k in range(n_in):
+                s += src[i * n_in + k] * params[p_off + j * n_in + k]
+            Z[i * n_out + j] = s
+
+
+@jit_inline
+def _softmax_row(Z, row, n):
+    """Softmax of the ``n`` values at ``Z[row:]``, in place."""
+    row, n = _U(row), _U(n)
+    top = Z[row]
+    for j in range(_U(1), n):
+        top = max(top, Z[row + j])
+    total = Z.dtype.type(0)
+    for j in range(n):
+        e = np.exp(Z[row + j] - top)
+        Z[row + j] = e
+        total += e
+    for j in range(n):
+        Z[row + j] = Z[row + j] / total
+
+
 @jit
 def _forward(X, params, dims, acts, slope, buffer, out, blas_min_flops):
     """Network output for every column (sample) of ``X``.

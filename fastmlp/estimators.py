@@ -140,6 +140,25 @@ def _as_engine_columns(a, dtype):
     return out
 
 
+def _check_fitted(estimator):
+    """``check_is_fitted(estimator)``, skipped when ``coefs_`` is set (which it would accept): it scans every
+    attribute, which costs as much as a one-row prediction."""
+    if "coefs_" not in estimator.__dict__:
+        check_is_fitted(estimator)
+
+
+def _labels(binarizer, scores):
+    """``binarizer.inverse_transform(scores)``: the same labels, without its per-call checks where the dense
+    scores of a fitted binary or multiclass estimator cannot fail them (they cost more than a small forward)."""
+    classes = binarizer.classes_
+    if not binarizer.sparse_input_ and len(classes) > 1 and (binarizer.pos_label, binarizer.neg_label) == (1, 0):
+        if binarizer.y_type_ == "multiclass" and scores.ndim == 2 and scores.shape[1] == len(classes):
+            return classes.take(scores.argmax(axis=1), mode="clip")
+        if binarizer.y_type_ == "binary" and scores.ndim == 1:
+            return classes[(scores > 0.5).astype(np.intp)]
+    return binarizer.inverse_transform(scores)
+
+
 def _check_cast(converted, dtype):
     """Data of a float32 model given as float64 must stay finite once cast (1e39 would become inf)."""
     with np.errstate(over="ignore"):
@@ -747,16 +766,40 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         layout (``_as_engine_columns``), as the early-stopping validation set is.
         """
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
-            X = _as_engine_columns(X, self._net.dtype)
+            X = self._rows_to_predict(X)
         with model_lock(self):
             if not hasattr(self, "_net"):  # coefs_ / intercepts_ assigned by hand
                 self._adopt_assigned_state(np.asarray(self.coefs_[0]).dtype)
             self._sync_to_net()
-            out = _engine().forward_general(self._net, X)
+            if check_input and isinstance(X, np.ndarray):  # samples as rows: one kernel call, no transposes
+                out = _engine().forward_rows(self._net, X)
+            else:
+                out = np.ascontiguousarray(_engine().forward_general(self._net, X).T)
         if self.out_activation_ == "exp":
             np.exp(out, out=out)
-        return np.ascontiguousarray(out.T)
+        return out
+
+    def _rows_to_predict(self, X):
+        """``X`` checked as ``validate_data(self, X, reset=False)`` checks it (feature count and names,
+        finiteness, dtype), as the C-contiguous rows of the network's dtype that the forward kernel reads
+        (or the kernels' sparse rows). An ndarray that already is that, without feature names to compare,
+        takes a shortcut with the same checks (scikit-learn's cost more than a small network's forward)."""
+        dtype = self._net.dtype
+        state = self.__dict__
+        if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
+                and X.shape[1] == state.get("n_features_in_") and "feature_names_in_" not in state
+                and (np.isfinite(X.sum()) or np.isfinite(X).all())):  # the sum overflows only for huge values
+            if X.flags.c_contiguous and X.flags.writeable:
+                return X
+            return np.array(X, order="C")  # a private copy: C order and writable (one compiled array type)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
+        if scipy.sparse.issparse(X):
+            return _as_engine_columns(X, dtype)
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(X, dtype=dtype)
+        if out.dtype != X.dtype:
+            _check_cast(out, dtype)
+        return out if out.flags.writeable else out.copy()
 
     def _score_converted(self, X, y, sample_weight=None):
         """Validation score on already-converted ``X`` (NaN when the predictions are not finite)."""
@@ -1029,7 +1072,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y_pred = self._forward(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        return _labels(self._label_binarizer, y_pred)
 
     def predict(self, X):
         """Predict class labels.
@@ -1044,7 +1087,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes (an indicator matrix for multilabel targets).
         """
-        check_is_fitted(self)
+        _check_fitted(self)
         return self._predict(X)
 
     @available_if(lambda est: est._check_solver())
@@ -1089,7 +1132,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y_prob : ndarray of shape (n_samples, n_classes)
             Probability of each class, in the order of ``classes_``.
         """
-        check_is_fitted(self)
+        _check_fitted(self)
         y_pred = self._forward(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
@@ -1243,7 +1286,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
+        _check_fitted(self)
         return self._predict(X)
 
     @available_if(lambda est: est._check_solver())
