@@ -345,8 +345,7 @@ def _intercept_gradient(dZ, d_off, n_out, n_b, grad, g_off):
 
 
 @jit_inline
-def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, with_weights,
-                     scalars):
+def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad, use_blas, scalars):
     """``g_W = (dZ @ A_prev.T + alpha W) / n_b`` and ``g_b = mean(dZ, axis=1)``.
 
     ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart), ``dZ`` packed
@@ -358,8 +357,6 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
     zero = one - one
     size = dZ.dtype.type(n_b)
     _intercept_gradient(dZ, d_off, n_out, n_b, grad, p_off + n_in * n_out)
-    if not with_weights:
-        return
     if use_blas:
         beta = zero
         if alpha != zero:
@@ -631,8 +628,10 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
         _gemm(False, True, n_out, n_in, n_b, -lr / size, deltas, d_off, n_b, src, s_off, s_ld,
               params.dtype.type(1) - lr * alpha / size, params, lo, n_in, scalars)
         first = lo + n_coef  # the weights are done: only the intercept is left
-    _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad,
-                     use_blas and first == lo, first == lo, scalars)
+        _intercept_gradient(deltas, d_off, n_out, n_b, grad, first)
+    else:
+        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
+                         scalars)
     _optimizer_step(params, grad, first, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
                     state_2)
 
@@ -873,7 +872,7 @@ def _backward_full(X, Y, params, dims, acts, slope, loss, Zbuf, Abuf, grad, dAbu
             _apply_derivative(deltas, dp_off, Zbuf, a_off[l - 1], Abuf, a_off[l - 1], n_in * m, acts[l - 1], slope)
         src, s_off = (X_flat, zero_offset) if l == 0 else (Abuf, a_off[l - 1])
         _layer_gradients(src, s_off, m, n_in, m, deltas, d_off, n_out, params, p_off[l], one - one, grad, use_blas,
-                         True, scalars)
+                         scalars)
 
 
 @jit

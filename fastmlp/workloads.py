@@ -405,6 +405,24 @@ class EstimatorWorkload:
         run.estimator = est
         return run
 
+    def build_predict(self, impl: str, dtype="float64", method="predict", rows="all") -> Callable[[], object]:
+        """A runner for inference: each call runs ``method`` (``predict`` or ``predict_proba``) of an estimator
+        fitted for one epoch on all ``m`` samples (``rows="all"``) or on the first one (``rows="one"``)."""
+        cls = self.estimator_class(impl)
+        X, y = self.make_data(dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = cls(**self.sklearn_params(1)).fit(X, y)
+        X_run = X if rows == "all" else X[:1].copy()
+        call = getattr(est, method)
+        call(X_run)  # warm-up: compile the forward kernel
+
+        def run():
+            return call(X_run)
+
+        run.estimator = est
+        return run
+
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w

@@ -51,3 +51,42 @@ class EstimatorSpeedup:
 
     def track_speedup_vs_sklearn(self, workload, dtype):
         return workloads.speedup(self.sklearn, self.fast, reps=SPEEDUP_REPS)
+
+
+class EstimatorPredict:
+    """``predict`` / ``predict_proba`` of a fitted estimator on all the workload's rows or on one row."""
+
+    params = (ESTIMATOR_NAMES, ESTIMATOR_IMPLEMENTATIONS, DTYPES, ["predict", "predict_proba"], ["all", "one"])
+    param_names = ["workload", "implementation", "dtype", "method", "rows"]
+    timeout = 300
+
+    def setup(self, workload, implementation, dtype, method, rows):
+        _need_sklearn()
+        w = get(workload)
+        if not hasattr(w, "build_predict"):
+            raise NotImplementedError("this commit's registry has no inference runner")
+        self.run = w.build_predict(implementation, dtype, method, rows)
+
+    def time_predict(self, workload, implementation, dtype, method, rows):
+        self.run()
+
+
+class EstimatorPredictSpeedup:
+    """scikit-learn time / fastmlp time of ``predict`` / ``predict_proba``, both measured in the same run."""
+
+    params = (ESTIMATOR_NAMES, DTYPES, ["predict", "predict_proba"], ["all", "one"])
+    param_names = ["workload", "dtype", "method", "rows"]
+    unit = "x"
+    timeout = 300
+    rounds = 1  # each value already is a median of interleaved repetitions
+
+    def setup(self, workload, dtype, method, rows):
+        _need_sklearn()
+        w = get(workload)
+        if not hasattr(w, "build_predict"):
+            raise NotImplementedError("this commit's registry has no inference runner")
+        self.fast = w.build_predict("fastmlp", dtype, method, rows)
+        self.sklearn = w.build_predict("sklearn", dtype, method, rows)
+
+    def track_speedup_vs_sklearn(self, workload, dtype, method, rows):
+        return workloads.speedup(self.sklearn, self.fast, reps=SPEEDUP_REPS)
