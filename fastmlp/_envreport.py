@@ -11,6 +11,24 @@ __all__ = ["rows"]
 _DISTRIBUTIONS = ("numba", "scipy", "scikit-learn", "tqdm", "matplotlib", "threadpoolctl")
 
 
+def _cached_kernels() -> str:
+    """The dtypes for which the on-disk cache holds fresh machine code of the training and prediction kernels
+    for this CPU: a ``fit`` or ``predict`` in such a dtype loads it instead of compiling (for seconds)."""
+    try:
+        from fastmlp import _kernels as K
+
+        parts = []
+        for name, params_arg in (("_train_epochs", 2), ("_forward_rows", 1)):
+            dispatcher = getattr(K, name)
+            index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale (source changed)
+            magic = dispatcher.targetctx.codegen().magic_tuple()  # this CPU's code-generation target
+            dtypes = sorted({key[0][params_arg].dtype.name for key in index if key[1] == magic})
+            parts.append(f"{name.strip('_')}: {', '.join(dtypes) or 'none (first use compiles)'}")
+        return "; ".join(parts)
+    except Exception as exc:  # a private Numba interface: report, never fail ``info``
+        return f"unknown ({type(exc).__name__})"
+
+
 def _version_of(distribution: str) -> str:
     try:
         from importlib.metadata import version
@@ -54,6 +72,8 @@ def rows() -> list[tuple[str, str]]:
         pass
     cache_dir = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(_config.__file__), "__pycache__")
     out.append(("compile cache", f"{'enabled' if _config.CACHE else 'disabled'} ({cache_dir})"))
+    if _config.CACHE:
+        out.append(("cached kernels (hit next time)", _cached_kernels()))
     out.append(("fastmath flags", ",".join(sorted(_config.FASTMATH))))
     out.append(("BLAS crossover", f"{_config.BLAS_MIN_FLOPS} multiply-adds (FASTMLP_BLAS_MIN_FLOPS)"))
     out.extend(_blas.report())

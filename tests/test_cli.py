@@ -109,6 +109,17 @@ def test_info():
         assert f"\n{key} " in "\n" + proc.stdout, key
 
 
+def test_info_says_whether_the_compile_cache_would_be_hit(tmp_path):
+    """With an empty cache directory nothing can be loaded: ``info`` says the first use compiles."""
+    env = dict(ENV, NUMBA_CACHE_DIR=str(tmp_path), FASTMLP_CACHE="1")
+    proc = subprocess.run([sys.executable, "-m", "fastmlp", "info"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    line = next(row for row in proc.stdout.splitlines() if row.startswith("cached kernels"))
+    assert "train_epochs: none (first use compiles)" in line, line
+    assert "forward_rows: none (first use compiles)" in line, line
+
+
 def test_bench_quick(tmp_path):
     proc = run("bench", "--quick", "--only", "W1,W3", "--plot", tmp_path / "bench.png")
     assert proc.returncode == 0, proc.stderr
