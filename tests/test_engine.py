@@ -190,6 +190,20 @@ def test_forward_rows_matches_reference(problem, path):
     assert_allclose(logits, caches[-1][1].T, **tol(dtype))
 
 
+@given(problem=problems(), path=st.sampled_from(list(PATHS)), rows=st.integers(1, 40))
+def test_forward_on_rows_matches_reference(problem, path, rows):
+    """``_engine.forward_rows`` (the estimators' predict kernel: samples as rows, no transposed copies; dot
+    products below 8 rows, BLAS with a transposed flag above) against the reference, one row included."""
+    dims, acts, loss, slope, dtype, net, X, Y = problem
+    X = np.ascontiguousarray(np.resize(X, (rows, dims[0])))
+    AL, _ = R.L_model_forward(X.T, as_columns(net), acts, leaky_slope=slope)
+    before = X.copy()
+    out = E.forward_rows(net, X, blas_min_flops=PATHS[path])
+    assert out.dtype == np.dtype(dtype) and out.shape == (rows, dims[-1]) and out.flags.c_contiguous
+    assert_allclose(out, AL.T, **tol(dtype))
+    assert_array_equal(X, before)
+
+
 @given(problem=problems())
 def test_cost_rows_matches_reference(problem):
     dims, acts, loss, slope, dtype, net, X, Y = problem
