@@ -11,7 +11,8 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["median_time", "interleaved_medians", "speedup", "per_call", "format_seconds"]
+__all__ = ["median_time", "interleaved_medians", "speedup", "per_call", "time_within_budget", "cpu_seconds",
+           "format_seconds"]
 
 
 def median_time(f: Callable[[], object], reps: int = 5, *, warmup: bool = True) -> float:
@@ -64,6 +65,25 @@ def per_call(run: Callable[[int], object], target: float, *, best_of: int = 3) -
         run(n)
         best = min(best, (time.perf_counter() - t0) / n)
     return best
+
+
+def time_within_budget(f: Callable[[], object], budget: float) -> float:
+    """Seconds per call of ``f``: as many calls as fit in ``budget`` seconds of wall time (at least one)."""
+    calls, started = 0, time.perf_counter()
+    while True:
+        f()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget:
+            return elapsed / calls
+
+
+def cpu_seconds(f: Callable[[], object]) -> float:
+    """CPU seconds of this process spent in one call of ``f`` (what a loaded, shared machine distorts least
+    when BLAS runs on one thread)."""
+    start = time.process_time()
+    f()
+    return time.process_time() - start
 
 
 def format_seconds(seconds: float) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from references import course_numpy as course_np  # noqa: E402
 
 import fastmlp  # noqa: E402
 from fastmlp import architecture, course, functional  # noqa: E402
+from fastmlp._timing import time_within_budget  # noqa: E402
 
 XOR_X = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
 XOR_Y = np.array([[0.0, 1.0, 1.0, 0.0]])
@@ -193,14 +193,7 @@ def _per_step(run, n):
 
 def _time_per_step(fn, budget):
     """Seconds per step of ``fn``: as many calls as fit in ``budget`` seconds (at least one)."""
-    steps = getattr(fn, "steps", 1)
-    calls, started = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= budget:
-            return elapsed / (calls * steps)
+    return time_within_budget(fn, budget) / getattr(fn, "steps", 1)
 
 
 def measure(rows, repeats=7, budget=0.05):

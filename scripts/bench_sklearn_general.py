@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 import warnings
 
 import numpy as np
+
+from fastmlp._timing import cpu_seconds
 
 
 def _cases():
@@ -59,9 +60,7 @@ def _fit(cls, X, y, w, params):
 
 
 def _cpu_seconds(cls, X, y, w, params):
-    start = time.process_time()
-    _fit(cls, X, y, w, params)
-    return time.process_time() - start
+    return cpu_seconds(lambda: _fit(cls, X, y, w, params))
 
 
 def main(argv=None):
