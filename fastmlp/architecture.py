@@ -277,15 +277,7 @@ def full_backward_propagation(Y_hat, Y, memory, params_values, nn_architecture, 
         return _numpy_backward(Y_hat, Y, memory, params_values, nn_architecture, relu0)
     caches = _pass_of(memory, params_values, acts)
     if caches is None:
-        Ws, bs, _ = _checks.check_params_architecture(params_values, nn_architecture)
-        if not isinstance(memory, dict):
-            raise ValueError("memory must be the dict returned by full_forward_propagation")
-        caches = []
-        for l in range(1, len(Ws) + 1):
-            for key in (f"A{l - 1}", f"Z{l}"):
-                if key not in memory:
-                    raise ValueError(f"memory has no {key!r}")
-            caches.append(((memory[f"A{l - 1}"], Ws[l - 1], bs[l - 1]), memory[f"Z{l}"]))
+        caches, _ = _ref._caches_from_memory(memory, params_values, nn_architecture)
     return _steps.backward(Y_hat, _flat_targets(Y, Y_hat), caches, acts, "bce", 0.01, relu0,
                            key_order="architecture")
 

@@ -31,3 +31,18 @@ def random_targets(loss, n, m, rng, dtype=np.float64):
 def copy_params(p):
     """Independent copies of every array of a parameter dict."""
     return {k: np.array(v, copy=True) for k, v in p.items()}
+
+
+def numeric_gradients(cost, params, eps=1e-6):
+    """Central differences of ``cost(parameters)`` for every entry of every array of ``params`` (a dict),
+    each shifted on a copy: ``{key: array of params[key]'s shape}``."""
+    grads = {}
+    for key in params:
+        numeric = np.zeros_like(params[key])
+        for idx in np.ndindex(params[key].shape):
+            for sign in (1, -1):
+                shifted = {k: v.copy() for k, v in params.items()}
+                shifted[key][idx] += sign * eps
+                numeric[idx] += sign * cost(shifted) / (2 * eps)
+        grads[key] = numeric
+    return grads
