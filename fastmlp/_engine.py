@@ -780,6 +780,8 @@ class StepLayout:
     z_rows, a_rows : lists of slices, layer ``l``'s rows of ``Z`` and of ``A`` in ``ZA``
     param_blocks : list of ``(slice, shape)``, ``W1, b1, W2, ...`` in a flat vector of this layout
     dA_height : int, ``sum(n0..n_{L-1})``; dA_rows : list of slices, the rows of ``dA_l`` (l = 0..L-1)
+    lazy_height, lazy_rows : the same for a backward pass without ``dA_0`` (:func:`step_backward`), whose
+        first block holds ``dZ_1`` (``n1`` rows) instead
     """
 
     def __init__(self, sizes, activations, dtype, relu_grad_at_zero=0):
@@ -800,6 +802,9 @@ class StepLayout:
         self.a_rows = [slice(S + r.start, S + r.stop) for r in self.z_rows]
         self.dA_rows = [slice(bounds[l], bounds[l + 1]) for l in range(self.n_layers)]
         self.dA_height = bounds[-2]
+        shift = self.sizes[1] - self.sizes[0]
+        self.lazy_rows = [slice(0, self.sizes[1])] + [slice(r.start + shift, r.stop + shift) for r in self.dA_rows[1:]]
+        self.lazy_height = self.dA_height + shift
         self.param_blocks = []
         for l in range(self.n_layers):
             n_in, n_out = self.sizes[l], self.sizes[l + 1]
@@ -818,17 +823,22 @@ def step_forward(layout: StepLayout, X: np.ndarray, params: np.ndarray, slope: f
     return ZA, K._step_forward(X, params, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
 
 
-def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA, out=None) -> tuple[np.ndarray, int]:
+def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA, out=None,
+                  with_dA0: bool = True) -> tuple[np.ndarray, int]:
     """Gradients for a per-step loop: ``(out, status)`` from a :func:`step_forward` buffer ``ZA``.
 
     ``out`` holds the gradient ``(P,)`` in the parameters' layout, then the ``dA`` blocks as a
-    ``(dA_height, m)`` C array; status 0 when ``Y`` and every gradient were finite (and ``Y`` in [0, 1] for a
+    ``(dA_height, m)`` C array (``layout.dA_rows``); without ``with_dA0``, ``dA_0 = W_1.T @ dZ_1`` is not
+    computed and the blocks form a ``(lazy_height, m)`` array whose first block is ``dZ_1``
+    (``layout.lazy_rows``). Status 0 when ``Y`` and every gradient were finite (and ``Y`` in [0, 1] for a
     cross-entropy), else the caller validates. Arrays as checked by the caller: C-contiguous, of the
     layout's dtype, matching shapes. ``out`` may be given (such a buffer, reused).
     """
     if out is None:
-        out = np.empty(layout.n_params + layout.dA_height * ZA.shape[1], layout.dtype)
-    status = K._step_backward(X, Y, params, layout.spec, slope, K.LOSS_CODES[loss], ZA, out, _config.BLAS_MIN_FLOPS)
+        height = layout.dA_height if with_dA0 else layout.lazy_height
+        out = np.empty(layout.n_params + height * ZA.shape[1], layout.dtype)
+    status = K._step_backward(X, Y, params, layout.spec, slope, K.LOSS_CODES[loss], ZA, out, bool(with_dA0),
+                              _config.BLAS_MIN_FLOPS)
     return out, status
 
 

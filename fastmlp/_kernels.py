@@ -925,13 +925,16 @@ def _step_forward(X, params, spec, slope, ZA, blas_min_flops):
 
 
 @jit
-def _step_backward(X, Y, params, spec, slope, loss, ZA, out, blas_min_flops):
+def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_flops):
     """Gradients of the mean cost from a :func:`_step_forward` pass; returns a status code.
 
-    ``out`` (P + m sum(dims[:-1]),) is written: first the gradient (P,) in the layout of ``params``, then the
-    packed blocks ``dA_l = W_{l+1}.T @ dZ_{l+1}`` ``(dims[l], m)``, l = 0..L-1. Status: 0 fine; 1 ``Y`` is
-    not finite, or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not finite. Nothing is
-    validated beyond that here: the caller reruns its full checks when the status is not 0.
+    ``out`` is written: first the gradient (P,) in the layout of ``params``, then the packed blocks
+    ``dA_l = W_{l+1}.T @ dZ_{l+1}`` ``(dims[l], m)``, l = 0..L-1; without ``with_dA0`` the first of them,
+    ``dA_0`` (the one product the gradient does not need), is not computed and the block holds
+    ``dZ_1`` ``(dims[1], m)`` instead, from which the caller can form ``dA_0`` when it is asked for. So
+    ``out`` has length ``P + m (first + sum(dims[1:-1]))`` with ``first = dims[0]`` or ``dims[1]``. Status: 0
+    fine; 1 ``Y`` is not finite, or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not
+    finite. Nothing is validated beyond that here: the caller reruns its full checks when the status is not 0.
     """
     dims, acts, p_off = _spec_parts(spec)
     n_layers = dims.shape[0] - 1
@@ -959,7 +962,7 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, blas_min_flops):
     da_off[0] = 0
     for l in range(1, n_layers):
         z_off[l] = z_off[l - 1] + m * dims[l]
-        da_off[l] = da_off[l - 1] + m * dims[l - 1]
+        da_off[l] = da_off[l - 1] + m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
     a_base = S * m
     top = n_layers - 1
     _cost_and_delta(flat, z_off[top], flat, a_base + z_off[top], Y_flat, 0, m, dims[n_layers], m, acts[top], loss,
@@ -969,8 +972,11 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, blas_min_flops):
         n_out = dims[l + 1]
         d_off = ((top - l) % 2) * half
         use_blas = m * n_in * n_out >= blas_min_flops
-        _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dA_flat, da_off[l], dA_flat, da_off[l],
-                        ACT_LINEAR, slope, dA_flat, da_off[l], use_blas, scalars)
+        if l > 0 or with_dA0:
+            _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dA_flat, da_off[l], dA_flat, da_off[l],
+                            ACT_LINEAR, slope, dA_flat, da_off[l], use_blas, scalars)
+        else:  # dZ_1 kept instead of dA_0
+            dA_flat[:n_out * m] = deltas[d_off:d_off + n_out * m]
         if l > 0:
             dp_off = half - d_off
             deltas[dp_off:dp_off + n_in * m] = dA_flat[da_off[l]:da_off[l] + n_in * m]

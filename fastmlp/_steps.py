@@ -102,6 +102,96 @@ class Grads(dict):
         return {k: copy.deepcopy(v, memo) for k, v in self.items()}
 
 
+class _Pending:
+    """What a :class:`LazyGrads` holds under ``"dA0"`` until that is first asked for (never handed out)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<dA0, computed when first read>"
+
+
+_PENDING = _Pending()
+
+
+class LazyGrads(Grads):
+    """:class:`Grads` whose ``"dA0"`` (``W1.T @ dZ1``, ``(n0, m)``: on a wide input layer as costly as the rest
+    of the backward pass, and needed by no update) is computed when it is first read.
+
+    It holds a copy of ``W1`` as it was at the backward pass and ``dZ1``, so the value is the one an eager
+    computation would have given whatever happens to the parameters meanwhile. Reading the key, ``get``,
+    ``values``, ``items``, comparing, printing, copying, pickling, merging into another dict (``dict(g)``,
+    ``{**g}``, ``f(**g)``, ``d.update(g)``, ``|``) all see the computed array; the keys, their order and
+    ``len`` are those of an eager result throughout.
+    """
+
+    __slots__ = ("_dA0",)
+
+    def _resolve(self):
+        """The value of ``"dA0"``, computed and stored now if it was still pending."""
+        state = self._dA0
+        if state is not None:
+            W1, dZ1 = state
+            if dict.get(self, "dA0") is _PENDING:
+                dict.__setitem__(self, "dA0", np.dot(W1.T, dZ1))
+            self._dA0 = None
+        return dict.__getitem__(self, "dA0")
+
+    def _resolved(self):
+        if self._dA0 is not None:
+            self._resolve()
+        return self
+
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, key)
+        return self._resolve() if value is _PENDING else value
+
+    def get(self, key, default=None):
+        value = dict.get(self, key, default)
+        return self._resolve() if value is _PENDING else value
+
+    def __iter__(self):  # (defined, so that dict(g), {**g}, f(**g) and d.update(g) go through __getitem__)
+        return dict.__iter__(self)
+
+    def values(self):
+        return dict.values(self._resolved())
+
+    def items(self):
+        return dict.items(self._resolved())
+
+    def copy(self):
+        return dict(self._resolved())
+
+    def pop(self, *args):
+        return dict.pop(self._resolved(), *args)
+
+    def popitem(self):
+        return dict.popitem(self._resolved())
+
+    def setdefault(self, *args):
+        return dict.setdefault(self._resolved(), *args)
+
+    def __eq__(self, other):
+        return dict.__eq__(self._resolved(), other)
+
+    def __ne__(self, other):
+        return dict.__ne__(self._resolved(), other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return dict.__repr__(self._resolved())
+
+    def __or__(self, other):
+        return dict.__or__(self._resolved(), other)
+
+    def __ror__(self, other):
+        return dict.__ror__(self._resolved(), other)
+
+    def __reduce__(self):
+        return dict, (dict(self._resolved()),)
+
+
 def packed_view(flat: np.ndarray, sizes: tuple, order=None) -> Packed:
     """A :class:`Packed` dict of views into ``flat`` (keys ``W1, b1, ...``, or in the order ``order``)."""
     keys, blocks = _param_blocks(sizes)
@@ -148,7 +238,7 @@ def as_packed(parameters):
 
 
 def _as_grads(grads, sizes, dtype):
-    if type(grads) is Grads and grads.sizes == sizes and grads.flat.dtype == dtype:
+    if (type(grads) is Grads or type(grads) is LazyGrads) and grads.sizes == sizes and grads.flat.dtype == dtype:
         get = grads.get
         for key, value in grads._items:
             if get(key) is not value:
@@ -437,6 +527,16 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         Yk = Y
     else:
         Yk = _engine.kernel_array(_checks.check_Y(Y, n_out, m, dtype, loss))
+    if key_order != "architecture" and layout.sizes[0] * layout.sizes[1] * m >= LAZY_DA0_MIN:
+        g, out, _ = _grads_views(layout, m, key_order, lazy=True)
+        status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, out, with_dA0=False)[1]
+        if status:
+            _invalid_backward(Y, n_out, m, dtype, loss, caches, AL)
+        W1 = flat[layout.param_blocks[0][0]].reshape(layout.param_blocks[0][1])
+        # W1 as it is now (the caller may change it before reading dA0): gathered parameters are our own copy
+        g._dA0 = (W1 if own is None else W1.copy(), out[layout.n_params:layout.n_params + layout.sizes[1] * m]
+                  .reshape(layout.sizes[1], m))
+        return g
     ring = layout.rings.get((key_order, m))
     if ring is None:
         ring = layout.rings[key_order, m] = []
@@ -444,25 +544,53 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     fresh = kept is None
     if fresh:
         kept = _new_grads(layout, m, key_order)
-    status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, kept.buffer)[1]
-    if status:  # invalid targets or inputs raise here; an overflow is returned as it is
-        _checks.check_Y(Y, n_out, m, dtype, loss)
-        _checks.check_caches(caches)
-        as_float_array(AL, "AL")
+    status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, kept.buffer,
+                                   with_dA0=key_order != "architecture")[1]
+    if status:
+        _invalid_backward(Y, n_out, m, dtype, loss, caches, AL)
     _keep(ring, kept, fresh)
     return kept.value
 
 
+#: a backward pass leaves ``dA0 = W1.T @ dZ1``, the one product its gradient does not need, to be computed
+#: when it is first read (:class:`LazyGrads`) once ``n0 * n1 * m`` reaches this; below, computing it costs
+#: less than deferring it
+LAZY_DA0_MIN = 1 << 17
+
+
+def _invalid_backward(Y, n_out, m, dtype, loss, caches, AL):
+    """After a backward kernel reported a problem: invalid targets or inputs raise here; an overflow of valid
+    inputs returns (the result is handed out as it is)."""
+    _checks.check_Y(Y, n_out, m, dtype, loss)
+    _checks.check_caches(caches)
+    as_float_array(AL, "AL")
+
+
 def _new_grads(layout, m, key_order) -> _Kept:
-    """A :class:`Grads` dict of views into a new buffer (gradient, then the ``dA`` blocks), not yet written."""
-    out = np.empty(layout.n_params + layout.dA_height * m, layout.dtype)
-    arrays = [out[sl].reshape(shape) for sl, shape in layout.param_blocks]
-    dA = out[layout.n_params:].reshape(layout.dA_height, m)
-    arrays += [dA[rows] for rows in layout.dA_rows]
-    keys, order, param_keys = _grad_plan(layout, key_order)
-    g = Grads(zip(keys, [arrays[i] for i in order], strict=True))
-    g.flat, g.sizes, g._items = out[:layout.n_params], layout.sizes, tuple(zip(param_keys, arrays, strict=False))
+    """A :class:`Grads` dict of views into a new buffer, not yet written (see :func:`_grads_views`)."""
+    g, out, arrays = _grads_views(layout, m, key_order)
     return _kept(g, out, arrays + [g.flat])
+
+
+def _grads_views(layout, m, key_order, lazy=False):
+    """``(grads, buffer, arrays)``: a :class:`Grads` dict of views into a new buffer (gradient, then the ``dA``
+    blocks), not yet written, and every view. For the ``"architecture"`` key order (no ``dA``) and ``lazy``
+    (a :class:`LazyGrads`, ``"dA0"`` pending) the buffer has the layout of a backward pass without ``dA0``."""
+    with_dA0 = key_order != "architecture" and not lazy
+    height, rows = (layout.dA_height, layout.dA_rows) if with_dA0 else (layout.lazy_height, layout.lazy_rows)
+    out = np.empty(layout.n_params + height * m, layout.dtype)
+    arrays = [out[sl].reshape(shape) for sl, shape in layout.param_blocks]
+    dA = out[layout.n_params:].reshape(height, m)
+    arrays += [dA[r] for r in rows]
+    keys, order, param_keys = _grad_plan(layout, key_order)
+    values = [arrays[i] for i in order]
+    if lazy:
+        values[keys.index("dA0")] = _PENDING
+    g = (LazyGrads if lazy else Grads)(zip(keys, values, strict=True))
+    g.flat, g.sizes, g._items = out[:layout.n_params], layout.sizes, tuple(zip(param_keys, arrays, strict=False))
+    if lazy:
+        g._dA0 = None
+    return g, out, arrays
 
 
 def _grad_plan(layout, key_order):
