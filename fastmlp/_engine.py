@@ -23,7 +23,7 @@ from fastmlp import _kernels as K
 from fastmlp import _kernels_general as KG
 from fastmlp._checks import check_activation, check_dtype, check_relu_grad_at_zero
 
-__all__ = ["Network", "Optimizer", "TrainResult", "course_views", "param_offsets", "activation_codes",
+__all__ = ["Network", "Optimizer", "TrainResult", "course_views", "param_offsets", "act_offsets", "activation_codes",
            "check_relu_grad_at_zero", "train_epochs", "forward", "forward_rows", "cost", "forward_cached", "backward",
            "layer_blocks", "subtract_scaled", "kernel_array", "StepLayout", "train_recording_outputs",
            "step_forward", "step_backward", "scaled_difference", "bce_of_probabilities", "SparseRows",
@@ -40,8 +40,18 @@ def activation_codes(activations, relu_grad_at_zero=0) -> np.ndarray:
 
 def param_offsets(layer_sizes) -> np.ndarray:
     """Where each layer's ``W`` starts in a flat parameter vector (its ``b`` follows it); the last entry is
-    the vector's length. The one definition of the layout, shared with the kernels."""
-    return K._param_offsets(np.asarray(layer_sizes, dtype=np.int64))
+    the vector's length. The one definition of the layout, shared with the kernels (``_kernels._param_offsets``
+    computes the same inside compiled code; a test holds the two equal). NumPy here: a compiled kernel would
+    cost its compilation in the first fit."""
+    sizes = np.asarray(layer_sizes, dtype=np.int64)
+    return np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes[:-1] * sizes[1:] + sizes[1:])))
+
+
+def act_offsets(layer_sizes, cols: int) -> np.ndarray:
+    """Where each layer's ``(n_l, cols)`` block starts in an activation workspace; the last entry is its
+    length (as ``_kernels._act_offsets`` inside compiled code)."""
+    sizes = np.asarray(layer_sizes, dtype=np.int64)
+    return np.concatenate((np.zeros(1, np.int64), np.cumsum(cols * sizes[1:])))
 
 
 class Network:
@@ -163,7 +173,7 @@ class Network:
                 "ybuf": np.empty(sizes[-1] * batch_size, dt),
                 # arguments, not kernel locals: the kernel borrows them (see _kernels._borrow)
                 "param_offsets": self.offsets,
-                "act_offsets": K._act_offsets(self.dims, batch_size),
+                "act_offsets": act_offsets(self.dims, batch_size),
                 "scalars": np.zeros(2, dt),
             }
             self._workspaces = {batch_size: ws}  # keep only the latest size
@@ -671,7 +681,7 @@ def loss_gradient_function(net: Network, X, Y, loss, *, alpha=0.0, sample_weight
     deltas = np.empty(2 * m * max(sizes[1:]), net.dtype)
     grad = np.zeros(net.params.size, net.dtype)
     p_off = net.offsets
-    a_off = K._act_offsets(net.dims, m)
+    a_off = act_offsets(net.dims, m)
     scalars = np.zeros(2, net.dtype)
     flops = _blas_min_flops(blas_min_flops)
     slope, alpha_t = dt(net.leaky_slope), dt(alpha)
@@ -734,7 +744,7 @@ def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, b
     opt_args = (K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon),
                 opt.state_1, opt.state_2, opt.step, ws["Zbuf"], np.empty_like(ws["Zbuf"]), ws["deltas"],
                 np.zeros(net.params.size, net.dtype), ws["xbuf"], ws["ybuf"], ws["swbuf"], ws["rows"],
-                np.empty(net.params.size, net.dtype), net.offsets, K._act_offsets(net.dims, batch_size),
+                np.empty(net.params.size, net.dtype), net.offsets, act_offsets(net.dims, batch_size),
                 np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops), _sparse_scratch(net, sparse, batch_size))
 
     def call(order_rows, rates_now, span, partial, mean_out, weighted_out):

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numba.np.linalg  # noqa: F401  (makes Numba register its BLAS helper symbols)
 import numpy as np
-from numba import carray, njit, types
-from numba.core import cgutils
+from numba import njit, types
 from numba.extending import intrinsic, overload
+from numba.np.arrayobj import populate_array
 
 from fastmlp._config import EXACT_JIT_OPTIONS, JIT_OPTIONS
 
@@ -67,21 +67,13 @@ _U = np.uint64
 
 # --- borrowed views ---------------------------------------------------------------------------------
 @intrinsic
-def _address_to_pointer(typingctx, address):
-    """An integer address as a ``void *``."""
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-    return types.voidptr(address), codegen
-
-
-@jit
-def _borrow(arr):
+def _borrow(typingctx, arr):
     """A view of ``arr`` that carries no reference count.
 
     Numba increments and decrements (atomically) the reference count of an array every time it binds it
     to a new name, which the inlined layer kernels do dozens of times per minibatch; for a small network
     that costs more than the arithmetic. A view without a memory-info block makes those operations no-ops.
+    (An intrinsic: the view is built where it is used, with no function of its own to compile.)
 
     The rule (docs/DESIGN.md, "Memory safety"): borrow **only the borrowing kernel's own arguments** (or a
     reshape/slice of one), which the Python caller holds for the whole call. Never a local array, a tuple
@@ -89,7 +81,17 @@ def _borrow(arr):
     count, and the kernel runs without the GIL, so BLAS or another thread may reuse that memory at once
     (this was the use-after-free of issue 9). ``tests/test_memory_safety.py`` checks the rule.
     """
-    return carray(_address_to_pointer(arr.ctypes.data), arr.shape, arr.dtype)
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        source = context.make_array(arr)(context, builder, args[0])
+        view = context.make_array(arr)(context, builder)
+        populate_array(view, data=source.data, shape=source.shape, strides=source.strides,
+                       itemsize=source.itemsize, meminfo=None)
+        return view._getvalue()
+
+    return arr(arr), codegen
 
 
 # --- BLAS ------------------------------------------------------------------------------------------

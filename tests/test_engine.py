@@ -547,6 +547,18 @@ def test_network_parameter_views():
     assert net.n_layers == 2
 
 
+@given(st.lists(st.integers(1, 300), min_size=2, max_size=6), st.integers(1, 1000))
+def test_layout_offsets_in_python_equal_the_kernels(sizes, cols):
+    """The engine computes the workspace offsets with NumPy (no compilation in the first fit); compiled code
+    computes them again inside some kernels: both must describe one layout."""
+    from fastmlp import _kernels as K
+
+    dims = np.asarray(sizes, dtype=np.int64)
+    assert_array_equal(E.param_offsets(sizes), K._param_offsets(dims))
+    assert_array_equal(E.act_offsets(sizes, cols), K._act_offsets(dims, cols))
+    assert E.param_offsets(sizes).dtype == np.int64 and E.act_offsets(sizes, cols).dtype == np.int64
+
+
 def test_course_parameter_conversions_round_trip():
     net = E.Network([3, 4, 2], ["relu", "sigmoid"])
     assert net.offsets.tolist() == [0, 16, 26]
