@@ -237,6 +237,62 @@ def as_packed(parameters):
     return None
 
 
+_PLAIN_KEYS: dict = {}
+
+
+def plain_parameters(parameters):
+    """``(Ws, bs)`` of a parameter dict that needs no conversion, by O(L) structural checks: exactly the keys
+    ``W1, b1, ..., WL, bL``, holding non-empty 2-D NumPy arrays of one float dtype with chained shapes and
+    ``b`` ``(n_l, 1)``. Finiteness is left to the kernels, which read the values anyway. None for anything
+    else (the full validation then runs, converting or raising its usual errors)."""
+    if not isinstance(parameters, dict):
+        return None
+    n = len(parameters)
+    keys = _PLAIN_KEYS.get(n)
+    if keys is None:
+        if n % 2 or not n or n > 2048:
+            return None
+        if len(_PLAIN_KEYS) > 64:
+            _PLAIN_KEYS.clear()
+        keys = _PLAIN_KEYS[n] = tuple((f"W{l}", f"b{l}") for l in range(1, n // 2 + 1))
+    get = parameters.get
+    Ws, bs = [], []
+    rows = dtype = None
+    for key_W, key_b in keys:
+        W, b = get(key_W), get(key_b)
+        if type(W) is not np.ndarray or type(b) is not np.ndarray or W.ndim != 2 or not W.size:
+            return None
+        if dtype is None:
+            dtype = W.dtype
+            if dtype not in _FLOATS:
+                return None
+        elif W.dtype != dtype or W.shape[1] != rows:
+            return None
+        rows = W.shape[0]
+        if b.dtype != dtype or b.shape != (rows, 1):
+            return None
+        Ws.append(W)
+        bs.append(b)
+    return Ws, bs
+
+
+def _flat_copy(Ws, bs) -> np.ndarray:
+    """The values of ``W1, b1, W2, ...`` (arrays of one dtype) in one new flat vector: the kernels' layout."""
+    return np.concatenate([a.ravel() for pair in zip(Ws, bs, strict=True) for a in pair])
+
+
+def _flat_now(Ws, bs, layout):
+    """:func:`_flat_copy` of ``Ws``, ``bs`` when they are NumPy arrays of ``layout``'s dtype and shapes, else None."""
+    dtype, blocks = layout.dtype, layout.param_blocks
+    if len(Ws) != layout.n_layers or len(bs) != layout.n_layers:
+        return None
+    for l, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+        if (type(W) is not np.ndarray or type(b) is not np.ndarray or W.dtype != dtype or b.dtype != dtype
+                or W.shape != blocks[2 * l][1] or b.shape != blocks[2 * l + 1][1]):
+            return None
+    return _flat_copy(Ws, bs)
+
+
 def _as_grads(grads, sizes, dtype):
     if (type(grads) is Grads or type(grads) is LazyGrads) and grads.sizes == sizes and grads.flat.dtype == dtype:
         get = grads.get
@@ -307,10 +363,11 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             acts = _activations(activations, len(Ws), default_hidden, default_output)
             layout = layout_for(p.sizes, acts, flat.dtype, relu_grad_at_zero)
             p._layout = (None if activations is None else acts, relu_grad_at_zero, layout)
-    else:
-        Ws, bs = _checks.check_parameters(parameters)
+    else:  # a plain dict (structural checks; finiteness by the kernel) or one to convert (full checks): a copy
+        found = plain_parameters(parameters)
+        Ws, bs = found if found is not None else _checks.check_parameters(parameters)
         sizes = (int(Ws[0].shape[1]),) + tuple(int(W.shape[0]) for W in Ws)
-        flat = pack(Ws, bs, Ws[0].dtype).flat
+        flat = _flat_copy(Ws, bs)
         layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), flat.dtype,
                             relu_grad_at_zero)
     dtype = flat.dtype
@@ -477,7 +534,7 @@ def _reusable(ring: list):
 # --- backward -----------------------------------------------------------------------------------------
 def _own_pass(caches, AL, activations):
     """The :class:`Pass` behind ``caches`` when they are our forward pass's for this ``AL``, unchanged since,
-    run with packed parameters and these activations; else None. ``caches`` may also be a :class:`Pass`."""
+    run with these activations; else None. ``caches`` may also be a :class:`Pass`."""
     if type(caches) is Pass:
         fp = caches
         caches = None
@@ -485,7 +542,7 @@ def _own_pass(caches, AL, activations):
         fp = caches._pass
     else:
         return None
-    if AL is not fp.AL or fp.flat is None:
+    if AL is not fp.AL:
         return None
     layout = fp.layout
     if activations is not None and (type(activations) not in (list, tuple)
@@ -502,19 +559,40 @@ def _own_pass(caches, AL, activations):
 
 
 def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *, key_order="reference",
-             default_hidden="relu", default_output="sigmoid"):
+             default_hidden="relu", default_output="sigmoid", parameters_now=None, slow_caches=None):
     """Gradients of the mean cost; see :func:`fastmlp.functional.L_model_backward`.
 
     ``key_order``: ``"reference"`` (``dW{l}, db{l}, dA{l-1}`` for l = L..1), ``"course"`` (``dA{l-1}, dW{l},
-    db{l}``) or ``"architecture"`` (``dW{l}, db{l}`` only).
+    db{l}``) or ``"architecture"`` (``dW{l}, db{l}`` only). ``caches`` may be a :class:`Pass`, with
+    ``parameters_now`` the parameter dict to use (as it is now; by default the ``W``, ``b`` of ``caches``) and
+    ``slow_caches()`` making validated caches when the pass or the parameters do not fit.
     """
     own = _own_pass(caches, AL, activations)
+    flat = None
     if own is not None:
-        layout, ZA, Xk, flat = own.layout, own.ZA, own.Xk, own.flat
+        layout, ZA, Xk = own.layout, own.ZA, own.Xk
+        private = True  # whether flat is our own copy
+        if parameters_now is not None:
+            p = as_packed(parameters_now)
+            if p is not None and p.sizes == layout.sizes and p.flat.dtype == layout.dtype:
+                flat, private = p.flat, False
+            else:
+                found = plain_parameters(parameters_now)
+                flat = None if found is None else _flat_now(*found, layout)
+        elif own.flat is not None:
+            flat, private = own.flat, False
+        else:  # the forward pass ran on a copy of a plain dict: W and b as they are now (the reference reads
+            # the cached arrays at this point, so a change since the forward pass counts)
+            entries = caches._entries
+            flat = _flat_now([e[0][1] for e in entries], [e[0][2] for e in entries], layout)
         if layout.relu_grad_at_zero != relu_grad_at_zero:  # the forward pass does not depend on it
             layout = with_relu_grad_at_zero(layout, relu_grad_at_zero)
-    else:
+    if flat is None:
+        if slow_caches is not None and type(caches) is Pass:
+            caches = slow_caches()
+        own = None
         layout, ZA, Xk, flat = _gather(AL, caches, activations, relu_grad_at_zero, default_hidden, default_output)
+        private = True
     acts = layout.activations
     slope = _checks.check_slope(leaky_slope, layout.dtype)
     if not (loss == "bce" and acts[-1] == "sigmoid"):
@@ -531,10 +609,10 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         g, out, _ = _grads_views(layout, m, key_order, lazy=True)
         status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, out, with_dA0=False)[1]
         if status:
-            _invalid_backward(Y, n_out, m, dtype, loss, caches, AL)
+            _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
         W1 = flat[layout.param_blocks[0][0]].reshape(layout.param_blocks[0][1])
         # W1 as it is now (the caller may change it before reading dA0): gathered parameters are our own copy
-        g._dA0 = (W1 if own is None else W1.copy(), out[layout.n_params:layout.n_params + layout.sizes[1] * m]
+        g._dA0 = (W1 if private else W1.copy(), out[layout.n_params:layout.n_params + layout.sizes[1] * m]
                   .reshape(layout.sizes[1], m))
         return g
     ring = layout.rings.get((key_order, m))
@@ -547,7 +625,7 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, kept.buffer,
                                    with_dA0=key_order != "architecture")[1]
     if status:
-        _invalid_backward(Y, n_out, m, dtype, loss, caches, AL)
+        _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     _keep(ring, kept, fresh)
     return kept.value
 
@@ -558,11 +636,11 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
 LAZY_DA0_MIN = 1 << 17
 
 
-def _invalid_backward(Y, n_out, m, dtype, loss, caches, AL):
+def _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches):
     """After a backward kernel reported a problem: invalid targets or inputs raise here; an overflow of valid
     inputs returns (the result is handed out as it is)."""
     _checks.check_Y(Y, n_out, m, dtype, loss)
-    _checks.check_caches(caches)
+    _checks.check_caches(slow_caches() if type(caches) is Pass and slow_caches is not None else caches)
     as_float_array(AL, "AL")
 
 
@@ -644,10 +722,17 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
     otherwise a new dict is returned and ``parameters`` and its arrays are left untouched."""
     lr = check_positive_float(learning_rate, "learning_rate")
     p = as_packed(parameters)
-    g = _as_grads(grads, p.sizes, p.flat.dtype) if p is not None else None
-    if g is not None:
+    if p is None:
+        done = _update_plain(parameters, grads, lr, in_place)
+        if done is not None:
+            return done
+        G = None
+    else:
+        g = _as_grads(grads, p.sizes, p.flat.dtype)
+        G = g.flat if g is not None else _plain_grads(grads, p._Ws, p._bs)
+    if G is not None:
         if in_place:
-            if _engine.scaled_difference(p.flat, g.flat, lr, p.flat):
+            if _engine.scaled_difference(p.flat, G, lr, p.flat):
                 return parameters
         else:
             if len(_PACKED_RINGS) > 64:
@@ -661,7 +746,7 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
                 out = np.empty_like(p.flat)
                 kept = _kept(*_new_packed(out, p.sizes, tuple(parameters) if p._reordered else None))
                 del out
-            if _engine.scaled_difference(p.flat, g.flat, lr, kept.buffer):
+            if _engine.scaled_difference(p.flat, G, lr, kept.buffer):
                 kept.value._layout = p._layout
                 _keep(ring, kept, fresh)
                 return kept.value
@@ -675,6 +760,65 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
         for key, (P, G) in ((f"W{l}", steps[2 * l - 2]), (f"b{l}", steps[2 * l - 1])):
             new[key] = P - P.dtype.type(lr) * G
     return new
+
+
+_GRAD_KEYS: dict = {}
+
+
+def _plain_grads(grads, Ws, bs):
+    """``dW1, db1, ...`` of a gradient dict in one new flat vector when they are NumPy arrays of the
+    parameters' dtype and shapes (other keys are ignored); else None."""
+    if not isinstance(grads, dict):
+        return None
+    keys = _GRAD_KEYS.get(len(Ws))
+    if keys is None:
+        if len(_GRAD_KEYS) > 64:
+            _GRAD_KEYS.clear()
+        keys = _GRAD_KEYS[len(Ws)] = tuple((f"dW{l}", f"db{l}") for l in range(1, len(Ws) + 1))
+    get = grads.get
+    arrays = []
+    for (key_W, key_b), W, b in zip(keys, Ws, bs, strict=True):
+        gW, gb = get(key_W), get(key_b)
+        if (type(gW) is not np.ndarray or type(gb) is not np.ndarray or gW.dtype != W.dtype or gb.dtype != W.dtype
+                or gW.shape != W.shape or gb.shape != b.shape):
+            return None
+        arrays += (gW, gb)
+    return np.concatenate(arrays, axis=None)
+
+
+def _update_plain(parameters, grads, lr, in_place):
+    """:func:`update` of a plain parameter dict by structural checks and one compiled call (which checks that
+    every value is finite before it writes anything); None when that does not apply or a value is not
+    finite (the full validation then runs)."""
+    found = plain_parameters(parameters)
+    if found is None:
+        return None
+    Ws, bs = found
+    sizes = (Ws[0].shape[1],) + tuple(W.shape[0] for W in Ws)
+    g = _as_grads(grads, sizes, Ws[0].dtype)
+    G = g.flat if g is not None else _plain_grads(grads, Ws, bs)
+    if G is None:
+        return None
+    arrays = [a for pair in zip(Ws, bs, strict=True) for a in pair]
+    bases = set()
+    for a in arrays:
+        if in_place and not a.flags.writeable:
+            return None  # (the full validation names the read-only array)
+        bases.add(id(a if a.base is None else a.base))
+    new = np.concatenate([a.ravel() for a in arrays])
+    if not _engine.scaled_difference(new, G, lr, new):
+        return None
+    if not in_place:
+        return packed_view(new, sizes, order=tuple(parameters))
+    blocks = _param_blocks(sizes)[1]
+    if len(bases) == len(arrays):
+        for a, (sl, shape) in zip(arrays, blocks, strict=True):
+            a[...] = new[sl].reshape(shape)
+    else:  # arrays that may share memory: one after the other, as the reference's in-place updates do
+        step = Ws[0].dtype.type(lr)
+        for a, (sl, shape) in zip(arrays, blocks, strict=True):
+            a -= step * G[sl].reshape(shape)
+    return parameters
 
 
 def bce_cost(AL, Y) -> float | None:

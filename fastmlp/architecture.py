@@ -239,16 +239,15 @@ def single_layer_backward_propagation(dA_curr, W_curr, b_curr, Z_curr, A_prev, a
     return np.dot(W_curr.T, dZ_curr), np.dot(dZ_curr, A_prev.T) / m, np.sum(dZ_curr, axis=1, keepdims=True) / m
 
 
-def _pass_of(memory, params_values, acts):
-    """The forward pass behind ``memory`` when it is unchanged and was made from these parameters."""
+def _pass_of(memory, sizes, acts):
+    """The forward pass behind ``memory`` when it is unchanged since and ran this architecture, else None."""
     if type(memory) is _Memory and len(memory) == len(memory._items):
         get = memory.get
         for key, value in memory._items:
             if get(key) is not value:
                 return None
         fp = memory._pass
-        p = _steps.as_packed(params_values)
-        if p is not None and fp.flat is p.flat and fp.layout.activations == acts:
+        if fp.layout.activations == acts and fp.layout.sizes == sizes:
             return fp
     return None
 
@@ -275,11 +274,13 @@ def full_backward_propagation(Y_hat, Y, memory, params_values, nn_architecture, 
     sizes, acts = _architecture(nn_architecture)
     if acts[-1] != "sigmoid":
         return _numpy_backward(Y_hat, Y, memory, params_values, nn_architecture, relu0)
-    caches = _pass_of(memory, params_values, acts)
-    if caches is None:
-        caches, _ = _ref._caches_from_memory(memory, params_values, nn_architecture)
-    return _steps.backward(Y_hat, _flat_targets(Y, Y_hat), caches, acts, "bce", 0.01, relu0,
-                           key_order="architecture")
+    def slow_caches():
+        return _ref._caches_from_memory(memory, params_values, nn_architecture)[0]
+
+    # memory's Z and A with params_values as they are now (the notebook's backward reads both at this point)
+    fp = _pass_of(memory, sizes, acts)
+    return _steps.backward(Y_hat, _flat_targets(Y, Y_hat), slow_caches() if fp is None else fp, acts, "bce", 0.01,
+                           relu0, key_order="architecture", parameters_now=params_values, slow_caches=slow_caches)
 
 
 def _flat_targets(Y, Y_hat):
@@ -307,7 +308,12 @@ def update(params_values, grads_values, nn_architecture, learning_rate):
     """``W[l] -= learning_rate * dW[l]`` and ``b[l] -= learning_rate * db[l]`` in place for every layer of
     ``nn_architecture``; returns ``params_values``."""
     p = _steps.as_packed(params_values)
-    if p is not None and len(p.sizes) == len(nn_architecture) + 1:
+    if p is not None:
+        n_layers = len(p.sizes) - 1
+    else:  # a plain dict of float arrays: checked (non-finite values refused) and compiled too
+        found = _steps.plain_parameters(params_values)
+        n_layers = -1 if found is None else len(found[0])
+    if n_layers == len(nn_architecture):
         return _steps.update(params_values, grads_values, learning_rate, in_place=True)
     lr = _checks.check_positive_float(learning_rate, "learning_rate")
     for l in range(1, len(nn_architecture) + 1):

@@ -122,6 +122,20 @@ def _xor_exercise():
     }
 
 
+def _xor_exercise_plain_dict():
+    """The XOR exercise's loop on ``fastmlp.functional`` with the user's own parameter dict (NumPy arrays they
+    drew themselves, not made by fastmlp's initialisers): the structurally checked path."""
+    rng = np.random.RandomState(42)
+    np_state = [rng.randn(2, 2), np.zeros((2, 1)), rng.randn(1, 2), np.zeros((1, 1))]
+    plain = {"W1": np_state[0].copy(), "b1": np_state[1].copy(), "W2": np_state[2].copy(), "b2": np_state[3].copy()}
+    fast_state = [plain]
+    sig2 = ["sigmoid", "sigmoid"]
+    return {
+        "numpy": lambda: two_layer_numpy_step(np_state, XOR_X, XOR_Y),
+        "fastmlp": lambda: functional_step(fast_state, XOR_X, XOR_Y, 0.1, sig2),
+    }
+
+
 def _course_loop(dims, data, lr):
     X, Y = data()
     np_state = [course_np.initialize_parameters_deep(dims)]
@@ -167,6 +181,7 @@ def _whole_loop(kind, n_loop):
 #: code), ``fastmlp`` (the same loop on fastmlp's dialect) and optionally ``compiled`` (fastmlp's own loop)
 WORKLOADS = {
     "XOR 2-2-1 sigmoid, m=4 (XOR exercise loop)": _xor_exercise,
+    "XOR 2-2-1 sigmoid, m=4, the user's own dict (XOR exercise loop)": _xor_exercise_plain_dict,
     "XOR [2,2,1] relu, m=4 (course loop)": lambda: _course_loop([2, 2, 1], lambda: (XOR_X, XOR_Y), 0.5),
     "[30,64,32,1] relu, m=569 full batch (course loop)": lambda: _course_loop([30, 64, 32, 1], _cancer, 0.05),
     "[12288,20,7,5,1] relu, m=209 (course loop)": lambda: _course_loop([12288, 20, 7, 5, 1], _cats, 0.0075),
@@ -220,11 +235,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rows = workloads(SMALL if args.small else None)
     times = measure(rows, repeats=3 if args.quick else 7, budget=0.01 if args.quick else 0.1)
-    print(f"{'workload':52s} {'their NumPy':>13s} {'on fastmlp':>13s} {'speedup':>8s} {'compiled loop':>14s}"
+    print(f"{'workload':66s} {'their NumPy':>13s} {'on fastmlp':>13s} {'speedup':>8s} {'compiled loop':>14s}"
           f" {'on fastmlp / compiled':>22s}")
     for name, entry in rows:
         t_np, t_fast = times[name, "numpy"], times[name, "fastmlp"]
-        line = f"{name:52s} {_fmt(t_np)} {_fmt(t_fast)} {t_np / t_fast:7.1f}x"
+        line = f"{name:66s} {_fmt(t_np)} {_fmt(t_fast)} {t_np / t_fast:7.1f}x"
         if "compiled" in entry:
             t_c = times[name, "compiled"]
             line += f" {_fmt(t_c):>14s} {t_fast / t_c:21.2f}x"

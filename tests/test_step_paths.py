@@ -3,6 +3,11 @@
 - ``dA0`` computed when first read (``_steps.LazyGrads``): the values of every gradient against the
   reference and the course transcription, also when the parameters change before ``dA0`` is read, and the
   dict behaving as a plain dict (keys, order, items, equality, copies, pickling, merging).
+- plain parameter dicts (the user's own arrays, not made by fastmlp's initialisers) take the structural
+  O(L) checks, finiteness left to the kernels: no full validation scan on a valid step, the reference's
+  numbers (also when the parameters change between forward and backward, or share memory), and a clear
+  ``ValueError`` for NaN or inf in ``W``, ``b``, ``X`` or the gradients from every dialect's forward,
+  backward and update.
 """
 
 import copy
@@ -17,7 +22,8 @@ from references import architecture_numpy as TA
 from references import course_numpy as T
 from tolerances import tol
 
-from fastmlp import _steps
+from fastmlp import _checks, _steps
+from fastmlp import architecture as A
 from fastmlp import course as C
 from fastmlp import functional as F
 from fastmlp import reference as R
@@ -161,8 +167,6 @@ def test_deferred_dA0_grads_behave_as_a_plain_dict(always_lazy):
 
 
 def test_architecture_backward_needs_no_dA0():
-    from fastmlp import architecture as A
-
     arch = [{"input_dim": 3, "output_dim": 4, "activation": "relu"},
             {"input_dim": 4, "output_dim": 1, "activation": "sigmoid"}]
     params = A.init_layers(arch, 2)
@@ -175,3 +179,184 @@ def test_architecture_backward_needs_no_dA0():
     assert list(ref) == list(grads)
     for key in grads:
         assert_allclose(grads[key], ref[key], rtol=1e-10, atol=1e-13, err_msg=key)
+
+
+# --- plain parameter dicts --------------------------------------------------------------------------------
+ARCH = [{"input_dim": 3, "output_dim": 4, "activation": "relu"},
+        {"input_dim": 4, "output_dim": 2, "activation": "relu"},
+        {"input_dim": 2, "output_dim": 1, "activation": "sigmoid"}]
+
+
+def _plain(dtype=np.float64, seed=0):
+    rng = np.random.RandomState(seed)
+    dims = [3, 4, 2, 1]
+    params = {}
+    for l in range(1, len(dims)):
+        params[f"W{l}"] = (rng.randn(dims[l], dims[l - 1]) * 0.8).astype(dtype)
+        params[f"b{l}"] = (rng.randn(dims[l], 1) * 0.3).astype(dtype)
+    X = rng.randn(3, 5).astype(dtype)
+    Y = (rng.rand(1, 5) < 0.5).astype(dtype)
+    return params, X, Y
+
+
+def _copy(params):
+    return {k: v.copy() for k, v in params.items()}
+
+
+def _dialects():
+    """name -> (forward, backward, update in place) with the signatures of a loop on each dialect."""
+    return {
+        "functional": (lambda X, p: F.L_model_forward(X, p),
+                       lambda AL, Y, caches, p: F.L_model_backward(AL, Y, caches),
+                       lambda p, g, lr: F.update_parameters(p, g, lr)),
+        "course": (lambda X, p: C.L_model_forward(X, p),
+                   lambda AL, Y, caches, p: C.L_model_backward(AL, Y, caches, grad_at_zero=0),
+                   lambda p, g, lr: C.update_parameters(p, g, lr, in_place=True)),
+        "architecture": (lambda X, p: A.full_forward_propagation(X, p, ARCH),
+                         lambda AL, Y, memory, p: A.full_backward_propagation(AL, Y, memory, p, ARCH),
+                         lambda p, g, lr: A.update(p, g, ARCH, lr)),
+    }
+
+
+def _reference_step(X, Y, params, lr, change=None):
+    """The reference's step on ``params`` (in place), ``change(params)`` run between forward and backward."""
+    AL, caches = R.L_model_forward(X, params)
+    if change is not None:
+        change(params)
+    grads = R.L_model_backward(AL, Y, caches)
+    R.update_parameters(params, grads, lr)
+    return AL, grads
+
+
+@pytest.mark.parametrize("dialect", ["functional", "course", "architecture"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_plain_dicts_take_the_structural_checks_and_equal_the_reference(dialect, dtype, monkeypatch):
+    forward, backward, update = _dialects()[dialect]
+    params, X, Y = _plain(dtype)
+    theirs = _copy(params)
+    keep = params["W1"]
+    for _ in range(2):  # warm: the first step may compile or cache
+        _reference_step(X, Y, theirs, 0.3)
+        AL, caches = forward(X, params)
+        grads = backward(AL, Y, caches, params)
+        assert update(params, grads, 0.3) is params
+    AL_t, grads_t = _reference_step(X, Y, theirs, 0.3)
+    scans = []
+    for module in (_checks, _steps):
+        monkeypatch.setattr(module, "as_float_array", lambda *a, **k: scans.append(a[1:2]))
+    AL, caches = forward(X, params)
+    grads = backward(AL, Y, caches, params)
+    update(params, grads, 0.3)
+    monkeypatch.undo()
+    assert scans == []  # no validation scan on a valid step with a plain dict
+    assert type(params) is dict and params["W1"] is keep  # updated in place, the caller's own arrays
+    assert_allclose(AL, AL_t, **tol(dtype))
+    for key in grads:
+        assert grads[key].dtype == dtype
+        assert_allclose(grads[key], grads_t[key], **tol(dtype), err_msg=key)
+    for key in params:
+        assert params[key].dtype == dtype
+        assert_allclose(params[key], theirs[key], **tol(dtype), err_msg=key)
+
+
+@pytest.mark.parametrize("dialect", ["functional", "course", "architecture"])
+@pytest.mark.parametrize("packed", [False, True])
+def test_parameters_changed_between_forward_and_backward_count_as_in_the_reference(dialect, packed):
+    forward, backward, update = _dialects()[dialect]
+    params, X, Y = _plain()
+    theirs = _copy(params)
+    if packed:
+        params = F.initialize_parameters([3, 4, 2, 1])
+        for key in params:
+            params[key][...] = theirs[key]
+
+    def in_place(p):
+        p["W1"] *= 1.5
+        p["b2"] += 0.25
+
+    AL, caches = forward(X, params)
+    in_place(params)
+    grads = backward(AL, Y, caches, params)
+    AL_t, grads_t = _reference_step(X, Y, theirs, 0.3, in_place)
+    for key in grads:
+        assert_allclose(grads[key], grads_t[key], **tol(np.float64), err_msg=key)
+
+    # an array replaced in the dict: the course caches hold the arrays of the forward pass, the notebook reads
+    # params_values again
+    AL, caches = forward(X, params)
+    old_W2 = params["W2"]
+    params["W2"] = params["W2"] * -2.0
+    grads = backward(AL, Y, caches, params)
+    if dialect == "architecture":
+        want = TA.full_backward_propagation(AL, Y, dict(caches), _copy(params), ARCH)
+    else:
+        AL_t, caches_t = R.L_model_forward(X, {**params, "W2": old_W2})
+        want = R.L_model_backward(AL_t, Y, caches_t)
+    for key in grads:
+        assert_allclose(grads[key], want[key], **tol(np.float64), err_msg=key)
+
+
+def test_plain_in_place_update_of_arrays_sharing_memory_is_the_reference_s():
+    rng = np.random.RandomState(2)
+    params = {"W1": rng.randn(2, 2), "b1": rng.randn(2, 1), "b2": rng.randn(2, 1)}
+    params["W2"] = params["W1"]  # one array under two names
+    params = {k: params[k] for k in ("W1", "b1", "W2", "b2")}
+    theirs = {k: v.copy() for k, v in params.items() if k != "W2"}
+    theirs = {"W1": theirs["W1"], "b1": theirs["b1"], "W2": theirs["W1"], "b2": theirs["b2"]}
+    grads = {k: rng.randn(*v.shape) for k, v in (("dW1", params["W1"]), ("db1", params["b1"]),
+                                                  ("dW2", params["W2"]), ("db2", params["b2"]))}
+    F.update_parameters(params, grads, 0.5)
+    R.update_parameters(theirs, grads, 0.5)
+    for key in params:
+        assert_allclose(params[key], theirs[key], rtol=1e-15, atol=0, err_msg=key)
+
+
+def test_plain_copying_update_leaves_the_caller_s_dict_alone():
+    params, X, Y = _plain()
+    before = _copy(params)
+    AL, caches = C.L_model_forward(X, params)
+    grads = C.L_model_backward(AL, Y, caches)
+    new = C.update_parameters(params, grads, 0.3)
+    want = T.update_parameters(_copy(before), {k: v.copy() for k, v in grads.items()}, 0.3)
+    assert list(new) == list(params) and all(new[k] is not params[k] for k in params)
+    _close_dicts(new, want, rtol=1e-15, atol=0)
+    _close_dicts(params, before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dialect", ["functional", "course", "architecture"])
+@pytest.mark.parametrize("where", ["W1", "b2", "W3", "X"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_values_in_a_plain_dict_are_named(dialect, where, bad):
+    forward, backward, update = _dialects()[dialect]
+    params, X, Y = _plain()
+    AL, caches = forward(X, params)
+    grads = {k: v.copy() for k, v in backward(AL, Y, caches, params).items()}
+    good = _copy(params)
+    poisoned = _copy(params)
+    if where == "X":
+        X_bad = X.copy()
+        X_bad[1, 2] = bad
+        with pytest.raises(ValueError, match="X contains 1 non-finite"):
+            forward(X_bad, params)
+        return
+    poisoned[where].flat[-1] = bad
+    name = f"parameters\\['{where}'\\]" if dialect != "architecture" else where
+    with pytest.raises(ValueError, match=f"{name}.*non-finite|non-finite.*{where}"):
+        forward(X, poisoned)
+    # changed to non-finite between forward and backward
+    fresh = _copy(good)
+    AL, caches = forward(X, fresh)
+    fresh[where][...] = poisoned[where]
+    with pytest.raises(ValueError, match="non-finite"):
+        backward(AL, Y, caches, fresh)
+    # update: a non-finite parameter or gradient; nothing written
+    target = _copy(poisoned)
+    with pytest.raises(ValueError, match="non-finite"):
+        update(target, grads, 0.1)
+    _close_dicts(target, poisoned, rtol=0, atol=0, equal_nan=True)
+    target = _copy(good)
+    bad_grads = dict(grads)
+    bad_grads["d" + where] = np.full_like(grads["d" + where], bad)
+    with pytest.raises(ValueError, match=f"d{where}.*non-finite"):
+        update(target, bad_grads, 0.1)
+    _close_dicts(target, good, rtol=0, atol=0)
