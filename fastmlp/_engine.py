@@ -257,13 +257,17 @@ ORDER_ENTRIES = 1 << 18
 _PESSIMISTIC_RATE = 1e8
 
 
-def _as_columns(net: Network, X, name: str, width: int) -> np.ndarray:
-    """``X`` as the ``(width, m)`` C-contiguous array of ``net.dtype`` that the kernels read."""
+def _as_columns(net: Network, X, name: str, width: int, rows: bool = False) -> np.ndarray:
+    """``X`` as the ``(width, m)`` C-contiguous array of ``net.dtype`` that the kernels read.
+
+    With ``rows``, its transpose ``(m, width)`` C-contiguous instead: no copy when ``X`` is the transpose of a
+    C-contiguous array of samples as rows (as the estimators pass it).
+    """
     if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] != width:
         raise ValueError(f"{name} must be a 2-D array of shape {(width, 'm')}, got {getattr(X, 'shape', None)}")
     if X.dtype != net.dtype:
         raise ValueError(f"{name} must be {net.dtype.name}, got {X.dtype} (the caller converts)")
-    return kernel_array(X)
+    return kernel_array(X.T if rows else X)
 
 
 def kernel_array(arr: np.ndarray, dtype=None) -> np.ndarray:
@@ -288,8 +292,10 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     Parameters
     ----------
     net : Network
-    X : (n0, m) array of ``net.dtype`` (samples are columns; no copy when it is C-contiguous)
-    Y : (nL, m) array of ``net.dtype``
+    X : (n0, m) array of ``net.dtype`` (samples are columns; no copy when it is C-contiguous, or, with an
+        ``order``, when it is the transpose of a C-contiguous ``(m, n0)`` array, which is what the kernel reads
+        then)
+    Y : (nL, m) array of ``net.dtype`` (the same)
     loss : {"bce", "mse", "ce", "half_mse"}
     learning_rate : float or (epochs,) array of per-epoch rates
     epochs : int
@@ -317,11 +323,13 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         as they were at the end of the last finite epoch, and the exception's ``completed`` attribute holds
         the finished epochs' costs.
     """
-    Xc = _as_columns(net, X, "X", net.layer_sizes[0])
-    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1])
-    m = Xc.shape[1]
-    if Yc.shape[1] != m:
-        raise ValueError(f"X has {m} samples but Y has {Yc.shape[1]}")
+    # shuffled minibatches are gathered sample by sample: the kernel then reads samples as rows (contiguous)
+    rows = order is not None
+    Xc = _as_columns(net, X, "X", net.layer_sizes[0], rows)
+    Yc = _as_columns(net, Y, "Y", net.layer_sizes[-1], rows)
+    m = X.shape[1]
+    if Y.shape[1] != m:
+        raise ValueError(f"X has {m} samples but Y has {Y.shape[1]}")
     if loss not in K.LOSS_CODES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(K.LOSS_CODES)}")
     batch_size = m if batch_size is None else min(int(batch_size), m)

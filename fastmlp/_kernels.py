@@ -698,6 +698,23 @@ def _all_finite(values):
     return True
 
 
+@jit_inline
+def _gather_rows(X_flat, Y_flat, order, start, n_b, n_x, n_y, xbuf, ybuf):
+    """Copy samples ``order[start:start + n_b]`` (``order`` flat) of the row-major ``(m, n_x)`` / ``(m, n_y)`` arrays at
+    ``X_flat`` / ``Y_flat`` into the packed column blocks ``xbuf`` ``(n_x, n_b)`` and ``ybuf`` ``(n_y, n_b)``.
+
+    Row by row, so every sample is one contiguous read (a shuffled gather from samples-as-columns storage
+    touches a different cache line for every value, which made it the largest cost of a small-batch epoch).
+    """
+    start, n_b, n_x, n_y = _U(start), _U(n_b), _U(n_x), _U(n_y)
+    for i in range(n_b):
+        row = _U(order[start + i])
+        for k in range(n_x):
+            xbuf[k * n_b + i] = X_flat[row * n_x + k]
+        for k in range(n_y):
+            ybuf[k * n_b + i] = Y_flat[row * n_y + k]
+
+
 @jit
 def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, order, learning_rates,
                   opt, momentum, beta_1, beta_2, epsilon, state_1, state_2, step,
@@ -708,11 +725,14 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
 
     Parameters
     ----------
-    X : (n0, m) C-contiguous; Y : (nL, m) C-contiguous (samples are columns)
+    X : (n0, m) C-contiguous; Y : (nL, m) C-contiguous (samples are columns), or, when ``order`` is given,
+        (m, n0) and (m, nL) C-contiguous (samples as *rows*: a shuffled minibatch is gathered sample by sample,
+        and a sample's values are then contiguous instead of ``m`` apart)
     params : (P,) flat parameters, updated in place
     dims : (L + 1,) int64; acts : (L,) int64 activation codes; slope, alpha : array-dtype scalars
     loss, opt : int codes; batch_size : int
-    order : (epochs, m) int64 sample order of each epoch, or shape (0, m) for the natural order
+    order : (epochs, m) int64 sample order of each epoch, or shape (0, m) for the natural order (its second
+        dimension is the sample count either way)
     learning_rates : (epochs,) float64, the rate of each epoch
     momentum, beta_1, beta_2, epsilon : array-dtype scalars; state_1, state_2 : (P,) optimiser state
     step : (1,) int64, Adam's update count, advanced in place
@@ -738,8 +758,8 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
         cost or weights; the parameters are then restored to their values at the start of that epoch (of
         that piece, for a resumed epoch).
     """
-    n_x, m = X.shape
-    n_y = Y.shape[0]
+    n_x, n_y = dims[0], dims[dims.shape[0] - 1]
+    m = order.shape[1]
     n_epochs = learning_rates.shape[0]
     shuffled = order.shape[0] > 0
     n_batches = (m + batch_size - 1) // batch_size
@@ -748,6 +768,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     # its last use, and the borrowed view would then read freed memory).
     p_off, a_off, scalars = _borrow(param_offsets), _borrow(act_offsets), _borrow(scalars)
     X_flat, Y_flat = _borrow(X.reshape(X.size)), _borrow(Y.reshape(Y.size))
+    order_flat = _borrow(order.reshape(order.size))
     params, grad, backup, Zbuf, Abuf, deltas = (_borrow(params), _borrow(grad), _borrow(backup), _borrow(Zbuf),
                                                 _borrow(Abuf), _borrow(deltas))
     xbuf, ybuf, state_1, state_2, dims, acts = (_borrow(xbuf), _borrow(ybuf), _borrow(state_1), _borrow(state_2),
@@ -770,13 +791,8 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
                 lr_adam = params.dtype.type(
                     learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t_adam) / (1.0 - float(beta_1) ** t_adam))
             # one call site, so that _batch_step is compiled once (not once more for literal offsets)
-            if shuffled:
-                for k in range(n_x):
-                    for i in range(n_b):
-                        xbuf[k * n_b + i] = X_flat[k * m + order[e, start + i]]
-                for k in range(n_y):
-                    for i in range(n_b):
-                        ybuf[k * n_b + i] = Y_flat[k * m + order[e, start + i]]
+            if shuffled:  # X and Y hold samples as rows: each sample is read contiguously
+                _gather_rows(X_flat, Y_flat, order_flat, e * m + start, n_b, n_x, n_y, xbuf, ybuf)
                 x_src, y_src, src_off, src_ld = xbuf, ybuf, np.int64(0), np.int64(n_b)
             else:
                 x_src, y_src, src_off, src_ld = X_flat, Y_flat, np.int64(start), np.int64(m)

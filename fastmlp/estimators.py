@@ -121,6 +121,17 @@ def _engine():
     return engine
 
 
+def _as_engine_rows(a, dtype):
+    """Dense ``a`` (samples as rows) as a C-contiguous, writable array of ``dtype`` (a copy only when needed)."""
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if out.dtype != a.dtype:
+        _check_cast(out, dtype)
+    if not out.flags.writeable:
+        out = out.copy()
+    return out
+
+
 def _as_engine_columns(a, dtype):
     """``a`` (samples as rows) as the kernels read it: samples as columns, C-contiguous, writable.
 
@@ -617,10 +628,16 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
             X_val = y_val = sw_val = None
 
         n_samples = X_train.shape[0]
-        X_train = _as_engine_columns(X_train, dtype)
-        Y_train = _as_engine_columns(y_train, dtype)
         # sample weights, sparse X and the Poisson loss take the general kernels; the rest the fused fast path
         general = sw_train is not None or scipy.sparse.issparse(X) or self.out_activation_ == "exp"
+        if self.shuffle and not general:
+            # shuffled minibatches are gathered sample by sample: the fast kernel reads samples as rows, which
+            # it is handed as these transposed views (the engine makes no copy of them)
+            X_train = _as_engine_rows(X_train, dtype).T
+            Y_train = _as_engine_rows(y_train, dtype).T
+        else:
+            X_train = _as_engine_columns(X_train, dtype)
+            Y_train = _as_engine_columns(y_train, dtype)
         shuffled = [np.arange(n_samples, dtype=int)]  # sample_idx, shuffled afresh each epoch
 
         def draw_orders(n_epochs):

@@ -408,6 +408,25 @@ def test_order_equals_training_on_the_permuted_data(path, kind, dtype):
     assert not np.allclose(c.params, a.params, rtol=1e-4, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shuffled_training_reads_samples_as_rows_whatever_the_layout_given(dtype):
+    # with an order the kernel gathers whole samples from (m, n) rows: the transpose of a C-contiguous rows
+    # array is used as it is, a C-contiguous columns array is transposed first; both give the same numbers
+    dims, acts = [5, 4, 3], ["relu", "softmax"]
+    X, Y = make_data(dims, "ce", 13, dtype)
+    X0, Y0 = X.copy(), Y.copy()
+    order = np.stack([np.random.RandomState(e).permutation(13) for e in range(2)])
+    a, b = make_net(dims, acts, dtype), make_net(dims, acts, dtype)
+    res_a = E.train_epochs(a, cols(X), cols(Y), "ce", learning_rate=0.1, epochs=2, batch_size=4,
+                           optimizer=E.Optimizer(a, "adam"), order=order)
+    res_b = E.train_epochs(b, X.T, Y.T, "ce", learning_rate=0.1, epochs=2, batch_size=4,
+                           optimizer=E.Optimizer(b, "adam"), order=order)
+    assert_array_equal(a.params, b.params)
+    assert_array_equal(res_a.mean_batch_cost, res_b.mean_batch_cost)
+    assert_array_equal(X, X0)
+    assert_array_equal(Y, Y0)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_sample_weighted_cost_is_the_batch_costs_weighted_by_batch_size(alpha):
     dims, acts = [2, 3, 1], ["relu", "sigmoid"]
