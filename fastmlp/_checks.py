@@ -81,9 +81,12 @@ def as_float_array(x, name: str, *, ndim: int | None = 2, dtype=None, allow_empt
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    with np.errstate(over="ignore"):
-        converted = arr.astype(target, copy=False)
-    if not np.all(np.isfinite(converted)):
+    if arr.dtype == target:  # nothing to convert (and no floating-point state to save and restore)
+        converted = arr
+    else:
+        with np.errstate(over="ignore"):
+            converted = arr.astype(target, copy=False)
+    if not np.isfinite(converted).all():
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
             raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")

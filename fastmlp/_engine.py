@@ -168,7 +168,7 @@ class Network:
                 "Abuf": np.empty(rows_total, dt),
                 "deltas": np.empty(2 * batch_size * max(sizes), dt),
                 "grad": np.zeros(P, dt),
-                "backup": np.empty(P, dt),
+                "backup": np.empty(P, dt),  # grown by train_epochs to hold the optimiser state too
                 "xbuf": np.empty(sizes[0] * batch_size, dt),
                 "ybuf": np.empty(sizes[-1] * batch_size, dt),
                 # arguments, not kernel locals: the kernel borrows them (see _kernels._borrow)
@@ -342,6 +342,10 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     opt = optimizer
     dt = net.dtype.type
     ws = net.workspace(batch_size)
+    # the kernel's rollback copy: the parameters and the optimiser state at the start of each call
+    backup_size = net.params.size + opt.state_1.size + opt.state_2.size
+    if ws["backup"].size < backup_size:
+        ws["backup"] = np.empty(backup_size, net.dtype)
     fixed = (Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), K.LOSS_CODES[loss], dt(alpha),
              batch_size)
     opt_args = (K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon),
@@ -363,7 +367,10 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
     orders and rates it is given, from minibatch ``span[0]`` of the first to ``span[1]`` of the last, and
     returns how many of those epochs (or pieces) completed.
     """
-    rates = np.array(np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)))
+    if isinstance(learning_rate, float):  # the common case, without broadcast_to's cost
+        rates = np.full(epochs, learning_rate)
+    else:
+        rates = np.array(np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)))
     draw = _order_source(order, epochs, m)
     n_batches = -(-m // batch_size)
     max_epochs_per_call = max(1, ORDER_ENTRIES // m) if draw is not None else epochs

@@ -715,6 +715,30 @@ def _gather_rows(X_flat, Y_flat, order, start, n_b, n_x, n_y, xbuf, ybuf):
             ybuf[k * n_b + i] = Y_flat[row * n_y + k]
 
 
+@jit_inline
+def _save_state(params, state_1, state_2, backup):
+    """``backup = concatenate(params, state_1, state_2)`` (``backup`` at least that long)."""
+    n_p, n_1, n_2 = _U(params.shape[0]), _U(state_1.shape[0]), _U(state_2.shape[0])
+    for t in range(n_p):
+        backup[t] = params[t]
+    for t in range(n_1):
+        backup[n_p + t] = state_1[t]
+    for t in range(n_2):
+        backup[n_p + n_1 + t] = state_2[t]
+
+
+@jit_inline
+def _restore_state(backup, params, state_1, state_2):
+    """The inverse of :func:`_save_state`."""
+    n_p, n_1, n_2 = _U(params.shape[0]), _U(state_1.shape[0]), _U(state_2.shape[0])
+    for t in range(n_p):
+        params[t] = backup[t]
+    for t in range(n_1):
+        state_1[t] = backup[n_p + t]
+    for t in range(n_2):
+        state_2[t] = backup[n_p + n_1 + t]
+
+
 @jit
 def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, order, learning_rates,
                   opt, momentum, beta_1, beta_2, epsilon, state_1, state_2, step,
@@ -736,7 +760,8 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     learning_rates : (epochs,) float64, the rate of each epoch
     momentum, beta_1, beta_2, epsilon : array-dtype scalars; state_1, state_2 : (P,) optimiser state
     step : (1,) int64, Adam's update count, advanced in place
-    Zbuf, Abuf : (batch_size * sum(dims[1:]),); deltas : (2 * batch_size * max(dims),); grad, backup : (P,)
+    Zbuf, Abuf : (batch_size * sum(dims[1:]),); deltas : (2 * batch_size * max(dims),); grad : (P,)
+    backup : (P + len(state_1) + len(state_2),) scratch: the parameters and optimiser state at the start of the call
     xbuf : (n0 * batch_size,); ybuf : (nL * batch_size,) gather buffers (used when ``order`` is given)
     param_offsets : (L + 1,) int64, :func:`_param_offsets` of ``dims``
     act_offsets : (L + 1,) int64, :func:`_act_offsets` of ``dims`` and ``batch_size``
@@ -755,8 +780,14 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     -------
     int
         Epochs (or pieces) completed. Fewer than requested means that the next one produced a non-finite
-        cost or weights; the parameters are then restored to their values at the start of that epoch (of
-        that piece, for a resumed epoch).
+        cost or weights; the parameters, the optimiser state and ``step`` are then restored to their values at
+        the start of that epoch (of that piece, for a resumed epoch).
+
+    Rollback costs nothing per epoch: the parameters and optimiser state are copied once, at the start of the
+    call; each epoch checks only its cost, and the parameters are scanned once, after the last epoch. When
+    either check fails, the call is replayed from that copy (the same arithmetic in the same order, so the
+    same numbers), first checking the parameters after every epoch, which finds the first epoch that went
+    non-finite, then once more up to the start of that epoch.
     """
     n_x, n_y = dims[0], dims[dims.shape[0] - 1]
     m = order.shape[1]
@@ -773,9 +804,14 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
                                                 _borrow(Abuf), _borrow(deltas))
     xbuf, ybuf, state_1, state_2, dims, acts = (_borrow(xbuf), _borrow(ybuf), _borrow(state_1), _borrow(state_2),
                                                 _borrow(dims), _borrow(acts))
-    for e in range(n_epochs):
-        for t in range(params.shape[0]):
-            backup[t] = params[t]
+    _save_state(params, state_1, state_2, backup)
+    step_at_start = step[0]
+    # replay: 0 the run itself (cost checked per epoch, parameters after the last one); 1 a replay checking the
+    # parameters after every epoch, up to the epoch that failed; 2 a replay without checks up to `limit`
+    replay = 0
+    limit = n_epochs
+    e = 0
+    while e < limit:
         lr = params.dtype.type(learning_rates[e])
         first = span[0] if e == 0 else 0
         stop = span[1] if e == n_epochs - 1 else n_batches
@@ -801,17 +837,29 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
                                beta_1, beta_2, epsilon, state_1, state_2, scalars, blas_min_flops)
             total += cost
             weighted += cost * n_b
-        if not (np.isfinite(total) and _all_finite(params)):
-            for t in range(params.shape[0]):
-                params[t] = backup[t]
-            return e
+        if replay != 2:
+            finite = np.isfinite(total)
+            if finite and (replay == 1 or e == n_epochs - 1):
+                finite = _all_finite(params)
+            if not finite:
+                _restore_state(backup, params, state_1, state_2)
+                step[0] = step_at_start
+                if replay == 0 and e > 0:  # which epoch went wrong first: the parameters may have done so silently
+                    replay, limit = 1, e + 1
+                else:  # epoch e is the first to fail: back to its start
+                    if e == 0:
+                        return 0
+                    replay, limit = 2, e
+                e = 0
+                continue
         if stop < n_batches:
             partial[0] = total
             partial[1] = weighted
         else:
             mean_batch_cost[e] = total / n_batches
             sample_weighted_cost[e] = weighted / m
-    return n_epochs
+        e += 1
+    return limit
 
 
 @jit

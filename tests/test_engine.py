@@ -546,6 +546,50 @@ def test_divergence_raises_and_restores_the_start_of_the_failing_epoch(path, dty
     assert_array_equal(again.params, net.params)
 
 
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_divergence_restores_the_optimiser_state_of_the_last_finite_epoch(path, kind):
+    """Epoch 3's rate makes the weights overflow in its one minibatch, while its own cost is finite (the cost is
+    that of the weights before the step): the kernel finds that epoch only when it scans the weights, and must
+    then replay the call from its start. Parameters, optimiser state and step count end as after two epochs,
+    bit for bit, whether the epoch is the call's last (found by the final scan) or not (found by a replay).
+    Adam's step is bounded by the rate: its weights stay finite in epoch 3 and the cost of epoch 4 fails."""
+    dtype = np.float64
+    dims, acts = [3, 4, 1], ["relu", "linear"]
+    X, Y = make_data(dims, "half_mse", 8, dtype)
+    if kind != "adam":
+        X = X * 1e90
+    rates = np.array([1e-200, 1e-200, 1e300, 1e-200, 1e-200])
+    done = 3 if kind == "adam" else 2
+    for epochs in (done + 1, 5):
+        net = make_net(dims, acts, dtype)
+        opt = E.Optimizer(net, kind)
+        with pytest.raises(FloatingPointError, match=f"epoch {done + 1}") as info:
+            train_rows(net, X, Y, "half_mse", learning_rate=rates[:epochs], epochs=epochs, optimizer=opt,
+                       blas_min_flops=PATHS[path])
+        assert len(info.value.completed.mean_batch_cost) == done
+        again = make_net(dims, acts, dtype)
+        opt_again = E.Optimizer(again, kind)
+        res = train_rows(again, X, Y, "half_mse", learning_rate=rates[:done], epochs=done, optimizer=opt_again,
+                         blas_min_flops=PATHS[path])
+        assert_array_equal(res.mean_batch_cost, info.value.completed.mean_batch_cost)
+        assert_array_equal(net.params, again.params)
+        assert_array_equal(opt.state_1, opt_again.state_1)
+        assert_array_equal(opt.state_2, opt_again.state_2)
+        assert opt.t == opt_again.t
+        # the model trains on from there as if nothing had happened (Adam's weights of 1e300 diverge at once)
+        outcomes = []
+        for n, o in ((net, opt), (again, opt_again)):
+            try:
+                outcomes.append(train_rows(n, X, Y, "half_mse", learning_rate=1e-200, epochs=2, optimizer=o,
+                                           blas_min_flops=PATHS[path]).mean_batch_cost)
+            except FloatingPointError as exc:
+                outcomes.append(str(exc))
+        assert (kind == "adam") == isinstance(outcomes[0], str)
+        assert_array_equal(outcomes[0], outcomes[1])
+        assert_array_equal(net.params, again.params)
+
+
 # ----------------------------------------------------------------------------------------------------
 # the network and the engine's own checks
 # ----------------------------------------------------------------------------------------------------
