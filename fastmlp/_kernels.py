@@ -383,37 +383,47 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
 
 
 @jit_inline
-def _optimizer_step(params, grad, lo, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2):
+def _optimizer_step(params, grad, lo, hi, penalty_end, penalty, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
+                    state_1, state_2):
     """In-place update of ``params[lo:hi]`` from ``grad[lo:hi]`` (scikit-learn's formulas and order).
+
+    The gradient of ``params[i]`` is ``g = grad[i] + penalty * params[i]`` for ``i < penalty_end`` and
+    ``grad[i]`` beyond: an L2 penalty is added here, in the one pass over the parameters, rather than in a
+    pass of its own before the update (``penalty_end <= lo`` adds none).
 
     sgd: ``p -= lr g``. momentum: ``v = mu v - lr g; p += v``. nesterov: ``v = mu v - lr g;
     p += mu v - lr g``. adam: ``m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr_t m / (sqrt(v) + eps)``.
     """
     one = params.dtype.type(1)
-    lo, hi = _U(lo), _U(hi)
-    if opt == OPT_SGD:
-        for i in range(lo, hi):
-            params[i] -= lr * grad[i]
-    elif opt == OPT_MOMENTUM:
-        for i in range(lo, hi):
-            v = momentum * state_1[i] - lr * grad[i]
-            state_1[i] = v
-            params[i] += v
-    elif opt == OPT_NESTEROV:
-        for i in range(lo, hi):
-            v = momentum * state_1[i] - lr * grad[i]
-            state_1[i] = v
-            params[i] += momentum * v - lr * grad[i]
-    else:
-        keep_1, keep_2 = one - beta_1, one - beta_2
-        step = -lr_adam
-        for i in range(lo, hi):
-            g = grad[i]
-            m1 = beta_1 * state_1[i] + keep_1 * g
-            m2 = beta_2 * state_2[i] + keep_2 * (g * g)
-            state_1[i] = m1
-            state_2[i] = m2
-            params[i] += (step * m1) / (np.sqrt(m2) + epsilon)
+    zero = one - one
+    keep_1, keep_2 = one - beta_1, one - beta_2
+    step = -lr_adam
+    split = max(lo, min(penalty_end, hi))
+    # two ranges, one loop body: the penalised weights, then the rest (the body is compiled once)
+    for part in range(2):
+        first, stop, pen = (_U(lo), _U(split), penalty) if part == 0 else (_U(split), _U(hi), zero)
+        if opt == OPT_SGD:
+            for i in range(first, stop):
+                params[i] -= lr * (grad[i] + pen * params[i])
+        elif opt == OPT_MOMENTUM:
+            for i in range(first, stop):
+                v = momentum * state_1[i] - lr * (grad[i] + pen * params[i])
+                state_1[i] = v
+                params[i] += v
+        elif opt == OPT_NESTEROV:
+            for i in range(first, stop):
+                g = grad[i] + pen * params[i]
+                v = momentum * state_1[i] - lr * g
+                state_1[i] = v
+                params[i] += momentum * v - lr * g
+        else:
+            for i in range(first, stop):
+                g = grad[i] + pen * params[i]
+                m1 = beta_1 * state_1[i] + keep_1 * g
+                m2 = beta_2 * state_2[i] + keep_2 * (g * g)
+                state_1[i] = m1
+                state_2[i] = m2
+                params[i] += (step * m1) / (np.sqrt(m2) + epsilon)
 
 
 # --- the output layer: cost and delta ------------------------------------------------------------
@@ -433,7 +443,8 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
     at ``Y[y_off:]`` with rows ``y_ld`` apart. bce (sigmoid output) is ``max(z, 0) - y z + log1p(exp(-|z|))``
     where ``log1p(exp(-|z|)) = -log(max(a, 1 - a))`` reuses the sigmoid already computed (the argument lies
     in [1/2, 1], so nothing rounds to zero); ce (softmax output) is ``(max - z) + log(sum(exp(Z - max)))``,
-    exact however large the logits. No log of a
+    exact however large the logits, where the log of the sum is ``-log(a)`` of the softmax ``a`` already computed
+    at the largest logit (``a = 1 / sum`` lies in [1/n_out, 1]: no exponential evaluated twice). No log of a
     probability that can round to 0 is ever taken. Deltas: bce, ce: ``A - Y``; mse: ``2 (A - Y) g'(Z)``;
     half_mse: ``(A - Y) g'(Z)``.
     """
@@ -444,12 +455,13 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
     if loss == LOSS_CE:
         for i in range(n_b):
             top = Z[z_off + i]
+            j_top = 0
             for j in range(1, n_out):
-                top = max(top, Z[z_off + j * n_b + i])
-            s = zero
-            for j in range(n_out):
-                s += np.exp(Z[z_off + j * n_b + i] - top)
-            log_s = np.log(s)
+                if Z[z_off + j * n_b + i] > top:
+                    top = Z[z_off + j * n_b + i]
+                    j_top = j
+            # A = softmax(Z) holds exp(top - top) / s = 1 / s where Z is largest: log s without a second exp
+            log_s = -np.log(A[a_off + j_top * n_b + i])
             for j in range(n_out):
                 t = j * n_b + i
                 y = Y[y_off + j * y_ld + i]
@@ -624,18 +636,26 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
     gradient is never stored.
     """
     n_coef = n_in * n_out
+    size = params.dtype.type(n_b)
+    zero = params.dtype.type(0)
     first = lo  # the first parameter the optimiser step updates
+    penalty = zero  # the L2 penalty's share of the weight gradient, when the optimiser step adds it
     if opt == OPT_SGD and use_blas:
-        size = params.dtype.type(n_b)
         _gemm(False, True, n_out, n_in, n_b, -lr / size, deltas, d_off, n_b, src, s_off, s_ld,
               params.dtype.type(1) - lr * alpha / size, params, lo, n_in, scalars)
         first = lo + n_coef  # the weights are done: only the intercept is left
         _intercept_gradient(deltas, d_off, n_out, n_b, grad, first)
     else:
-        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
+        grad_alpha = alpha
+        if use_blas:
+            # g_W = dZ @ A_prev.T / n_b from BLAS alone (no pass to pre-fill it with the penalty); the optimiser
+            # step adds (alpha / n_b) W as it reads W anyway
+            grad_alpha = zero
+            penalty = alpha / size
+        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, grad_alpha, grad, use_blas,
                          scalars)
-    _optimizer_step(params, grad, first, hi, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
-                    state_2)
+    _optimizer_step(params, grad, first, hi, lo + n_coef, penalty, opt, lr, lr_adam, momentum, beta_1, beta_2,
+                    epsilon, state_1, state_2)
 
 
 @jit_inline

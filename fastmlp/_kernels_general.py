@@ -399,8 +399,8 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
                 t_adam = step[0]
                 lr_adam = params.dtype.type(
                     learning_rates[e] * np.sqrt(1.0 - float(beta_2) ** t_adam) / (1.0 - float(beta_1) ** t_adam))
-            _optimizer_step(params, grad, 0, n_params, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
-                            state_2)
+            _optimizer_step(params, grad, 0, n_params, 0, params.dtype.type(0), opt, lr, lr_adam, momentum, beta_1,
+                            beta_2, epsilon, state_1, state_2)
             weighted += cost * n_b
         finite = np.isfinite(weighted)
         for t in range(n_params):
