@@ -178,7 +178,7 @@ def _sigmoid(z, one):
     return e / (one + e)
 
 
-@jit
+@jit_inline
 def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
     """``A = g(Z)`` for the packed ``(n, n_b)`` blocks at ``Z[z_off:]``, ``A[a_off:]`` (may be the same).
 
@@ -329,8 +329,9 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
             dj = d_off + j * n_b
             for i in range(n_b):
                 dZ_prev[dk + i] += w * dZ[dj + i]
-        _apply_derivative(dZ_prev, np.int64(dk), Z, np.int64(zp_off + k * n_b), A, np.int64(ap_off + k * n_b),
-                          np.int64(n_b), act_prev, slope)
+    # one call for the block (a call per row costs more than a small network's arithmetic)
+    _apply_derivative(dZ_prev, np.int64(dp_off), Z, np.int64(zp_off), A, np.int64(ap_off), np.int64(n_in * n_b),
+                      act_prev, slope)
 
 
 @jit_inline
