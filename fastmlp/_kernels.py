@@ -29,6 +29,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
+from fastmlp import _small_products as _sp
 from fastmlp._config import EXACT_JIT_OPTIONS, JIT_OPTIONS
 
 # --- integer codes used inside kernels -----------------------------------------------------------
@@ -628,32 +629,40 @@ def _forward(X, params, dims, acts, slope, buffer, out, blas_min_flops):
 
 @jit
 def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, lo, hi, alpha, opt, lr, lr_adam,
-                  momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars):
+                  momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars, scratch, t_off, t_size):
     """Gradient and optimiser step of one layer, whose parameters are ``params[lo:hi]``.
 
     ``A_prev`` is the ``(n_in, n_b)`` block at ``src[s_off:]`` (rows ``s_ld`` apart) and ``dZ`` the packed
     ``(n_out, n_b)`` block at ``deltas[d_off:]``. With plain SGD on the BLAS path the update is fused into
     the gradient product, ``W <- (1 - lr alpha / n_b) W - (lr / n_b) dZ @ A_prev.T``, and the weight
-    gradient is never stored.
+    gradient is never stored. ``scratch[t_off:t_off + t_size]`` is free for this call: where
+    :func:`fastmlp._small_products.transpose_pays` and it is large enough, ``A_prev.T`` is copied there so that
+    BLAS runs the product in its faster plain form.
     """
     n_coef = n_in * n_out
     size = params.dtype.type(n_b)
     zero = params.dtype.type(0)
+    one = params.dtype.type(1)
     first = lo  # the first parameter the optimiser step updates
     penalty = zero  # the L2 penalty's share of the weight gradient, when the optimiser step adds it
-    if opt == OPT_SGD and use_blas:
-        _gemm(False, True, n_out, n_in, n_b, -lr / size, deltas, d_off, n_b, src, s_off, s_ld,
-              params.dtype.type(1) - lr * alpha / size, params, lo, n_in, scalars)
-        first = lo + n_coef  # the weights are done: only the intercept is left
-        _intercept_gradient(deltas, d_off, n_out, n_b, grad, first)
-    else:
-        grad_alpha = alpha
-        if use_blas:
-            # g_W = dZ @ A_prev.T / n_b from BLAS alone (no pass to pre-fill it with the penalty); the optimiser
-            # step adds (alpha / n_b) W as it reads W anyway
-            grad_alpha = zero
+    if use_blas:
+        _intercept_gradient(deltas, d_off, n_out, n_b, grad, lo + n_coef)
+        fused = opt == OPT_SGD
+        if fused:  # W <- (1 - lr alpha / n_b) W - (lr / n_b) dZ @ A_prev.T
+            target, scale, keep = params, -lr / size, one - lr * alpha / size
+            first = lo + n_coef  # the weights are done: only the intercept is left
+        else:  # g_W = dZ @ A_prev.T / n_b; the optimiser step adds (alpha / n_b) W as it reads W anyway
+            target, scale, keep = grad, one / size, zero
             penalty = alpha / size
-        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, grad_alpha, grad, use_blas,
+        # the right operand A_prev.T: as stored (BLAS's slower "nt" form), or copied transposed first
+        right, r_off, r_ld, r_trans = src, s_off, s_ld, True
+        if _sp.transpose_pays(n_out, n_in, n_b) and t_size >= n_in * n_b:
+            _sp.transpose_block(src, s_off, s_ld, n_in, n_b, scratch, t_off)
+            right, r_off, r_ld, r_trans = scratch, t_off, n_in, False
+        _gemm(False, r_trans, n_out, n_in, n_b, scale, deltas, d_off, n_b, right, r_off, r_ld, keep, target, lo, n_in,
+              scalars)
+    else:
+        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
                          scalars)
     _optimizer_step(params, grad, first, hi, lo + n_coef, penalty, opt, lr, lr_adam, momentum, beta_1, beta_2,
                     epsilon, state_1, state_2)
@@ -706,8 +715,13 @@ def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_of
             _backprop_delta(deltas, d_off, n_out, n_b, params, p_off[l], n_in, Zbuf, a_off[l - 1], Abuf,
                             a_off[l - 1], acts[l - 1], slope, deltas, half - d_off, use_blas, scalars)
         src, s_off, s_ld = (xb, x_off, x_ld) if l == 0 else (Abuf, a_off[l - 1], n_b)
+        # free scratch for the update: the Z blocks of layer l - 1 and above are no longer read (the deltas below
+        # layer l are computed); for layer 0 that is all of Zbuf
+        t_off = a_off[l - 1] if l > 0 else zero_offset
+        t_size = n_in * n_b if l > 0 else a_off[n_layers]
         _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, p_off[l], p_off[l + 1],
-                      alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars)
+                      alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars,
+                      Zbuf, t_off, t_size)
     return cost
 
 
