@@ -830,11 +830,18 @@ class StepLayout:
         shift = self.sizes[1] - self.sizes[0]
         self.lazy_rows = [slice(0, self.sizes[1])] + [slice(r.start + shift, r.stop + shift) for r in self.dA_rows[1:]]
         self.lazy_height = self.dA_height + shift
+        self.widest = max(self.sizes[1:])
+        self.n0n1 = self.sizes[0] * self.sizes[1]
         self.param_blocks = []
         for l in range(self.n_layers):
             n_in, n_out = self.sizes[l], self.sizes[l + 1]
             lo, hi = int(self.offsets[l]), int(self.offsets[l + 1])
             self.param_blocks += [(slice(lo, hi - n_out), (n_out, n_in)), (slice(hi - n_out, hi), (n_out, 1))]
+
+    def backward_length(self, m: int, with_dA0: bool = True) -> int:
+        """Length of the ``out`` buffer of :func:`step_backward` for ``m`` samples: the gradient, the ``dA``
+        blocks (``dA_height`` or ``lazy_height`` rows), and the kernel's scratch."""
+        return self.n_params + (self.dA_height if with_dA0 else self.lazy_height) * m + 2 * m * self.widest + 2
 
 
 def step_forward(layout: StepLayout, X: np.ndarray, params: np.ndarray, slope: float,
@@ -852,16 +859,16 @@ def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA,
                   with_dA0: bool = True) -> tuple[np.ndarray, int]:
     """Gradients for a per-step loop: ``(out, status)`` from a :func:`step_forward` buffer ``ZA``.
 
-    ``out`` holds the gradient ``(P,)`` in the parameters' layout, then the ``dA`` blocks as a
-    ``(dA_height, m)`` C array (``layout.dA_rows``); without ``with_dA0``, ``dA_0 = W_1.T @ dZ_1`` is not
-    computed and the blocks form a ``(lazy_height, m)`` array whose first block is ``dZ_1``
-    (``layout.lazy_rows``). Status 0 when ``Y`` and every gradient were finite (and ``Y`` in [0, 1] for a
-    cross-entropy), else the caller validates. Arrays as checked by the caller: C-contiguous, of the
-    layout's dtype, matching shapes. ``out`` may be given (such a buffer, reused).
+    ``out`` (length ``layout.backward_length(m, with_dA0)``) holds the gradient ``(P,)`` in the parameters'
+    layout, then the ``dA`` blocks as a ``(dA_height, m)`` C array (``layout.dA_rows``), then the kernel's
+    scratch; without ``with_dA0``, ``dA_0 = W_1.T @ dZ_1`` is not computed and the blocks form a
+    ``(lazy_height, m)`` array whose first block is ``dZ_1`` (``layout.lazy_rows``). Status 0 when ``Y`` and
+    every gradient were finite (and ``Y`` in [0, 1] for a cross-entropy), else the caller validates. Arrays
+    as checked by the caller: C-contiguous, of the layout's dtype, matching shapes. ``out``
+    may be given (such a buffer, reused).
     """
     if out is None:
-        height = layout.dA_height if with_dA0 else layout.lazy_height
-        out = np.empty(layout.n_params + height * ZA.shape[1], layout.dtype)
+        out = np.empty(layout.backward_length(ZA.shape[1], with_dA0), layout.dtype)
     status = K._step_backward(X, Y, params, layout.spec, slope, K.LOSS_CODES[loss], ZA, out, bool(with_dA0),
                               _config.BLAS_MIN_FLOPS)
     return out, status
@@ -907,6 +914,13 @@ def train_recording_outputs(net: Network, X, Y, loss, learning_rate: float, outp
 #: a loop step more than the update of a small network.
 scaled_difference = K._scaled_difference
 
+
+#: the per-step kernels themselves (``_kernels._step_forward``, ``_step_backward``), for :mod:`fastmlp._steps`,
+#: which checks their arguments as :func:`step_forward` / :func:`step_backward` require: on a small network a
+#: wrapper call costs a noticeable part of the step
+step_forward_kernel = K._step_forward
+step_backward_kernel = K._step_backward
+LOSS_CODES = K.LOSS_CODES
 
 #: ``bce_of_probabilities(AL, Y)``: the course's cross-entropy cost of C-contiguous ``(n, m)`` arrays of one
 #: dtype (``_kernels._bce_of_probabilities``); NaN when an input is not finite or outside [0, 1]. The kernel

@@ -1032,10 +1032,12 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
     ``out`` is written: first the gradient (P,) in the layout of ``params``, then the packed blocks
     ``dA_l = W_{l+1}.T @ dZ_{l+1}`` ``(dims[l], m)``, l = 0..L-1; without ``with_dA0`` the first of them,
     ``dA_0`` (the one product the gradient does not need), is not computed and the block holds
-    ``dZ_1`` ``(dims[1], m)`` instead, from which the caller can form ``dA_0`` when it is asked for. So
-    ``out`` has length ``P + m (first + sum(dims[1:-1]))`` with ``first = dims[0]`` or ``dims[1]``. Status: 0
-    fine; 1 ``Y`` is not finite, or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not
-    finite. Nothing is validated beyond that here: the caller reruns its full checks when the status is not 0.
+    ``dZ_1`` ``(dims[1], m)`` instead, from which the caller can form ``dA_0`` when it is asked for. The
+    last ``2 m max(dims[1:]) + 2`` entries of ``out`` are scratch (the kernel allocates nothing). So ``out``
+    has length ``P + m (first + sum(dims[1:-1])) + 2 m max(dims[1:]) + 2`` with ``first = dims[0]`` or
+    ``dims[1]`` (:meth:`fastmlp._engine.StepLayout.backward_length`). Status: 0 fine; 1 ``Y`` is not finite,
+    or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not finite. Nothing is
+    validated beyond that here: the caller reruns its full checks when the status is not 0.
     """
     dims, acts, p_off = _spec_parts(spec)
     n_layers = dims.shape[0] - 1
@@ -1052,39 +1054,43 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
     slope = params.dtype.type(slope)
     S = ZA.shape[0] // 2
     flat = ZA.reshape(ZA.size)
-    grad = out[:params.shape[0]]
-    dA_flat = out[params.shape[0]:]
-    scalars = np.empty(2, params.dtype)
-    deltas = np.empty(2 * m * np.max(dims[1:]), params.dtype)  # the input layer needs no delta
-    half = deltas.shape[0] // 2
-    z_off = np.empty(n_layers, np.int64)
-    da_off = np.empty(n_layers, np.int64)
-    z_off[0] = 0
-    da_off[0] = 0
-    for l in range(1, n_layers):
-        z_off[l] = z_off[l - 1] + m * dims[l]
-        da_off[l] = da_off[l - 1] + m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
-    a_base = S * m
+    n_params = params.shape[0]
+    widest = 0
+    for l in range(1, n_layers + 1):
+        widest = max(widest, dims[l])
+    half = m * widest  # the input layer needs no delta
+    tail = out.shape[0] - 2 * half - 2
+    grad = out[:n_params]
+    dA_flat = out[n_params:tail]
+    deltas = out[tail:tail + 2 * half]
+    scalars = out[tail + 2 * half:]
     top = n_layers - 1
-    _cost_and_delta(flat, z_off[top], flat, a_base + z_off[top], Y_flat, 0, m, dims[n_layers], m, acts[top], loss,
-                    slope, deltas, 0)
+    # offsets of layer l's Z block in ZA (z_l) and of its dA block (d_l), walked down from the top layer
+    z_l = m * (S - dims[n_layers])
+    d_l = 0
+    for l in range(1, n_layers):
+        d_l += m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
+    a_base = S * m
+    _cost_and_delta(flat, z_l, flat, a_base + z_l, Y_flat, 0, m, dims[n_layers], m, acts[top], loss, slope, deltas, 0)
     for l in range(top, -1, -1):
         n_in = dims[l]
         n_out = dims[l + 1]
         d_off = ((top - l) % 2) * half
         use_blas = m * n_in * n_out >= blas_min_flops
         if l > 0 or with_dA0:
-            _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dA_flat, da_off[l], dA_flat, da_off[l],
-                            ACT_LINEAR, slope, dA_flat, da_off[l], use_blas, scalars)
+            _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dA_flat, d_l, dA_flat, d_l,
+                            ACT_LINEAR, slope, dA_flat, d_l, use_blas, scalars)
         else:  # dZ_1 kept instead of dA_0
             dA_flat[:n_out * m] = deltas[d_off:d_off + n_out * m]
         if l > 0:
+            z_prev = z_l - m * n_in
             dp_off = half - d_off
-            deltas[dp_off:dp_off + n_in * m] = dA_flat[da_off[l]:da_off[l] + n_in * m]
-            _apply_derivative(deltas, dp_off, flat, z_off[l - 1], flat, a_base + z_off[l - 1], n_in * m, acts[l - 1],
-                              slope)
-            _layer_gradients(flat, a_base + z_off[l - 1], m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero,
+            deltas[dp_off:dp_off + n_in * m] = dA_flat[d_l:d_l + n_in * m]
+            _apply_derivative(deltas, dp_off, flat, z_prev, flat, a_base + z_prev, n_in * m, acts[l - 1], slope)
+            _layer_gradients(flat, a_base + z_prev, m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero,
                              grad, use_blas, scalars)
+            z_l = z_prev
+            d_l -= m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
         else:
             _layer_gradients(X.reshape(X.size), 0, m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero, grad,
                              use_blas, scalars)

@@ -26,8 +26,15 @@ import sys
 
 import numpy as np
 
-from fastmlp import _checks, _engine
+from fastmlp import _checks, _config, _engine
 from fastmlp._checks import as_float_array, check_positive_float
+
+# the per-step kernels, called as they are (a wrapper costs a noticeable part of a small network's step):
+# every call below passes what :func:`fastmlp._engine.step_forward` / ``step_backward`` document
+_forward_kernel = _engine.step_forward_kernel
+_backward_kernel = _engine.step_backward_kernel
+_LOSS_CODES = _engine.LOSS_CODES
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 _LAYOUTS: dict = {}
 _BLOCKS: dict = {}
@@ -72,7 +79,66 @@ def _param_blocks(sizes: tuple) -> tuple:
 
 
 # --- packed parameters and gradients -------------------------------------------------------------------
-class Packed(dict):
+class Watched(dict):
+    """A dict that notes a change made through any of its methods (``_changed`` becomes True), so that a check
+    that it still holds what it was made with costs O(1) until then. Its maker sets ``_changed = False`` once
+    it has recorded the contents; a check that finds them unchanged sets it again."""
+
+    __slots__ = ("_changed",)
+
+    def __init__(self, *args, **kwargs):
+        dict.__init__(self, *args, **kwargs)
+        self._changed = True
+
+    def __setitem__(self, key, value):
+        self._changed = True
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        self._changed = True
+        dict.__delitem__(self, key)
+
+    def __ior__(self, other):
+        self._changed = True
+        return dict.__ior__(self, other)
+
+    def update(self, *args, **kwargs):
+        self._changed = True
+        dict.update(self, *args, **kwargs)
+
+    def setdefault(self, *args):
+        self._changed = True
+        return dict.setdefault(self, *args)
+
+    def pop(self, *args):
+        self._changed = True
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        self._changed = True
+        return dict.popitem(self)
+
+    def clear(self):
+        self._changed = True
+        dict.clear(self)
+
+
+def unchanged(d, items) -> bool:
+    """Whether the :class:`Watched` dict ``d`` holds exactly ``items`` (``(key, value)`` pairs, values by
+    identity): O(1) while nothing changed it; then it compares, and marks it unchanged when it is."""
+    if not d._changed:
+        return True
+    if len(d) != len(items):
+        return False
+    get = d.get
+    for key, value in items:
+        if get(key) is not value:
+            return False
+    d._changed = False
+    return True
+
+
+class Packed(Watched):
     """Course-style parameters ``{"W1": (n1, n0), "b1": (n1, 1), ...}`` that are views into one flat vector.
 
     A plain ``dict`` in every way a user can see; ``copy.deepcopy`` gives a packed copy, ``pickle`` and
@@ -90,7 +156,7 @@ class Packed(dict):
         return packed_view(self.flat.copy(), self.sizes, order=tuple(self))
 
 
-class Grads(dict):
+class Grads(Watched):
     """Gradients ``{"dW1", "db1", ..., "dA0", ...}`` whose ``dW`` / ``db`` are views into one flat vector."""
 
     __slots__ = ("flat", "sizes", "_items")
@@ -163,13 +229,13 @@ class LazyGrads(Grads):
         return dict(self._resolved())
 
     def pop(self, *args):
-        return dict.pop(self._resolved(), *args)
+        return Watched.pop(self._resolved(), *args)
 
     def popitem(self):
-        return dict.popitem(self._resolved())
+        return Watched.popitem(self._resolved())
 
     def setdefault(self, *args):
-        return dict.setdefault(self._resolved(), *args)
+        return Watched.setdefault(self._resolved(), *args)
 
     def __eq__(self, other):
         return dict.__eq__(self._resolved(), other)
@@ -201,7 +267,7 @@ def packed_view(flat: np.ndarray, sizes: tuple, order=None) -> Packed:
     if reordered:
         p = Packed((key, p[key]) for key in order)
     p.flat, p.sizes, p._items, p._Ws, p._bs = flat, sizes, tuple(p.items()), views[0::2], views[1::2]
-    p._layout, p._reordered = None, reordered
+    p._layout, p._reordered, p._changed = None, reordered, False
     return p
 
 
@@ -226,14 +292,8 @@ def pack(Ws, bs, dtype) -> Packed:
 
 def as_packed(parameters):
     """``parameters`` itself when it is a :class:`Packed` dict whose arrays are still its own views, else None."""
-    if type(parameters) is Packed:
-        items = parameters._items
-        if len(parameters) == len(items):
-            get = parameters.get
-            for key, value in items:
-                if get(key) is not value:
-                    return None
-            return parameters
+    if type(parameters) is Packed and unchanged(parameters, parameters._items):
+        return parameters
     return None
 
 
@@ -295,7 +355,9 @@ def _flat_now(Ws, bs, layout):
 
 def _as_grads(grads, sizes, dtype):
     if (type(grads) is Grads or type(grads) is LazyGrads) and grads.sizes == sizes and grads.flat.dtype == dtype:
-        get = grads.get
+        if not grads._changed:
+            return grads
+        get = grads.get  # (only the dW, db: no change of state, the dA may differ)
         for key, value in grads._items:
             if get(key) is not value:
                 return None
@@ -307,15 +369,15 @@ def _as_grads(grads, sizes, dtype):
 class Pass:
     """What a forward pass leaves for backward: the kernel's buffer ``ZA`` ``(2 S, m)``, the input the kernel
     read ``Xk``, the flat parameters (None when they were a copy of a plain dict), the layout, the output
-    view ``AL`` and the parameters' ``W`` / ``b`` arrays."""
+    view ``AL``, the parameters' ``W`` / ``b`` arrays and the list its result is kept in for reuse (or None)."""
 
-    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs")
+    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring")
 
 
 class Caches(list):
     """The list of ``((A_prev, W, b), Z)`` tuples of a forward pass, which also carries its :class:`Pass`."""
 
-    __slots__ = ("_entries", "_pass")
+    __slots__ = ("_entries", "_pass", "_Ws", "_bs")
 
     def __reduce__(self):
         return list, (list(self),)
@@ -380,28 +442,30 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         Xk = X.astype(dtype)  # integers: always finite, one conversion (a C-contiguous copy)
     else:
         Xk = _engine.kernel_array(_checks.check_X(X, Ws[0]))
-    kept = None
+    kept = ring = None
     if recycle is not None:
         ring = layout.rings.get((recycle, Xk.shape[1]))
-        kept = _reusable(ring) if ring else None
+        if ring is None:
+            ring = layout.rings[recycle, Xk.shape[1]] = []
+        kept = _reusable(ring)
     if kept is not None:
         result = kept.value._pass
-        finite = _engine.step_forward(layout, Xk, flat, slope, result.ZA)[1]
+        finite = _forward_kernel(Xk, flat, layout.spec, slope, result.ZA, _config.BLAS_MIN_FLOPS)
     else:
-        ZA, finite = _engine.step_forward(layout, Xk, flat, slope)
+        ZA = np.empty((2 * layout.n_rows, Xk.shape[1]), dtype)
+        finite = _forward_kernel(Xk, flat, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
         result = Pass()
         result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
     if not finite:  # a non-finite input, or an overflow: the full checks raise for the former
         _checks.check_X(X, Ws[0])
         _checks.check_parameters(parameters)
-    result.Xk, result.flat, result.Ws, result.bs = Xk, flat if p is not None else None, Ws, bs
+    result.Xk, result.flat, result.Ws, result.bs, result.ring = Xk, flat if p is not None else None, Ws, bs, ring
     return result if recycle is None else (result, kept)
 
 
 def keep_result(name, kept: _Kept, fresh: bool) -> None:
     """Keep a result of :func:`forward_pass` with ``recycle=name`` for reuse (see :class:`_Kept`)."""
-    ring = kept.value._pass.layout.rings.setdefault((name, kept.value._pass.ZA.shape[1]), [])
-    _keep(ring, kept, fresh)  # (no local name may hold the pass: its reference count is taken)
+    _keep(kept.value._pass.ring, kept, fresh)  # (no local name may hold the pass: its reference count is taken)
 
 
 def kept_result(value, buffer, arrays) -> _Kept:
@@ -427,20 +491,26 @@ def forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, *, defau
     if fresh:
         kept = _new_caches(X, fp)
     else:  # rewritten by this pass: the tuples are made again when X, W or b are other arrays now
-        entries = kept.value._entries
-        same = entries[0][0][0] is X
-        entry = None
+        caches = kept.value
+        entries = caches._entries
+        # (the W and b lists of packed parameters are the same objects from call to call)
+        same = entries[0][0][0] is X and (caches._Ws is fp.Ws and caches._bs is fp.bs or _same_parameters(entries, fp))
         if same:
-            for entry, W, b in zip(entries, fp.Ws, fp.bs, strict=True):
-                if entry[0][1] is not W or entry[0][2] is not b:
-                    same = False
-                    break
-        if not same:
-            _fill_caches(kept.value, X, fp, None, None)
-        del entries, entry
+            caches[:] = entries  # as handed out the first time, whatever was done to the list since
+        else:
+            _fill_caches(caches, X, fp, None, None)
+        del caches, entries
     del fp  # (no local name may hold what the kept result's reference counts are taken of)
     keep_result("caches", kept, fresh)
     return kept.value._pass.AL, kept.value
+
+
+def _same_parameters(entries, fp) -> bool:
+    """Whether the cache tuples ``entries`` hold the W and b arrays of the pass ``fp``."""
+    for entry, W, b in zip(entries, fp.Ws, fp.bs, strict=True):
+        if entry[0][1] is not W or entry[0][2] is not b:
+            return False
+    return True
 
 
 def _fill_caches(caches, X, fp, z_rows, a_rows):
@@ -457,7 +527,7 @@ def _fill_caches(caches, X, fp, z_rows, a_rows):
     A_prevs = [X] + As  # the caller's own X, as the course code caches it
     caches[:] = [((A_prev, W, b), Z) for A_prev, W, b, Z in zip(A_prevs, Ws, bs, Zs, strict=True)]
     caches._entries = tuple(caches)
-    caches._pass = fp
+    caches._pass, caches._Ws, caches._bs = fp, Ws, bs
     return caches
 
 
@@ -487,14 +557,7 @@ class _Kept:
             return False
         if self.items is None:  # rewritten whole on reuse: what it holds does not matter
             return True
-        value, items = self.value, self.items
-        if len(value) != len(items):
-            return False
-        get = value.get
-        for key, item in items:
-            if get(key) is not item:
-                return False
-        return True
+        return unchanged(self.value, self.items)
 
 
 def _kept(value, buffer, arrays) -> _Kept:
@@ -605,9 +668,10 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         Yk = Y
     else:
         Yk = _engine.kernel_array(_checks.check_Y(Y, n_out, m, dtype, loss))
-    if key_order != "architecture" and layout.sizes[0] * layout.sizes[1] * m >= LAZY_DA0_MIN:
+    if layout.n0n1 * m >= LAZY_DA0_MIN and key_order != "architecture":
         g, out, _ = _grads_views(layout, m, key_order, lazy=True)
-        status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, out, with_dA0=False)[1]
+        status = _backward_kernel(Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, out, False,
+                                  _config.BLAS_MIN_FLOPS)
         if status:
             _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
         W1 = flat[layout.param_blocks[0][0]].reshape(layout.param_blocks[0][1])
@@ -622,8 +686,8 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     fresh = kept is None
     if fresh:
         kept = _new_grads(layout, m, key_order)
-    status = _engine.step_backward(layout, Xk, Yk, flat, slope, loss, ZA, kept.buffer,
-                                   with_dA0=key_order != "architecture")[1]
+    status = _backward_kernel(Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer,
+                              key_order != "architecture", _config.BLAS_MIN_FLOPS)
     if status:
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     _keep(ring, kept, fresh)
@@ -656,9 +720,9 @@ def _grads_views(layout, m, key_order, lazy=False):
     (a :class:`LazyGrads`, ``"dA0"`` pending) the buffer has the layout of a backward pass without ``dA0``."""
     with_dA0 = key_order != "architecture" and not lazy
     height, rows = (layout.dA_height, layout.dA_rows) if with_dA0 else (layout.lazy_height, layout.lazy_rows)
-    out = np.empty(layout.n_params + height * m, layout.dtype)
+    out = np.empty(layout.backward_length(m, with_dA0), layout.dtype)  # (the kernel's scratch at the end)
     arrays = [out[sl].reshape(shape) for sl, shape in layout.param_blocks]
-    dA = out[layout.n_params:].reshape(height, m)
+    dA = out[layout.n_params:layout.n_params + height * m].reshape(height, m)
     arrays += [dA[r] for r in rows]
     keys, order, param_keys = _grad_plan(layout, key_order)
     values = [arrays[i] for i in order]
@@ -666,6 +730,7 @@ def _grads_views(layout, m, key_order, lazy=False):
         values[keys.index("dA0")] = _PENDING
     g = (LazyGrads if lazy else Grads)(zip(keys, values, strict=True))
     g.flat, g.sizes, g._items = out[:layout.n_params], layout.sizes, tuple(zip(param_keys, arrays, strict=False))
+    g._changed = False
     if lazy:
         g._dA0 = None
     return g, out, arrays
@@ -824,8 +889,8 @@ def _update_plain(parameters, grads, lr, in_place):
 def bce_cost(AL, Y) -> float | None:
     """The cross-entropy cost of probabilities ``AL`` against ``Y`` compiled, or None when the inputs are not
     two C-contiguous arrays of one float dtype and shape with valid values (the caller's full path then runs)."""
-    if (type(AL) is np.ndarray and type(Y) is np.ndarray and AL.dtype == Y.dtype and AL.ndim == 2
-            and AL.shape == Y.shape and AL.dtype in _FLOATS and AL.size and AL.flags.c_contiguous
+    if (type(AL) is np.ndarray and type(Y) is np.ndarray and ((dtype := AL.dtype) is _F64 or dtype is _F32)
+            and Y.dtype is dtype and AL.ndim == 2 and AL.shape == Y.shape and AL.size and AL.flags.c_contiguous
             and Y.flags.c_contiguous):
         cost = _engine.bce_of_probabilities(AL, Y)
         if cost == cost:

@@ -141,7 +141,7 @@ def single_layer_forward_propagation(A_prev, W_curr, b_curr, activation="relu"):
     return (relu if activation == "relu" else sigmoid)(Z_curr), Z_curr
 
 
-class _Memory(dict):
+class _Memory(_steps.Watched):
     """The ``memory`` of :func:`full_forward_propagation`, which also carries its forward pass."""
 
     __slots__ = ("_pass", "_items")
@@ -187,6 +187,7 @@ def full_forward_propagation(X, params_values, nn_architecture):
         memory = kept.value
         memory["A0"] = X
         kept.items = memory._items = tuple(memory.items())
+        memory._changed = False
         del memory
     del fp  # (no local name may hold what the kept result's reference counts are taken of)
     _steps.keep_result("memory", kept, fresh)
@@ -204,6 +205,7 @@ def _new_memory(X, fp):
     memory._pass = fp
     kept = _steps.kept_result(memory, ZA, values[1:] + [fp.AL, fp])
     memory._items = kept.items
+    memory._changed = False
     return kept
 
 
@@ -241,11 +243,7 @@ def single_layer_backward_propagation(dA_curr, W_curr, b_curr, Z_curr, A_prev, a
 
 def _pass_of(memory, sizes, acts):
     """The forward pass behind ``memory`` when it is unchanged since and ran this architecture, else None."""
-    if type(memory) is _Memory and len(memory) == len(memory._items):
-        get = memory.get
-        for key, value in memory._items:
-            if get(key) is not value:
-                return None
+    if type(memory) is _Memory and _steps.unchanged(memory, memory._items):
         fp = memory._pass
         if fp.layout.activations == acts and fp.layout.sizes == sizes:
             return fp

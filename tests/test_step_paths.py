@@ -360,3 +360,41 @@ def test_non_finite_values_in_a_plain_dict_are_named(dialect, where, bad):
     with pytest.raises(ValueError, match=f"d{where}.*non-finite"):
         update(target, bad_grads, 0.1)
     _close_dicts(target, good, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("change", ["setitem", "update", "ior", "setdefault", "pop", "popitem", "delitem", "clear"])
+def test_every_change_to_a_packed_dict_or_gradients_is_seen(change):
+    """Packed parameters and kept gradients are trusted as unchanged in O(1) until one of the dict's own
+    methods changes them; then the full comparison decides."""
+    params, X, Y = _course_problem([3, 4, 1], 5, 4)
+    C.L_model_forward(X, params)  # (the packed path, once)
+    new_W1 = np.full((4, 3), 0.2)
+    edits = {
+        "setitem": lambda d: d.__setitem__("W1", new_W1),
+        "update": lambda d: d.update(W1=new_W1),
+        "ior": lambda d: d.__ior__({"W1": new_W1}),
+        "setdefault": lambda d: (d.pop("W1"), d.setdefault("W1", new_W1)),
+        "pop": lambda d: (d.pop("W1"), d.__setitem__("W1", new_W1)),
+        "popitem": lambda d: [d.__setitem__(k, v) for k, v in [d.popitem()] + [("W1", new_W1)]],
+        "delitem": lambda d: (d.__delitem__("W1"), d.__setitem__("W1", new_W1)),
+        "clear": lambda d: (lambda saved: (d.clear(), d.update({**saved, "W1": new_W1})))(dict(d)),
+    }
+    edits[change](params)
+    assert params["W1"] is new_W1
+    AL, caches = C.L_model_forward(X, params)
+    assert caches[0][0][1] is new_W1
+    AL_t, caches_t = T.L_model_forward(X, {k: v.copy() for k, v in params.items()})
+    assert_allclose(AL, AL_t, **EXACT)
+    grads = C.L_model_backward(AL, Y, caches)
+    want = T.L_model_backward(AL_t, Y, caches_t)
+    new_dW1 = np.full((4, 3), 0.5)
+    changed = dict(grads)
+    grads_edit = {"setitem": lambda g: g.__setitem__("dW1", new_dW1), "update": lambda g: g.update(dW1=new_dW1),
+                  "ior": lambda g: g.__ior__({"dW1": new_dW1})}.get(change, lambda g: g.__setitem__("dW1", new_dW1))
+    grads_edit(grads)
+    changed["dW1"] = new_dW1
+    stepped = C.update_parameters(params, grads, 0.1)
+    want_step = T.update_parameters({k: v.copy() for k, v in params.items()}, changed, 0.1)
+    _close_dicts(stepped, want_step, **EXACT)
+    _close_dicts({k: v for k, v in grads.items() if k != "dW1"}, {k: v for k, v in want.items() if k != "dW1"},
+                 **EXACT)
