@@ -346,15 +346,15 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     backup_size = net.params.size + opt.state_1.size + opt.state_2.size
     if ws["backup"].size < backup_size:
         ws["backup"] = np.empty(backup_size, net.dtype)
-    fixed = (Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), K.LOSS_CODES[loss], dt(alpha),
-             batch_size)
-    opt_args = (K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon),
-                opt.state_1, opt.state_2, opt.step, ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"],
-                ws["ybuf"], ws["backup"], ws["param_offsets"], ws["act_offsets"], ws["scalars"],
+    kernel = K.train_epochs_kernel(K.OPTIMIZER_CODES[opt.kind], K.LOSS_CODES[loss])  # compiles only these two
+    fixed = (Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), dt(alpha), batch_size)
+    opt_args = (dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2,
+                opt.step, ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"], ws["ybuf"], ws["backup"],
+                ws["param_offsets"], ws["act_offsets"], ws["scalars"],
                 _blas_min_flops(blas_min_flops))
 
     def call(order_rows, rates_now, span, partial, mean_out, weighted_out):
-        return K._train_epochs(*fixed, order_rows, rates_now, *opt_args, span, partial, mean_out, weighted_out)
+        return kernel(*fixed, order_rows, rates_now, *opt_args, span, partial, mean_out, weighted_out)
 
     return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset)
 

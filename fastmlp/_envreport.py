@@ -12,19 +12,26 @@ _DISTRIBUTIONS = ("numba", "scipy", "scikit-learn", "tqdm", "matplotlib", "threa
 
 
 def _cached_kernels() -> str:
-    """The dtypes for which the on-disk cache holds fresh machine code of the training and prediction kernels
-    for this CPU: a ``fit`` or ``predict`` in such a dtype loads it instead of compiling (for seconds)."""
+    """What the on-disk cache holds fresh machine code of, for this CPU: the training kernels (one per optimiser
+    and loss, by dtype) and the prediction kernel (by dtype). A ``fit`` or ``predict`` with one of these loads
+    it instead of compiling (for seconds)."""
     try:
         from fastmlp import _kernels as K
 
-        parts = []
-        for name, params_arg in (("_train_epochs", 2), ("_forward_rows", 1)):
-            dispatcher = getattr(K, name)
+        def cached_dtypes(dispatcher, params_arg: int) -> list[str]:
             index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale (source changed)
             magic = dispatcher.targetctx.codegen().magic_tuple()  # this CPU's code-generation target
-            dtypes = sorted({key[0][params_arg].dtype.name for key in index if key[1] == magic})
-            parts.append(f"{name.strip('_')}: {', '.join(dtypes) or 'none (first use compiles)'}")
-        return "; ".join(parts)
+            return sorted({key[0][params_arg].dtype.name for key in index if key[1] == magic})
+
+        train = []
+        for opt, opt_name in K.OPTIMIZER_NAMES.items():
+            for loss, loss_name in K.LOSS_NAMES.items():
+                dtypes = cached_dtypes(K.train_epochs_kernel(opt, loss), 2)
+                if dtypes:
+                    train.append(f"{opt_name}/{loss_name} {', '.join(dtypes)}")
+        predict = cached_dtypes(K._forward_rows, 1)
+        none = "none (first use compiles)"
+        return f"train_epochs: {'; '.join(train) or none}; forward_rows: {', '.join(predict) or none}"
     except Exception as exc:  # a private Numba interface: report, never fail ``info``
         return f"unknown ({type(exc).__name__})"
 

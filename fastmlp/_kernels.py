@@ -23,6 +23,8 @@ path the weight update is fused into the gradient product: ``W <- beta W - (lr/m
 
 from __future__ import annotations
 
+import types as pytypes
+
 import numba.np.linalg  # noqa: F401  (makes Numba register its BLAS helper symbols)
 import numpy as np
 from numba import njit, types
@@ -60,6 +62,27 @@ OPTIMIZER_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NES
 #: arranged so that nothing is inlined at two sites of one kernel (which would compile it twice).
 jit = njit(**JIT_OPTIONS)
 jit_inline = njit(inline="always", **JIT_OPTIONS)
+#: the optimiser and loss codes of a kernel specialised by :func:`_specialised` (None in the template itself)
+_OPT = _LOSS = None
+
+
+def _specialised(template, suffix: str, **constants):
+    """``template`` compiled with the module-level names in ``constants`` fixed (e.g. ``_OPT=OPT_SGD``).
+
+    The copy shares the template's code but reads its globals from a namespace holding ``constants``: Numba
+    takes globals as compile-time constants and prunes the branches they rule out before typing, and
+    passes them on as literals, so LLVM folds the same branches in the kernels it calls. A first ``fit``
+    thus compiles one optimiser and one loss, not all of them. The copy's own name (``template`` +
+    ``suffix``) gives it its own file in Numba's disk cache.
+    """
+    namespace = dict(template.__globals__, **constants)
+    name = template.__name__ + suffix
+    copy = pytypes.FunctionType(template.__code__, namespace, name, template.__defaults__, template.__closure__)
+    copy.__qualname__ = name
+    copy.__doc__ = template.__doc__
+    return jit(copy)
+
+
 #: indices into the flat buffers are unsigned: Numba then emits no negative-index wraparound, which would
 #: otherwise stop LLVM from vectorising every loop whose index carries an offset
 _U = np.uint64
@@ -774,13 +797,15 @@ def _restore_state(backup, params, state_1, state_2):
         state_2[t] = backup[n_p + n_1 + t]
 
 
-@jit
-def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, order, learning_rates,
-                  opt, momentum, beta_1, beta_2, epsilon, state_1, state_2, step,
+def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, learning_rates,
+                  momentum, beta_1, beta_2, epsilon, state_1, state_2, step,
                   Zbuf, Abuf, deltas, grad, xbuf, ybuf, backup, param_offsets, act_offsets, scalars,
                   blas_min_flops, span, partial, mean_batch_cost, sample_weighted_cost):
     """Run ``len(learning_rates)`` epochs (or pieces of epochs) of minibatch training in place; return how many
     of them completed.
+
+    A template, never compiled as it is: :func:`train_epochs_kernel` compiles one copy per optimiser and loss,
+    in which the codes ``_OPT`` and ``_LOSS`` are constants (see :func:`_specialised`).
 
     Parameters
     ----------
@@ -789,7 +814,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
         and a sample's values are then contiguous instead of ``m`` apart)
     params : (P,) flat parameters, updated in place
     dims : (L + 1,) int64; acts : (L,) int64 activation codes; slope, alpha : array-dtype scalars
-    loss, opt : int codes; batch_size : int
+    batch_size : int
     order : (epochs, m) int64 sample order of each epoch, or shape (0, m) for the natural order (its second
         dimension is the sample count either way)
     learning_rates : (epochs,) float64, the rate of each epoch
@@ -824,6 +849,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
     same numbers), first checking the parameters after every epoch, which finds the first epoch that went
     non-finite, then once more up to the start of that epoch.
     """
+    opt, loss = _OPT, _LOSS  # constants of the compiled copy: only their branches are compiled
     n_x, n_y = dims[0], dims[dims.shape[0] - 1]
     m = order.shape[1]
     n_epochs = learning_rates.shape[0]
@@ -895,6 +921,21 @@ def _train_epochs(X, Y, params, dims, acts, slope, loss, alpha, batch_size, orde
             sample_weighted_cost[e] = weighted / m
         e += 1
     return limit
+
+
+_TRAIN_KERNELS: dict = {}
+OPTIMIZER_NAMES = {code: name for name, code in OPTIMIZER_CODES.items()}
+LOSS_NAMES = {code: name for name, code in LOSS_CODES.items()}
+
+
+def train_epochs_kernel(opt: int, loss: int):
+    """The compiled :func:`_train_epochs` for optimiser code ``opt`` and loss code ``loss`` (made on first
+    use; it compiles, or loads from the disk cache, on its first call for a dtype)."""
+    kernel = _TRAIN_KERNELS.get((opt, loss))
+    if kernel is None:
+        kernel = _specialised(_train_epochs, f"_{OPTIMIZER_NAMES[opt]}_{LOSS_NAMES[loss]}", _OPT=opt, _LOSS=loss)
+        _TRAIN_KERNELS[(opt, loss)] = kernel
+    return kernel
 
 
 @jit
