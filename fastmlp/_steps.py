@@ -33,7 +33,26 @@ from fastmlp._checks import as_float_array, check_positive_float
 # every call below passes what :func:`fastmlp._engine.step_forward` / ``step_backward`` document
 _forward_kernel = _engine.step_forward_kernel
 _backward_kernel = _engine.step_backward_kernel
+_scaled_difference = _engine.scaled_difference
+_bce_of_probabilities = _engine.bce_of_probabilities
 _LOSS_CODES = _engine.LOSS_CODES
+
+# Calling a compiled kernel through its dispatcher first resolves the types of its arguments, which on a tiny
+# network costs about a quarter of the call. Where every argument is known to have exactly the types of one
+# compiled version -- C-contiguous, aligned, writable arrays of the layout's dtype that this module made or
+# checked so, Python floats, ints and bools -- that version's entry point is called instead: the same call the
+# dispatcher would make next. ``_ENTRIES`` maps ``(kernel, dtype)`` to it, learnt from the first such call.
+_ENTRIES: dict = {}
+
+
+def _learn_entry(kernel, dtype, args) -> None:
+    """Note ``kernel``'s compiled entry point for the types of ``args`` (a call just made with them)."""
+    try:
+        from numba import typeof
+
+        _ENTRIES[kernel, dtype] = kernel.overloads[tuple(map(typeof, args))].entry_point
+    except (AttributeError, KeyError):  # NUMBA_DISABLE_JIT: plain functions
+        _ENTRIES[kernel, dtype] = kernel
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 _LAYOUTS: dict = {}
@@ -369,9 +388,10 @@ def _as_grads(grads, sizes, dtype):
 class Pass:
     """What a forward pass leaves for backward: the kernel's buffer ``ZA`` ``(2 S, m)``, the input the kernel
     read ``Xk``, the flat parameters (None when they were a copy of a plain dict), the layout, the output
-    view ``AL``, the parameters' ``W`` / ``b`` arrays and the list its result is kept in for reuse (or None)."""
+    view ``AL``, the parameters' ``W`` / ``b`` arrays, the list its result is kept in for reuse (or None) and
+    whether ``Xk`` may go to a kernel's entry point (see ``_ENTRIES``)."""
 
-    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring")
+    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct")
 
 
 class Caches(list):
@@ -435,13 +455,15 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
     dtype = flat.dtype
     slope = _checks.check_slope(leaky_slope, dtype)
     n0 = layout.sizes[0]
+    direct = True  # (see _ENTRIES; an X of another kind clears it)
     if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] == n0 and X.shape[1] and (
-            flags := X.flags).c_contiguous and flags.writeable:
+            flags := X.flags).c_contiguous and flags.writeable and flags.aligned:
         Xk = X
     elif type(X) is np.ndarray and X.dtype.kind in "biu" and X.ndim == 2 and X.shape[0] == n0 and X.shape[1]:
         Xk = X.astype(dtype)  # integers: always finite, one conversion (a C-contiguous copy)
     else:
         Xk = _engine.kernel_array(_checks.check_X(X, Ws[0]))
+        direct = False
     kept = ring = None
     if recycle is not None:
         ring = layout.rings.get((recycle, Xk.shape[1]))
@@ -450,16 +472,24 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         kept = _reusable(ring)
     if kept is not None:
         result = kept.value._pass
-        finite = _forward_kernel(Xk, flat, layout.spec, slope, result.ZA, _config.BLAS_MIN_FLOPS)
+        ZA = result.ZA
     else:
         ZA = np.empty((2 * layout.n_rows, Xk.shape[1]), dtype)
-        finite = _forward_kernel(Xk, flat, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
         result = Pass()
         result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
+    args = (Xk, flat, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
+    run = _ENTRIES.get((_forward_kernel, dtype)) if direct else _forward_kernel
+    if run is None:
+        finite = _forward_kernel(*args)
+        _learn_entry(_forward_kernel, dtype, args)
+    else:
+        finite = run(*args)
+    del args, ZA
     if not finite:  # a non-finite input, or an overflow: the full checks raise for the former
         _checks.check_X(X, Ws[0])
         _checks.check_parameters(parameters)
     result.Xk, result.flat, result.Ws, result.bs, result.ring = Xk, flat if p is not None else None, Ws, bs, ring
+    result.direct = direct
     return result if recycle is None else (result, kept)
 
 
@@ -665,13 +695,13 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     n_out = layout.sizes[-1]
     if (loss != "ce" and type(Y) is np.ndarray and Y.dtype == dtype and Y.shape == (n_out, m)
             and (flags := Y.flags).c_contiguous and flags.writeable):
-        Yk = Y
+        Yk, direct = Y, own is not None and own.direct and flags.aligned
     else:
-        Yk = _engine.kernel_array(_checks.check_Y(Y, n_out, m, dtype, loss))
+        Yk, direct = _engine.kernel_array(_checks.check_Y(Y, n_out, m, dtype, loss)), False
     if layout.n0n1 * m >= LAZY_DA0_MIN and key_order != "architecture":
         g, out, _ = _grads_views(layout, m, key_order, lazy=True)
-        status = _backward_kernel(Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, out, False,
-                                  _config.BLAS_MIN_FLOPS)
+        status = _run_backward(direct, dtype, (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, out, False,
+                                               _config.BLAS_MIN_FLOPS))
         if status:
             _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
         W1 = flat[layout.param_blocks[0][0]].reshape(layout.param_blocks[0][1])
@@ -686,12 +716,22 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     fresh = kept is None
     if fresh:
         kept = _new_grads(layout, m, key_order)
-    status = _backward_kernel(Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer,
-                              key_order != "architecture", _config.BLAS_MIN_FLOPS)
+    status = _run_backward(direct, dtype, (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer,
+                                           key_order != "architecture", _config.BLAS_MIN_FLOPS))
     if status:
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     _keep(ring, kept, fresh)
     return kept.value
+
+
+def _run_backward(direct, dtype, args):
+    """The backward kernel's status for ``args``, through its entry point when ``direct`` (see ``_ENTRIES``)."""
+    run = _ENTRIES.get((_backward_kernel, dtype)) if direct else _backward_kernel
+    if run is None:
+        status = _backward_kernel(*args)
+        _learn_entry(_backward_kernel, dtype, args)
+        return status
+    return run(*args)
 
 
 #: a backward pass leaves ``dA0 = W1.T @ dZ1``, the one product its gradient does not need, to be computed
@@ -797,7 +837,7 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
         G = g.flat if g is not None else _plain_grads(grads, p._Ws, p._bs)
     if G is not None:
         if in_place:
-            if _engine.scaled_difference(p.flat, G, lr, p.flat):
+            if _subtract(p.flat, G, lr, p.flat):
                 return parameters
         else:
             if len(_PACKED_RINGS) > 64:
@@ -811,7 +851,7 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
                 out = np.empty_like(p.flat)
                 kept = _kept(*_new_packed(out, p.sizes, tuple(parameters) if p._reordered else None))
                 del out
-            if _engine.scaled_difference(p.flat, G, lr, kept.buffer):
+            if _subtract(p.flat, G, lr, kept.buffer):
                 kept.value._layout = p._layout
                 _keep(ring, kept, fresh)
                 return kept.value
@@ -825,6 +865,16 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
         for key, (P, G) in ((f"W{l}", steps[2 * l - 2]), (f"b{l}", steps[2 * l - 1])):
             new[key] = P - P.dtype.type(lr) * G
     return new
+
+
+def _subtract(P, G, lr, out) -> bool:
+    """``_engine.scaled_difference`` of flat arrays this module made (of one float dtype) and a float."""
+    run = _ENTRIES.get((_scaled_difference, P.dtype))
+    if run is None:
+        done = _scaled_difference(P, G, lr, out)
+        _learn_entry(_scaled_difference, P.dtype, (P, G, lr, out))
+        return done
+    return run(P, G, lr, out)
 
 
 _GRAD_KEYS: dict = {}
@@ -871,7 +921,7 @@ def _update_plain(parameters, grads, lr, in_place):
             return None  # (the full validation names the read-only array)
         bases.add(id(a if a.base is None else a.base))
     new = np.concatenate([a.ravel() for a in arrays])
-    if not _engine.scaled_difference(new, G, lr, new):
+    if not _subtract(new, G, lr, new):
         return None
     if not in_place:
         return packed_view(new, sizes, order=tuple(parameters))
@@ -890,9 +940,17 @@ def bce_cost(AL, Y) -> float | None:
     """The cross-entropy cost of probabilities ``AL`` against ``Y`` compiled, or None when the inputs are not
     two C-contiguous arrays of one float dtype and shape with valid values (the caller's full path then runs)."""
     if (type(AL) is np.ndarray and type(Y) is np.ndarray and ((dtype := AL.dtype) is _F64 or dtype is _F32)
-            and Y.dtype is dtype and AL.ndim == 2 and AL.shape == Y.shape and AL.size and AL.flags.c_contiguous
-            and Y.flags.c_contiguous):
-        cost = _engine.bce_of_probabilities(AL, Y)
+            and Y.dtype is dtype and AL.ndim == 2 and AL.shape == Y.shape and AL.size
+            and (fa := AL.flags).c_contiguous and (fy := Y.flags).c_contiguous):
+        if fa.writeable and fa.aligned and fy.writeable and fy.aligned:  # (see _ENTRIES)
+            run = _ENTRIES.get((_bce_of_probabilities, dtype))
+            if run is None:
+                cost = _bce_of_probabilities(AL, Y)
+                _learn_entry(_bce_of_probabilities, dtype, (AL, Y))
+            else:
+                cost = run(AL, Y)
+        else:
+            cost = _bce_of_probabilities(AL, Y)
         if cost == cost:
             return cost
     return None

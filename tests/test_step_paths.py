@@ -398,3 +398,60 @@ def test_every_change_to_a_packed_dict_or_gradients_is_seen(change):
     _close_dicts(stepped, want_step, **EXACT)
     _close_dicts({k: v for k, v in grads.items() if k != "dW1"}, {k: v for k, v in want.items() if k != "dW1"},
                  **EXACT)
+
+
+# --- compiled entry points (the dispatcher skipped) -------------------------------------------------------
+ODD_ARRAYS = r"""
+import numpy as np
+from numpy.testing import assert_allclose
+from fastmlp import _steps, functional as F, reference as R
+
+def unaligned(a):
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    b = np.frombuffer(raw.data, a.dtype, a.size, offset=1).reshape(a.shape)
+    b[...] = a
+    assert not b.flags.aligned
+    return b
+
+def readonly(a):
+    b = a.copy()
+    b.flags.writeable = False
+    return b
+
+rng = np.random.RandomState(0)
+kinds = {"plain": lambda a: a.copy(), "unaligned": unaligned, "readonly": readonly,
+         "fortran": np.asfortranarray, "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">"))}
+for dtype in (np.float64, np.float32, np.float64):
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    X0 = rng.randn(3, 6).astype(dtype)
+    Y0 = (rng.rand(1, 6) < 0.5).astype(dtype)
+    for kx, make_x in kinds.items():
+        for ky, make_y in kinds.items():
+            params = F.initialize_parameters([3, 4, 1], seed=1, dtype=dtype)
+            ref = {k: v.copy() for k, v in params.items()}
+            X, Y = make_x(X0), make_y(Y0)
+            AL, caches = F.L_model_forward(X, params)
+            AL_r, caches_r = R.L_model_forward(X0, ref)
+            assert_allclose(AL, AL_r, **tol)
+            assert_allclose(F.compute_cost(make_y(AL), Y), R.compute_cost(AL_r, Y0), **tol)
+            grads = F.L_model_backward(AL, Y, caches)
+            grads_r = R.L_model_backward(AL_r, Y0, caches_r)
+            for key in grads_r:
+                assert_allclose(grads[key], grads_r[key], **tol, err_msg=key)
+            F.update_parameters(params, grads, 0.1)
+            R.update_parameters(ref, grads_r, 0.1)
+            for key in ref:
+                assert_allclose(params[key], ref[key], **tol, err_msg=key)
+assert len(_steps._ENTRIES) >= 6, _steps._ENTRIES  # forward, backward, update, cost: float64 and float32
+print("ok")
+"""
+
+
+def test_arrays_of_every_layout_give_the_reference_numbers_through_the_entry_points():
+    """Kernels are called through their compiled entry points only with arguments of exactly their types:
+    unaligned, read-only, Fortran-ordered and big-endian inputs go through the dispatcher or a conversion,
+    alternating dtypes included, and every result equals the reference (in a child: a wrong call would crash)."""
+    from tests.child import describe, run_python
+
+    proc = run_python(ODD_ARRAYS, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), describe(proc)
