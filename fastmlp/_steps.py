@@ -453,7 +453,9 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), flat.dtype,
                             relu_grad_at_zero)
     dtype = flat.dtype
-    slope = _checks.check_slope(leaky_slope, dtype)
+    # (check_slope's own first test, inline: this runs every step)
+    slope = leaky_slope if type(leaky_slope) is float and -3e38 < leaky_slope < 3e38 else _checks.check_slope(
+        leaky_slope, dtype)
     n0 = layout.sizes[0]
     direct = True  # (see _ENTRIES; an X of another kind clears it)
     if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] == n0 and X.shape[1] and (
@@ -617,10 +619,16 @@ def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
 def _reusable(ring: list):
     """A kept result nobody else holds, taken out of ``ring`` while it is being reused (so that another
     thread cannot take it too), or None."""
-    for i, kept in enumerate(ring):
+    if ring:
+        kept = ring[0]  # (the older one first: in a loop, the result before last)
         if kept.free():
-            del ring[i]
+            del ring[0]
             return kept
+        for i in range(1, len(ring)):
+            kept = ring[i]
+            if kept.free():
+                del ring[i]
+                return kept
     return None
 
 
@@ -687,7 +695,8 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         layout, ZA, Xk, flat = _gather(AL, caches, activations, relu_grad_at_zero, default_hidden, default_output)
         private = True
     acts = layout.activations
-    slope = _checks.check_slope(leaky_slope, layout.dtype)
+    slope = leaky_slope if type(leaky_slope) is float and -3e38 < leaky_slope < 3e38 else _checks.check_slope(
+        leaky_slope, layout.dtype)
     if not (loss == "bce" and acts[-1] == "sigmoid"):
         _check_loss_output(loss, acts[-1])
     dtype = layout.dtype
