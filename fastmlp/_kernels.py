@@ -547,7 +547,7 @@ _MIN_BLAS_ROWS = 8
 
 
 @jit
-def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_flops):
+def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_flops, labels):
     """Network output for every row (sample) of ``X``: scikit-learn's layout, with no transposed copy.
 
     Parameters
@@ -555,37 +555,71 @@ def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_f
     X : (m, n0) C-contiguous; params : (P,) flat parameters; dims : (L + 1,) int64 layer sizes
     acts : (L,) int64 activation codes; slope : leaky slope (array dtype)
     offsets : (L + 1,) int64, :func:`_param_offsets` of ``dims``
-    buffer : (2, m * max(dims[1:])) ping-pong workspace; out : (m, nL) C-contiguous, written
+    buffer : (2, block * max(dims[1:])) ping-pong workspace: the rows are run through every layer ``block``
+        at a time (``block = buffer.shape[1] // max(dims[1:])``, at least 1), so that a block's activations
+        are still in cache when the next layer reads them
+    out : (m, nL) C-contiguous, written
+    labels : (m,) int64, or empty. With ``m`` entries (a softmax output layer): ``labels[i]`` is written with
+        the index of row ``i``'s largest probability, the first of equal ones, and ``out`` is scratch (logits,
+        or probabilities in a row whose two largest logits were so close that only the probabilities can tell
+        them apart: see :func:`_argmax_softmax_row`).
 
     Layer by layer ``Z = A_prev @ W.T + b`` on row-major blocks (through BLAS with ``W`` transposed by a
     flag, or, for small products and for a few rows, as dot products of contiguous rows), then the
-    activation, in place.
+    intercept (after BLAS) and the activation, row by row while the row is in cache.
+
+    Returns
+    -------
+    bool
+        Whether the first unit's pre-activation was finite in every row. A NaN or infinite value in a row of
+        ``X`` makes that row's every first-layer product non-finite (``w * nan`` and ``0 * inf`` are NaN), so
+        True means that ``X`` is finite, read off ``m`` values; False, that ``X`` is not finite or that a
+        product overflowed (the caller then validates ``X``).
     """
     n_layers = dims.shape[0] - 1
     m = X.shape[0]
+    width = np.int64(1)
+    for l in range(n_layers):
+        width = max(width, dims[l + 1])
+    block = max(np.int64(1), buffer.shape[1] // width)
     scalars = np.empty(2, params.dtype)
     one = params.dtype.type(1)
-    src = X.reshape(X.size)
+    x_flat = X.reshape(X.size)
     flat_out = out.reshape(out.size)
-    for l in range(n_layers):
-        dst = flat_out if l == n_layers - 1 else buffer[l % 2]
-        n_in, n_out, p_off = dims[l], dims[l + 1], offsets[l]
-        b_off = p_off + n_in * n_out
-        use_blas = m >= _MIN_BLAS_ROWS and m * n_in * n_out >= blas_min_flops
-        if use_blas:
-            _gemm(False, True, m, n_out, n_in, one, src, 0, n_in, params, p_off, n_in, one - one, dst, 0, n_out,
-                  scalars)
-        else:
-            _dot_rows(src, m, n_in, params, p_off, n_out, dst)
-        for i in range(m):  # row by row while it is in cache: the intercept (after BLAS), the activation
-            row = np.int64(i * n_out)
+    want_labels = labels.shape[0] > 0
+    finite = True
+    for first in range(0, m, block):
+        rows = min(block, m - first)
+        src = x_flat
+        s_off = first * dims[0]
+        for l in range(n_layers):
+            last = l == n_layers - 1
+            dst = flat_out if last else buffer[l % 2]
+            d_off = first * dims[n_layers] if last else np.int64(0)
+            n_in, n_out, p_off = dims[l], dims[l + 1], offsets[l]
+            b_off = p_off + n_in * n_out
+            use_blas = rows >= _MIN_BLAS_ROWS and rows * n_in * n_out >= blas_min_flops
             if use_blas:
-                _add_intercept(dst, row, params, b_off, n_out)
-            if acts[l] == ACT_SOFTMAX:
-                _softmax_row(dst, row, n_out)
+                _gemm(False, True, rows, n_out, n_in, one, src, s_off, n_in, params, p_off, n_in, one - one, dst,
+                      d_off, n_out, scalars)
             else:
-                _activate_block(dst, row, dst, row, np.int64(1), n_out, acts[l], slope)
-        src = dst
+                _dot_rows(src, s_off, rows, n_in, params, p_off, n_out, dst, d_off)
+            for i in range(rows):  # row by row while it is in cache: the intercept (after BLAS), the activation
+                row = d_off + i * n_out
+                if use_blas:
+                    _add_intercept(dst, row, params, b_off, n_out)
+                if l == 0 and not np.isfinite(dst[row]):
+                    finite = False
+                if acts[l] == ACT_SOFTMAX:
+                    if last and want_labels:
+                        labels[first + i] = _argmax_softmax_row(dst, row, n_out)
+                    else:
+                        _softmax_row(dst, row, n_out)
+                else:
+                    _activate_block(dst, row, dst, row, np.int64(1), n_out, acts[l], slope)
+            src = dst
+            s_off = d_off
+    return finite
 
 
 @jit_inline
@@ -597,17 +631,55 @@ def _add_intercept(Z, row, params, b_off, n):
 
 
 @jit_inline
-def _dot_rows(src, m, n_in, params, p_off, n_out, Z):
-    """``Z = A_prev @ W.T + b`` by dot products of contiguous rows (``A_prev`` ``(m, n_in)``, ``W`` ``(n_out,
-    n_in)`` at ``p_off`` followed by ``b``); sums in loops that only read, so their rounding is fixed."""
-    m, n_in, p_off, n_out = _U(m), _U(n_in), _U(p_off), _U(n_out)
+def _dot_rows(src, s_off, m, n_in, params, p_off, n_out, Z, z_off):
+    """``Z = A_prev @ W.T + b`` by dot products of contiguous rows (``A_prev`` ``(m, n_in)`` at ``src[s_off:]``,
+    ``Z`` ``(m, n_out)`` at ``Z[z_off:]``, ``W`` ``(n_out, n_in)`` at ``p_off`` followed by ``b``); sums in loops
+    that only read, so their rounding is fixed."""
+    s_off, m, n_in, p_off, n_out, z_off = _U(s_off), _U(m), _U(n_in), _U(p_off), _U(n_out), _U(z_off)
     b_off = p_off + n_in * n_out
     for i in range(m):
         for j in range(n_out):
             s = params[b_off + j]
             for k in range(n_in):
-                s += src[i * n_in + k] * params[p_off + j * n_in + k]
-            Z[i * n_out + j] = s
+                s += src[s_off + i * n_in + k] * params[p_off + j * n_in + k]
+            Z[z_off + i * n_out + j] = s
+
+
+@jit_inline
+def _argmax_softmax_row(Z, row, n):
+    """The index of the largest entry of ``softmax(Z[row:row + n])`` (the first of equal ones).
+
+    That is the largest logit's, unless another logit lies within a few units of rounding of it: their
+    exponentials, or their quotients by the sum, could then round to the same probability, and the first of
+    them would win. Only then is the softmax computed, in place (by :func:`_softmax_row`, as for
+    ``predict_proba``), and its largest entry taken; otherwise ``Z`` is left as it is.
+    """
+    row, n = _U(row), _U(n)
+    top = Z[row]
+    best = _U(0)
+    for j in range(_U(1), n):
+        if Z[row + j] > top:
+            top = Z[row + j]
+            best = j
+    # a gap d between logits leaves exp(-d), and its quotient by the sum, below those of the top logit
+    # once d exceeds a few eps; this margin is generous (a tie is rare, and then only costs this row's softmax)
+    # (a NaN or an infinite logit, which make probabilities NaN, also takes the softmax path)
+    close = Z.dtype.type(1024) * np.finfo(Z.dtype).eps
+    tie = not np.isfinite(top)
+    for j in range(n):
+        if j != best and not (top - Z[row + j] > close):
+            tie = True
+    if tie:  # as numpy.argmax of the probabilities: the first NaN, else the first of the largest
+        _softmax_row(Z, row, n)
+        top = Z[row]
+        best = _U(0)
+        for j in range(n):
+            if np.isnan(Z[row + j]):
+                return np.int64(j)
+            if Z[row + j] > top:
+                top = Z[row + j]
+                best = j
+    return np.int64(best)
 
 
 @jit_inline

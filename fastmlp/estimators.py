@@ -158,13 +158,20 @@ def _check_fitted(estimator):
         check_is_fitted(estimator)
 
 
+def _argmax_labels(binarizer, n_outputs) -> bool:
+    """Whether ``binarizer.inverse_transform`` of dense ``(n, n_outputs)`` scores is ``classes_`` at their
+    argmax (a fitted multiclass binarizer with the default labels)."""
+    return (not binarizer.sparse_input_ and (binarizer.pos_label, binarizer.neg_label) == (1, 0)
+            and binarizer.y_type_ == "multiclass" and len(binarizer.classes_) == n_outputs > 1)
+
+
 def _labels(binarizer, scores):
     """``binarizer.inverse_transform(scores)``: the same labels, without its per-call checks where the dense
     scores of a fitted binary or multiclass estimator cannot fail them (they cost more than a small forward)."""
     classes = binarizer.classes_
+    if scores.ndim == 2 and _argmax_labels(binarizer, scores.shape[1]):
+        return classes.take(scores.argmax(axis=1), mode="clip")
     if not binarizer.sparse_input_ and len(classes) > 1 and (binarizer.pos_label, binarizer.neg_label) == (1, 0):
-        if binarizer.y_type_ == "multiclass" and scores.ndim == 2 and scores.shape[1] == len(classes):
-            return classes.take(scores.argmax(axis=1), mode="clip")
         if binarizer.y_type_ == "binary" and scores.ndim == 1:
             return classes[(scores > 0.5).astype(np.intp)]
     return binarizer.inverse_transform(scores)
@@ -776,36 +783,47 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     # ------------------------------------------------------------------ prediction
-    def _forward(self, X, check_input=True):
-        """Output activations ``(n_samples, n_outputs)`` for ``X``.
+    def _forward(self, X, check_input=True, argmax=False):
+        """Output activations ``(n_samples, n_outputs)`` for ``X``; with ``argmax`` (a softmax output), the index
+        of each sample's largest output instead (``(n_samples,)``, as ``argmax(axis=1)`` of the activations).
 
         ``X`` is validated unless ``check_input=False``, in which case it must already be in the kernels'
         layout (``_as_engine_columns``), as the early-stopping validation set is.
         """
-        if check_input:
-            X = self._rows_to_predict(X)
+        given = X
+        if check_input:  # finiteness is left to the kernel where it can tell (dense rows)
+            X = self._rows_to_predict(X, finite_later=True)
         with model_lock(self):
             if not hasattr(self, "_net"):  # coefs_ / intercepts_ assigned by hand
                 self._adopt_assigned_state(np.asarray(self.coefs_[0]).dtype)
             self._sync_to_net()
             if check_input and isinstance(X, np.ndarray):  # samples as rows: one kernel call, no transposes
-                out = _engine().forward_rows(self._net, X)
+                # with argmax, no probabilities are computed (but where two logits are within rounding)
+                out, finite = _engine().predict_rows(self._net, X, argmax=argmax)
+                if not finite:  # a NaN or inf in X raises here; a finite X whose products overflowed passes
+                    self._rows_to_predict(given)
+                if argmax:
+                    return out
             else:
                 out = np.ascontiguousarray(_engine().forward_general(self._net, X).T)
+        if argmax:
+            return out.argmax(axis=1)
         if self.out_activation_ == "exp":
             np.exp(out, out=out)
         return out
 
-    def _rows_to_predict(self, X):
+    def _rows_to_predict(self, X, finite_later=False):
         """``X`` checked as ``validate_data(self, X, reset=False)`` checks it (feature count and names,
         finiteness, dtype), as the C-contiguous rows of the network's dtype that the forward kernel reads
         (or the kernels' sparse rows). An ndarray that already is that, without feature names to compare,
-        takes a shortcut with the same checks (scikit-learn's cost more than a small network's forward)."""
+        takes a shortcut with the same checks (scikit-learn's cost more than a small network's forward); with
+        ``finite_later``, its finiteness is left to the caller (see :func:`fastmlp._engine.predict_rows`)."""
         dtype = self._net.dtype
         state = self.__dict__
         if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
                 and X.shape[1] == state.get("n_features_in_") and "feature_names_in_" not in state
-                and (np.isfinite(X.sum()) or np.isfinite(X).all())):  # the sum overflows only for huge values
+                # (the sum overflows only for huge values)
+                and (finite_later or np.isfinite(X.sum()) or np.isfinite(X).all())):
             if X.flags.c_contiguous and X.flags.writeable:
                 return X
             return np.array(X, order="C")  # a private copy: C order and writable (one compiled array type)
@@ -1086,10 +1104,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _predict(self, X, check_input=True):
+        binarizer = self._label_binarizer
+        if self.out_activation_ == "softmax" and _argmax_labels(binarizer, self.n_outputs_):
+            return binarizer.classes_.take(self._forward(X, check_input=check_input, argmax=True), mode="clip")
         y_pred = self._forward(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return _labels(self._label_binarizer, y_pred)
+        return _labels(binarizer, y_pred)
 
     def predict(self, X):
         """Predict class labels.

@@ -204,6 +204,58 @@ def test_forward_on_rows_matches_reference(problem, path, rows):
     assert_array_equal(X, before)
 
 
+@given(problem=problems(), path=st.sampled_from(list(PATHS)), rows=st.integers(1, 40), block=st.integers(1, 9))
+def test_forward_rows_in_blocks_matches_reference(problem, path, rows, block):
+    """``forward_rows`` runs the rows through the layers ``block`` rows at a time (a remainder block included):
+    every block boundary gives the reference's outputs, and ``argmax_rows`` the index of the largest of them."""
+    dims, acts, loss, slope, dtype, net, X, Y = problem
+    X = np.ascontiguousarray(np.resize(X, (rows, dims[0])))
+    AL, _ = R.L_model_forward(X.T, as_columns(net), acts, leaky_slope=slope)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(E, "FORWARD_BLOCK_VALUES", block * max(dims[1:]))
+        patch.setattr(E, "_ROWS_PER_BLOCK_MIN", 1)
+        out = E.forward_rows(net, X, blas_min_flops=PATHS[path])
+        labels = E.argmax_rows(net, X, blas_min_flops=PATHS[path]) if acts[-1] == "softmax" else None
+    assert_allclose(out, AL.T, **tol(dtype))
+    if labels is not None:
+        assert labels.dtype == np.int64 and labels.shape == (rows,)
+        assert_array_equal(labels, out.argmax(axis=1))
+        # where the reference's two largest probabilities are apart by more than rounding, the same class
+        top2 = np.sort(AL, axis=0)[-2:] if dims[-1] > 1 else np.vstack([AL * 0, AL])
+        clear = top2[1] - top2[0] > 1e-4
+        assert_array_equal(labels[clear], AL.argmax(axis=0)[clear])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", list(PATHS))
+def test_argmax_rows_breaks_ties_as_argmax_of_the_probabilities(path, dtype):
+    """Logits equal, or one unit of rounding apart, or NaN: the label is that of ``argmax`` of the probabilities
+    ``forward_rows`` returns (the first of equal ones; the first NaN), never just the largest logit."""
+    dims, acts = [3, 5, 4], ["tanh", "softmax"]
+    net = make_net(dims, acts, dtype)
+    X, _ = make_data(dims, "ce", 30, dtype)
+    W, b = net.coefs[1], net.intercepts[1]
+    W[:, 2] = W[:, 1]  # outputs 1 and 2 always tie
+    b[2] = b[1]
+    labels = E.argmax_rows(net, X, blas_min_flops=PATHS[path])
+    probs = E.forward_rows(net, X, blas_min_flops=PATHS[path])
+    assert_array_equal(labels, probs.argmax(axis=1))
+    assert not np.any(labels == 2)  # the tie goes to the first
+    b[2] = np.nextafter(b[1], dtype(np.inf))  # output 2 larger than output 1 by a unit of rounding
+    assert_array_equal(E.argmax_rows(net, X, blas_min_flops=PATHS[path]),
+                       E.forward_rows(net, X, blas_min_flops=PATHS[path]).argmax(axis=1))
+    b[3] = np.nan  # every row's probabilities are NaN: numpy's argmax gives the first NaN, index 0
+    labels = E.argmax_rows(net, X, blas_min_flops=PATHS[path])
+    assert_array_equal(labels, E.forward_rows(net, X, blas_min_flops=PATHS[path]).argmax(axis=1))
+    assert_array_equal(labels, 0)
+
+
+def test_argmax_rows_needs_a_softmax_output():
+    net = make_net([2, 3], ["sigmoid"], np.float64)
+    with pytest.raises(ValueError, match="softmax"):
+        E.argmax_rows(net, np.zeros((4, 2)))
+
+
 @given(problem=problems())
 def test_cost_rows_matches_reference(problem):
     dims, acts, loss, slope, dtype, net, X, Y = problem

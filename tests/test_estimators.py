@@ -272,6 +272,36 @@ def test_bad_data(iris):
         MLPClassifier(max_iter=2).fit(X, y, sample_weight=np.ones(3))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regressor"])
+def test_predict_finds_every_non_finite_input_and_lets_overflow_through(iris, kind, dtype):
+    """Prediction leaves the finiteness of a dense ``X`` to the forward kernel (a NaN or inf makes its row's
+    first-layer outputs non-finite): a single one in any row, one row included, is still refused as
+    scikit-learn refuses it; a finite ``X`` so large that the products overflow is still accepted."""
+    X, y = iris
+    X = X.astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if kind == "regressor":
+            est = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, X[:, 0])
+            methods = [est.predict]
+        else:
+            est = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+            est.fit(X, y if kind == "multiclass" else y == 1)
+            methods = [est.predict, est.predict_proba, est.predict_log_proba]
+    for method in methods:
+        for row, col, bad in [(0, 0, np.nan), (75, 2, np.inf), (149, 3, -np.inf)]:
+            Xb = X.copy()
+            Xb[row, col] = bad
+            with pytest.raises(ValueError, match="NaN|infinity"):
+                method(Xb)
+            with pytest.raises(ValueError, match="NaN|infinity"):
+                method(Xb[row:row + 1])
+        huge = np.full((4, X.shape[1]), np.finfo(dtype).max / 2, dtype)
+        with np.errstate(all="ignore"):
+            method(huge)  # finite: no error, whatever the products give
+
+
 def test_warm_start_with_other_classes_is_an_error(iris):
     X, y = iris
     clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, warm_start=True).fit(X, y)
