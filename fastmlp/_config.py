@@ -95,3 +95,6 @@ JIT_OPTIONS = {"cache": CACHE, "fastmath": set(FASTMATH), "nogil": True, "error_
 #: the same without any fast-math flag, for the few expressions whose order of operations is the point
 #: (LLVM keeps an instruction's own flags when it inlines it into a fast-math caller)
 EXACT_JIT_OPTIONS = {**JIT_OPTIONS, "fastmath": False}
+#: for kernels only other kernels call: no wrappers for calls from Python (less to compile)
+INTERNAL_JIT_OPTIONS = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+EXACT_INTERNAL_JIT_OPTIONS = {**EXACT_JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}

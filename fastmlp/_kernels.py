@@ -32,7 +32,7 @@ from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
 from fastmlp import _small_products as _sp
-from fastmlp._config import EXACT_JIT_OPTIONS, JIT_OPTIONS
+from fastmlp._config import EXACT_INTERNAL_JIT_OPTIONS, INTERNAL_JIT_OPTIONS, JIT_OPTIONS
 
 # --- integer codes used inside kernels -----------------------------------------------------------
 ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = range(6)
@@ -59,9 +59,19 @@ OPTIMIZER_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NES
 #: *plus* LLVM optimisation and machine code again in every caller that links it, so only small leaves
 #: called from many places (activations, derivatives) stay separate, called with ``int64`` offsets and
 #: sizes everywhere (never a literal or an unsigned value) so that each compiles once per dtype. Code is
-#: arranged so that nothing is inlined at two sites of one kernel (which would compile it twice).
+#: arranged so that nothing is inlined at two sites of one kernel (which would compile it twice). IR
+#: inlining is not free either: Numba copies the callee's IR per block with its whole variable scope, and its
+#: passes grow faster than linearly with a function's size (inlining the four layer kernels into
+#: ``_train_epochs`` made a first fit 1.5x slower to compile), so the layer kernels stay separate. The
+#: optimiser and the loss are compile-time constants of the training kernel (one copy per pair, see
+#: :func:`train_epochs_kernel`), which they pass on as literals: the layer kernels are then compiled once per
+#: optimiser / loss actually used, with the other branches folded away. Measured per function with
+#: ``scripts/cold_start.py --breakdown``.
 jit = njit(**JIT_OPTIONS)
 jit_inline = njit(inline="always", **JIT_OPTIONS)
+#: a separately compiled kernel that only other kernels call: Numba builds no wrappers for calls from Python
+#: (with 15-25 arguments to unbox, those were a tenth of the LLVM code of a first fit)
+jit_internal = njit(**INTERNAL_JIT_OPTIONS)
 #: the optimiser and loss codes of a kernel specialised by :func:`_specialised` (None in the template itself)
 _OPT = _LOSS = None
 
@@ -252,7 +262,7 @@ def _apply_activation(Z, z_off, A, a_off, count, act, slope):
             A[a_off + t] = Z[z_off + t]
 
 
-@jit
+@jit_internal
 def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
     """``D[d_off + t] *= g'(Z[z_off + t])`` for ``t < count``, with ``A = g(Z)`` (sigmoid and tanh use ``A``;
     relu' at 0 is 0); one plain loop per activation, as in :func:`_apply_activation`."""
@@ -279,7 +289,7 @@ def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
 
 
 # --- one layer ---------------------------------------------------------------------------------------
-@jit
+@jit_internal
 def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, slope, Z, z_off, A, a_off,
                        use_blas, scalars):
     """Fused ``Z = W @ A_prev + b`` and ``A = g(Z)`` for one layer.
@@ -326,7 +336,7 @@ def _fill_bias(params, b_off, n_out, n_b, Z, z_off):
             Z[zj + i] = bias
 
 
-@jit
+@jit_internal
 def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap_off, act_prev, slope,
                     dZ_prev, dp_off, use_blas, scalars):
     """Fused ``dZ_prev = (W.T @ dZ) * g'(Z_prev)``.
@@ -452,7 +462,7 @@ def _optimizer_step(params, grad, lo, hi, penalty_end, penalty, opt, lr, lr_adam
 
 
 # --- the output layer: cost and delta ------------------------------------------------------------
-@njit(**EXACT_JIT_OPTIONS)
+@njit(**EXACT_INTERNAL_JIT_OPTIONS)
 def _neg_log_softmax(top, z, log_s):
     """``-log softmax(z) = (top - z) + log_s`` with ``top`` the column maximum and ``log_s`` the log of the
     column's ``sum(exp(Z - top))``. Compiled without fast-math: reassociating it to ``(top + log_s) - z``
@@ -460,7 +470,7 @@ def _neg_log_softmax(top, z, log_s):
     return (top - z) + log_s
 
 
-@jit
+@jit_internal
 def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, slope, dZ, d_off):
     """Return the summed (not yet averaged) cost of a batch and write the output delta ``dZ``.
 
@@ -722,7 +732,7 @@ def _forward(X, params, dims, acts, slope, buffer, out, blas_min_flops):
         src = dst
 
 
-@jit
+@jit_internal
 def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, lo, hi, alpha, opt, lr, lr_adam,
                   momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars, scratch, t_off, t_size):
     """Gradient and optimiser step of one layer, whose parameters are ``params[lo:hi]``.

@@ -5,10 +5,18 @@ needs (cold cache), the second loads them from that cache (warm cache). Besides 
 prints its CPU time, which other processes on a busy machine inflate much less. The asv suite tracks the same
 thing as ``training.ColdStart``.
 
-usage: python scripts/cold_start.py
+``--repeat N`` runs the pair N times and prints every run and the medians. ``--breakdown`` adds one more
+cold process that reports where its compilation went: per compiled function (and signature) the CPU time
+including the functions it compiled on the way, its own share, and the part of that spent in LLVM
+(optimisation and machine code, Numba's ``numba:llvm_lock`` event); then the process's floor, the CPU
+time of ``import numba`` and of Numba's first compilation of a trivial function (its one-time set-up).
+
+usage: python scripts/cold_start.py [--repeat N] [--breakdown]
 """
 
+import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,13 +36,101 @@ print(f"import {t1 - t0:.2f} s, first fit (W3 network) {t2 - t1:.2f} s, total {t
       f"(CPU time {c2 - c0:.2f} s)")
 """
 
+BREAKDOWN = r"""
+import collections, time
+from numba.core import event
 
-def main():
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTMLP_CACHE="1")
-        for label in ("cold cache", "warm cache"):
-            out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
-            print(f"{label}: {out.stdout.strip()}")
+class Recorder(event.Listener):
+    def __init__(self):
+        self.events = []
+    def on_start(self, ev):
+        self.events.append((time.process_time(), ev))
+    def on_end(self, ev):
+        self.events.append((time.process_time(), ev))
+
+recorder = Recorder()
+event.register("numba:compile", recorder)
+event.register("numba:llvm_lock", recorder)
+c0 = time.process_time()
+import numpy as np
+import fastmlp
+rng = np.random.RandomState(0)
+X = rng.randn(30, 569)
+Y = (rng.rand(1, 569) < 0.5).astype(float)
+fastmlp.MLP([30, 64, 32, 1], seed=1).fit(X, Y, epochs=1, learning_rate=0.05, batch_size=32)
+total = time.process_time() - c0
+stack, rows = [], []
+for stamp, ev in recorder.events:
+    if ev.is_start:
+        stack.append([stamp, ev, 0.0, 0.0])  # start, event, time in nested compilations, own LLVM time
+        continue
+    start, _, nested, llvm = stack.pop()
+    spent = stamp - start
+    if ev.kind == "numba:llvm_lock":
+        if stack:
+            stack[-1][3] += spent
+        continue
+    if stack:
+        stack[-1][2] += spent
+    depth = sum(1 for entry in stack if entry[1].kind == "numba:compile")
+    name = ev.data["dispatcher"].py_func.__qualname__.split(".<locals>")[0]
+    rows.append((name, str(ev.data["args"]), spent, spent - nested, llvm, depth))
+print(f"import + first fit: CPU {total:.2f} s; in compilation {sum(r[3] for r in rows):.2f} s, "
+      f"of which LLVM {sum(r[4] for r in rows):.2f} s")
+print("  incl.   own  LLVM  function (signature), nested under its caller")
+for name, args, spent, own, llvm, depth in rows:
+    if spent >= 0.02:
+        print(f"  {spent:5.2f} {own:5.2f} {llvm:5.2f}  {'  ' * depth}{name} {args[:70]}")
+"""
+
+FLOOR = r"""
+import time
+c0 = time.process_time()
+import numba
+c1 = time.process_time()
+@numba.njit
+def one(x):
+    return x + 1
+one(1.0)
+c2 = time.process_time()
+print(f"floor: import numba {c1 - c0:.2f} s CPU, Numba's first compilation (set-up) {c2 - c1:.2f} s CPU")
+"""
+
+
+def _run(code, env):
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _cpu(line):
+    return float(line.rsplit("CPU time ", 1)[1].split()[0])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=1, help="cold/warm pairs to run (medians printed)")
+    parser.add_argument("--breakdown", action="store_true", help="per-function compile times of a cold fit")
+    args = parser.parse_args(argv)
+    runs = {"cold cache": [], "warm cache": []}
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTMLP_CACHE="1")
+            for label in runs:
+                line = _run(CHILD, env)
+                runs[label].append(line)
+                print(f"{label}: {line}")
+    if args.repeat > 1:
+        for label, lines in runs.items():
+            print(f"{label}: median CPU time {statistics.median(map(_cpu, lines)):.2f} s over {args.repeat} runs")
+    if args.breakdown:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTMLP_CACHE="1")
+            print(_run(BREAKDOWN, env))
+            print(_run(FLOOR, env))
+    with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else open(os.devnull) as f:
+        load = f.read().split()[:3]
+    if load:
+        print(f"load average {' '.join(load)}")
 
 
 if __name__ == "__main__":
