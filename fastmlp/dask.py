@@ -44,6 +44,9 @@ def _dispatchers():
         for name, obj in vars(module).items():
             if hasattr(obj, "stats") and hasattr(obj, "py_func"):
                 found[f"{module_name}.{name}"] = obj
+        # kernels specialised on first use (one training kernel per optimiser and loss)
+        for obj in getattr(module, "_TRAIN_KERNELS", {}).values():
+            found[f"{module_name}.{obj.py_func.__name__}"] = obj
     return found
 
 
