@@ -6,10 +6,15 @@ objects. This module keeps that O(1) per call for the arrays a loop passes again
 
 - :class:`Packed` parameters: a ``{"W1", "b1", ...}`` dict whose arrays are views into one flat vector in
   the kernels' layout. The dialects' initialisers and updates return them, so a step hands the flat vector
-  to the kernels as it is (no copy, no ``Network``). Whether a dict is still packed is an identity check of
-  its items; any other dict goes the slow way (validated, then packed into a copy).
+  to the kernels as it is (no copy, no ``Network``). Whether a dict is still packed is O(1) while nothing
+  changed it through its methods (:class:`Watched`), an identity check of its items after. A plain dict of
+  float arrays gets O(L) structural checks and a copy into that layout per kernel call
+  (:func:`plain_parameters`); anything else is validated in full (converted, or refused with its error).
 - :class:`Caches` carry the kernel's forward buffer, so backward reads it as it is.
-- :class:`Grads` carry their flat gradient, so an update is one compiled call.
+- :class:`Grads` carry their flat gradient, so an update is one compiled call; on a wide input layer
+  ``dA0`` is computed only when it is read (:class:`LazyGrads`).
+- Kernels are called through their compiled entry points when the arguments are known to have exactly their
+  types (``_ENTRIES``).
 - Checks per call are structural (types, dtypes, shapes, contiguity). Finiteness is checked by the kernels,
   which read the data anyway; when they report a problem, the full validation of :mod:`fastmlp.reference`
   runs and raises its usual error (or, when the inputs were valid and the arithmetic overflowed, the
