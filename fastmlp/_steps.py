@@ -730,8 +730,11 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     fresh = kept is None
     if fresh:
         kept = _new_grads(layout, m, key_order)
-    status = _run_backward(direct, dtype, (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer,
-                                           key_order != "architecture", _config.BLAS_MIN_FLOPS))
+    args = (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer, key_order != "architecture",
+            _config.BLAS_MIN_FLOPS)
+    run = _ENTRIES.get((_backward_kernel, dtype)) if direct else None  # (_run_backward, inline)
+    status = run(*args) if run is not None else _run_backward(direct, dtype, args)
+    del args
     if status:
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     _keep(ring, kept, fresh)
@@ -839,7 +842,9 @@ def _check_loss_output(loss, output):
 def update(parameters, grads, learning_rate, *, in_place: bool):
     """One SGD step. ``in_place``: the arrays of ``parameters`` are updated and the same dict returned;
     otherwise a new dict is returned and ``parameters`` and its arrays are left untouched."""
-    lr = check_positive_float(learning_rate, "learning_rate")
+    # (check_positive_float's own first test, inline: this runs every step)
+    lr = learning_rate if type(learning_rate) is float and 0 < learning_rate < np.inf else check_positive_float(
+        learning_rate, "learning_rate")
     p = as_packed(parameters)
     if p is None:
         done = _update_plain(parameters, grads, lr, in_place)
@@ -851,7 +856,8 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
         G = g.flat if g is not None else _plain_grads(grads, p._Ws, p._bs)
     if G is not None:
         if in_place:
-            if _subtract(p.flat, G, lr, p.flat):
+            run = _ENTRIES.get((_scaled_difference, p.flat.dtype))  # (_subtract, inline)
+            if run(p.flat, G, lr, p.flat) if run is not None else _subtract(p.flat, G, lr, p.flat):
                 return parameters
         else:
             if len(_PACKED_RINGS) > 64:
