@@ -473,9 +473,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         direct = False
     kept = ring = None
     if recycle is not None:
-        ring = layout.rings.get((recycle, Xk.shape[1]))
-        if ring is None:
-            ring = layout.rings[recycle, Xk.shape[1]] = []
+        ring = _ring(layout, (recycle, Xk.shape[1]))
         kept = _reusable(ring)
     if kept is not None:
         result = kept.value._pass
@@ -638,9 +636,16 @@ def _reusable(ring: list):
 
 
 # --- backward -----------------------------------------------------------------------------------------
-def _own_pass(caches, AL, activations):
+def _own_pass(caches, AL, activations, default_hidden="relu", default_output="sigmoid"):
     """The :class:`Pass` behind ``caches`` when they are our forward pass's for this ``AL``, unchanged since,
-    run with these activations; else None. ``caches`` may also be a :class:`Pass`."""
+    run with these activations (``None``: the defaults, as the reference reads it); else None. ``caches`` may
+    also be a :class:`Pass`.
+
+    The input the forward pass read may be the caller's own ``X`` (no copy), which the caller can reshape or
+    re-type in place (``X.shape = ...``, ``X.dtype = ...``) between the two calls: the pass only counts while
+    that array still has the dtype, shape and memory layout the kernel's buffers were sized for (a kernel
+    given another shape would write outside them).
+    """
     if type(caches) is Pass:
         fp = caches
         caches = None
@@ -651,8 +656,14 @@ def _own_pass(caches, AL, activations):
     if AL is not fp.AL:
         return None
     layout = fp.layout
-    if activations is not None and (type(activations) not in (list, tuple)
-                                    or tuple(activations) != layout.activations):
+    if activations is None:
+        if layout.activations != _activations(None, len(layout.activations), default_hidden, default_output):
+            return None
+    elif type(activations) not in (list, tuple) or tuple(activations) != layout.activations:
+        return None
+    Xk = fp.Xk
+    if not (Xk.dtype == layout.dtype and Xk.shape == (layout.sizes[0], fp.ZA.shape[1])
+            and (flags := Xk.flags).c_contiguous and flags.aligned):
         return None
     if caches is not None:
         entries = caches._entries
@@ -673,7 +684,7 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     ``parameters_now`` the parameter dict to use (as it is now; by default the ``W``, ``b`` of ``caches``) and
     ``slow_caches()`` making validated caches when the pass or the parameters do not fit.
     """
-    own = _own_pass(caches, AL, activations)
+    own = _own_pass(caches, AL, activations, default_hidden, default_output)
     flat = None
     if own is not None:
         layout, ZA, Xk = own.layout, own.ZA, own.Xk
@@ -723,9 +734,7 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         g._dA0 = (W1 if private else W1.copy(), out[layout.n_params:layout.n_params + layout.sizes[1] * m]
                   .reshape(layout.sizes[1], m))
         return g
-    ring = layout.rings.get((key_order, m))
-    if ring is None:
-        ring = layout.rings[key_order, m] = []
+    ring = _ring(layout, (key_order, m))
     kept = _reusable(ring)
     fresh = kept is None
     if fresh:
@@ -739,6 +748,23 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     _keep(ring, kept, fresh)
     return kept.value
+
+
+#: how many sample counts (per kind of result) a layout keeps results for reuse: a loop over a sliding or
+#: growing window of columns would otherwise keep one set of buffers per width it ever saw
+MAX_RINGS = 8
+
+
+def _ring(layout, key) -> list:
+    """The list of reusable results of ``layout`` for ``key`` (created; the oldest list dropped beyond
+    :data:`MAX_RINGS`, its results then freed with their last reference)."""
+    rings = layout.rings
+    ring = rings.get(key)
+    if ring is None:
+        if len(rings) >= MAX_RINGS:
+            del rings[next(iter(rings))]
+        ring = rings[key] = []
+    return ring
 
 
 def _run_backward(direct, dtype, args):
@@ -839,6 +865,18 @@ def _check_loss_output(loss, output):
 
 
 # --- update and cost ------------------------------------------------------------------------------------
+def _all_writeable(p) -> bool:
+    """Whether every ``W`` and ``b`` of the :class:`Packed` dict ``p`` may be written (the caller can clear
+    the flag of one view while the flat vector behind it stays writable)."""
+    for a in p._Ws:
+        if not a.flags.writeable:
+            return False
+    for a in p._bs:
+        if not a.flags.writeable:
+            return False
+    return True
+
+
 def update(parameters, grads, learning_rate, *, in_place: bool):
     """One SGD step. ``in_place``: the arrays of ``parameters`` are updated and the same dict returned;
     otherwise a new dict is returned and ``parameters`` and its arrays are left untouched."""
@@ -854,6 +892,8 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
     else:
         g = _as_grads(grads, p.sizes, p.flat.dtype)
         G = g.flat if g is not None else _plain_grads(grads, p._Ws, p._bs)
+    if G is not None and in_place and not _all_writeable(p):
+        G = None  # (the full validation below names the read-only array, as the reference does)
     if G is not None:
         if in_place:
             run = _ENTRIES.get((_scaled_difference, p.flat.dtype))  # (_subtract, inline)

@@ -457,3 +457,115 @@ def test_arrays_of_every_layout_give_the_reference_numbers_through_the_entry_poi
 
     proc = run_python(ODD_ARRAYS, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), describe(proc)
+
+
+# --- the caller's own X changed in place, rings, read-only views, default activations -----------------------
+X_CHANGED_IN_PLACE = r"""
+import numpy as np
+from fastmlp import architecture as A, functional as F, reference as R
+
+rng = np.random.default_rng(0)
+for change in ("shape_wide", "shape_tall", "shape_swap", "dtype_int"):
+    for first in (True, False):  # with and without entry points learnt by an earlier step
+        P = F.initialize_parameters_deep([5, 4, 3, 1], seed=1)
+        Y = np.ones((1, 7))
+        if first:
+            X0 = rng.standard_normal((5, 7))
+            AL0, c0 = F.L_model_forward(X0, P)
+            F.L_model_backward(AL0, Y, c0)
+        X = rng.standard_normal((5, 7))
+        AL, caches = F.L_model_forward(X, P)
+        if change == "shape_wide":
+            X.shape = (1, 35)
+        elif change == "shape_tall":
+            X.shape = (35, 1)
+        elif change == "shape_swap":
+            X.shape = (7, 5)
+        else:
+            X.dtype = np.int64
+        try:
+            g = F.L_model_backward(AL, Y, caches)
+        except ValueError as exc:
+            print(change, "ValueError", str(exc)[:60])
+            continue
+        # the reference on the same (changed) caches
+        ref = R.L_model_backward(AL, Y, caches)
+        for key in ("dW1", "db1", "dW3"):
+            np.testing.assert_allclose(g[key], ref[key], rtol=1e-10, atol=1e-12)
+        print(change, "equal to the reference")
+
+# the architecture dialect: memory["A0"] is X
+arch = [{"input_dim": 5, "output_dim": 4, "activation": "relu"}, {"input_dim": 4, "output_dim": 1,
+        "activation": "sigmoid"}]
+params = A.init_layers(arch, 2)
+X = rng.standard_normal((5, 7))
+Y_hat, memory = A.full_forward_propagation(X, params, arch)
+X.shape = (1, 35)
+try:
+    A.full_backward_propagation(Y_hat, np.ones((1, 7)), memory, params, arch)
+except ValueError as exc:
+    print("architecture ValueError", str(exc)[:60])
+print("survived")
+"""
+
+
+def test_the_caller_s_X_changed_in_place_between_forward_and_backward_never_reaches_the_kernel():
+    """The forward pass keeps the caller's own ``X`` (no copy); reshaping or re-typing it in place before the
+    backward pass once made the kernel write outside its buffers. Now the pass no longer counts: the caches
+    are validated as the reference's would be (a clear ValueError, or the reference's numbers)."""
+    from tests.child import describe, run_python
+
+    for env in ({}, {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}):
+        proc = run_python(X_CHANGED_IN_PLACE, env={"MALLOC_PERTURB_": "165", **env}, timeout=600)
+        assert proc.returncode == 0, describe(proc)
+        assert "survived" in proc.stdout, describe(proc)
+        assert "shape_wide ValueError" in proc.stdout and "architecture ValueError" in proc.stdout, describe(proc)
+
+
+def test_reuse_keeps_results_for_a_bounded_number_of_sample_counts():
+    P = F.initialize_parameters_deep([2, 3, 1], seed=0)
+    X = np.random.default_rng(0).standard_normal((2, 60))
+    Y = np.ones((1, 60))
+    for m in range(1, 61):
+        AL, caches = F.L_model_forward(X[:, :m], P)
+        F.L_model_backward(AL, Y[:, :m], caches)
+    layout = caches._pass.layout
+    assert 0 < len(layout.rings) <= _steps.MAX_RINGS
+    assert all(key[1] > 60 - _steps.MAX_RINGS for key in layout.rings)
+
+
+@pytest.mark.parametrize("dialect", ["functional", "course"])
+def test_an_in_place_update_refuses_a_read_only_parameter_as_the_reference_does(dialect):
+    X = np.random.default_rng(1).standard_normal((5, 6))
+    Y = np.ones((1, 6))
+    if dialect == "functional":
+        P = F.initialize_parameters_deep([5, 4, 1], seed=0)
+        AL, caches = F.L_model_forward(X, P)
+        grads = F.L_model_backward(AL, Y, caches)
+        P["W1"].flags.writeable = False
+        before = {k: v.copy() for k, v in P.items()}
+        with pytest.raises(ValueError, match="W1.*read-only"):
+            F.update_parameters(P, grads, 0.1)
+    else:
+        P = C.initialize_parameters_deep([5, 4, 1])
+        AL, caches = C.L_model_forward(X, P)
+        grads = C.L_model_backward(AL, Y, caches)
+        P["W1"].flags.writeable = False
+        before = {k: v.copy() for k, v in P.items()}
+        with pytest.raises(ValueError, match="W1.*read-only"):
+            C.update_parameters(P, grads, 0.1, in_place=True)
+    for key, value in before.items():
+        assert_array_equal(P[key], value)
+
+
+def test_backward_without_activations_uses_the_defaults_as_the_reference_does():
+    X = np.random.default_rng(2).standard_normal((4, 9))
+    Y = (np.random.default_rng(3).random((1, 9)) < 0.5).astype(float)
+    P = F.initialize_parameters_deep([4, 5, 1], seed=0)
+    AL, caches = F.L_model_forward(X, P, ["tanh", "sigmoid"])
+    g = F.L_model_backward(AL, Y, caches)
+    Pr = R.initialize_parameters_deep([4, 5, 1], seed=0)
+    ALr, cr = R.L_model_forward(X, Pr, ["tanh", "sigmoid"])
+    ref = R.L_model_backward(ALr, Y, cr)
+    for key in ref:
+        assert_allclose(g[key], ref[key], **tol("float64"))
