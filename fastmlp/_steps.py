@@ -396,7 +396,7 @@ class Pass:
     view ``AL``, the parameters' ``W`` / ``b`` arrays, the list its result is kept in for reuse (or None) and
     whether ``Xk`` may go to a kernel's entry point (see ``_ENTRIES``)."""
 
-    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct")
+    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct", "x_meta")
 
 
 class Caches(list):
@@ -466,14 +466,17 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
     if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] == n0 and X.shape[1] and (
             flags := X.flags).c_contiguous and flags.writeable and flags.aligned:
         Xk = X
+        x_meta = (X.shape, X.strides, X.dtype)  # (the caller may reshape or re-type X in place before backward)
     elif type(X) is np.ndarray and X.dtype.kind in "biu" and X.ndim == 2 and X.shape[0] == n0 and X.shape[1]:
         Xk = X.astype(dtype)  # integers: always finite, one conversion (a C-contiguous copy)
+        x_meta = None
     else:
         Xk = _engine.kernel_array(_checks.check_X(X, Ws[0]))
         direct = False
+        x_meta = (Xk.shape, Xk.strides, Xk.dtype) if Xk is X else None  # (a read-only X is read as it is)
     kept = ring = None
     if recycle is not None:
-        ring = _ring(layout, (recycle, Xk.shape[1]))
+        ring = layout.rings.get((recycle, Xk.shape[1])) or _ring(layout, (recycle, Xk.shape[1]))
         kept = _reusable(ring)
     if kept is not None:
         result = kept.value._pass
@@ -494,7 +497,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         _checks.check_X(X, Ws[0])
         _checks.check_parameters(parameters)
     result.Xk, result.flat, result.Ws, result.bs, result.ring = Xk, flat if p is not None else None, Ws, bs, ring
-    result.direct = direct
+    result.direct, result.x_meta = direct, x_meta
     return result if recycle is None else (result, kept)
 
 
@@ -661,10 +664,10 @@ def _own_pass(caches, AL, activations, default_hidden="relu", default_output="si
             return None
     elif type(activations) not in (list, tuple) or tuple(activations) != layout.activations:
         return None
-    Xk = fp.Xk
-    if not (Xk.dtype == layout.dtype and Xk.shape == (layout.sizes[0], fp.ZA.shape[1])
-            and (flags := Xk.flags).c_contiguous and flags.aligned):
-        return None
+    if fp.x_meta is not None:  # the caller's own X: as the forward pass saw it (same object, so same memory)
+        Xk = fp.Xk
+        if (Xk.shape, Xk.strides, Xk.dtype) != fp.x_meta:
+            return None
     if caches is not None:
         entries = caches._entries
         if len(caches) != len(entries):
@@ -734,7 +737,7 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         g._dA0 = (W1 if private else W1.copy(), out[layout.n_params:layout.n_params + layout.sizes[1] * m]
                   .reshape(layout.sizes[1], m))
         return g
-    ring = _ring(layout, (key_order, m))
+    ring = layout.rings.get((key_order, m)) or _ring(layout, (key_order, m))
     kept = _reusable(ring)
     fresh = kept is None
     if fresh:
