@@ -555,9 +555,14 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                              **_get_additional_lbfgs_options_dict("iprint", iprint)},
                 )
             except _Interrupted:
-                if accepted["fun"] is None:
-                    accepted["fun"] = evaluate(x0)[0]
-                result = scipy.optimize.OptimizeResult(x=accepted["x"], fun=accepted["fun"], nit=accepted["nit"])
+                result = None
+        if interrupt.raised:
+            # the last accepted iterate, whichever way the run stopped: when the callback halts it, SciPy's
+            # result is not guaranteed to be that iterate (with L-BFGS-B it may be the one before, still
+            # counted in ``nit``), so the copy the callback took is used
+            if accepted["fun"] is None:
+                accepted["fun"] = evaluate(x0)[0]
+            result = scipy.optimize.OptimizeResult(x=accepted["x"], fun=accepted["fun"], nit=accepted["nit"])
         if interrupt.raised:
             warnings.warn("Training interrupted by user.", stacklevel=5)
             self.n_iter_ = min(result.nit, self.max_iter)
