@@ -45,7 +45,10 @@ class DeferredInterrupt:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            outer = getattr(_raw_signal.getsignal(signal.SIGINT), "__self__", None)
+            current = _raw_signal.getsignal(signal.SIGINT)
+            if current == signal.SIG_IGN:  # the program ignores Ctrl-C: so does training
+                return self
+            outer = getattr(current, "__self__", None)
             if isinstance(outer, DeferredInterrupt) and outer._depth > 0:  # nested: share the outer flag
                 outer._depth += 1
                 return outer
