@@ -476,7 +476,9 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         x_meta = (Xk.shape, Xk.strides, Xk.dtype) if Xk is X else None  # (a read-only X is read as it is)
     kept = ring = None
     if recycle is not None:
-        ring = layout.rings.get((recycle, Xk.shape[1])) or _ring(layout, (recycle, Xk.shape[1]))
+        ring = layout.rings.get((recycle, Xk.shape[1]))
+        if ring is None:
+            ring = _ring(layout, (recycle, Xk.shape[1]))
         kept = _reusable(ring)
     if kept is not None:
         result = kept.value._pass
@@ -737,7 +739,9 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         g._dA0 = (W1 if private else W1.copy(), out[layout.n_params:layout.n_params + layout.sizes[1] * m]
                   .reshape(layout.sizes[1], m))
         return g
-    ring = layout.rings.get((key_order, m)) or _ring(layout, (key_order, m))
+    ring = layout.rings.get((key_order, m))
+    if ring is None:
+        ring = _ring(layout, (key_order, m))
     kept = _reusable(ring)
     fresh = kept is None
     if fresh:
@@ -759,14 +763,12 @@ MAX_RINGS = 8
 
 
 def _ring(layout, key) -> list:
-    """The list of reusable results of ``layout`` for ``key`` (created; the oldest list dropped beyond
-    :data:`MAX_RINGS`, its results then freed with their last reference)."""
+    """A new, empty list of reusable results of ``layout`` for ``key`` (which has none yet); the oldest list is
+    dropped beyond :data:`MAX_RINGS`, its results then freed with their last reference."""
     rings = layout.rings
-    ring = rings.get(key)
-    if ring is None:
-        if len(rings) >= MAX_RINGS:
-            del rings[next(iter(rings))]
-        ring = rings[key] = []
+    if len(rings) >= MAX_RINGS:
+        del rings[next(iter(rings))]
+    ring = rings[key] = []
     return ring
 
 

@@ -563,7 +563,6 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
             if accepted["fun"] is None:
                 accepted["fun"] = evaluate(x0)[0]
             result = scipy.optimize.OptimizeResult(x=accepted["x"], fun=accepted["fun"], nit=accepted["nit"])
-        if interrupt.raised:
             warnings.warn("Training interrupted by user.", stacklevel=5)
             self.n_iter_ = min(result.nit, self.max_iter)
         else:
