@@ -811,7 +811,8 @@ def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, b
     opt_args = (K.OPTIMIZER_CODES[opt.kind], dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon),
                 opt.state_1, opt.state_2, opt.step, ws["Zbuf"], np.empty_like(ws["Zbuf"]), ws["deltas"],
                 np.zeros(net.params.size, net.dtype), ws["xbuf"], ws["ybuf"], ws["swbuf"], ws["rows"],
-                np.empty(net.params.size, net.dtype), net.offsets, act_offsets(net.dims, batch_size),
+                np.empty(net.params.size + opt.state_1.size + opt.state_2.size, net.dtype), net.offsets,
+                act_offsets(net.dims, batch_size),
                 np.zeros(2, net.dtype), _blas_min_flops(blas_min_flops), _sparse_scratch(net, sparse, batch_size))
 
     def call(order_rows, rates_now, span, partial, mean_out, weighted_out):

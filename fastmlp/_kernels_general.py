@@ -358,8 +358,9 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
     Returns
     -------
     int
-        Epochs completed; fewer means the next one gave a non-finite loss or weights, and the parameters were
-        restored to their values at its start.
+        Epochs completed; fewer means the next one gave a non-finite loss or weights, and the parameters, the
+        optimiser state and its step count were restored to their values at its start (``backup`` holds
+        ``params.size + state_1.size + state_2.size`` entries).
     """
     n_x = dims[0]
     n_y = Y.shape[0]
@@ -370,9 +371,17 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
     n_batches = (m + batch_size - 1) // batch_size
     X_flat = X.reshape(X.size)
     Y_flat = Y.reshape(Y.size)
+    n_s1 = state_1.shape[0]
+    n_s2 = state_2.shape[0]
     for e in range(n_epochs):
+        # the epoch's starting point: parameters, optimiser state and step, restored if the epoch diverges
         for t in range(n_params):
             backup[t] = params[t]
+        for t in range(n_s1):
+            backup[n_params + t] = state_1[t]
+        for t in range(n_s2):
+            backup[n_params + n_s1 + t] = state_2[t]
+        step_at_start = step[0]
         lr = params.dtype.type(learning_rates[e])
         first = span[0] if e == 0 else 0
         stop = span[1] if e == n_epochs - 1 else n_batches
@@ -410,6 +419,11 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
         if not finite:
             for t in range(n_params):
                 params[t] = backup[t]
+            for t in range(n_s1):
+                state_1[t] = backup[n_params + t]
+            for t in range(n_s2):
+                state_2[t] = backup[n_params + n_s1 + t]
+            step[0] = step_at_start
             return e
         if stop < n_batches:
             partial[1] = weighted

@@ -599,13 +599,22 @@ def test_divergence_raises_and_restores_the_start_of_the_failing_epoch(path, dty
 
 
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", [*PATHS, "general"])
 def test_divergence_restores_the_optimiser_state_of_the_last_finite_epoch(path, kind):
     """Epoch 3's rate makes the weights overflow in its one minibatch, while its own cost is finite (the cost is
     that of the weights before the step): the kernel finds that epoch only when it scans the weights, and must
     then replay the call from its start. Parameters, optimiser state and step count end as after two epochs,
     bit for bit, whether the epoch is the call's last (found by the final scan) or not (found by a replay).
-    Adam's step is bounded by the rate: its weights stay finite in epoch 3 and the cost of epoch 4 fails."""
+    Adam's step is bounded by the rate: its weights stay finite in epoch 3 and the cost of epoch 4 fails.
+    ``general`` is the sample-weighted kernel (sparse input, ``sample_weight``), which checks every epoch."""
+
+    def train(n, rate, epochs, o):
+        if path == "general":
+            return E.train_epochs_general(n, cols(X), cols(Y), "half_mse", learning_rate=rate, epochs=epochs,
+                                          optimizer=o, sample_weight=np.ones(len(X)))
+        return train_rows(n, X, Y, "half_mse", learning_rate=rate, epochs=epochs, optimizer=o,
+                          blas_min_flops=PATHS[path])
+
     dtype = np.float64
     dims, acts = [3, 4, 1], ["relu", "linear"]
     X, Y = make_data(dims, "half_mse", 8, dtype)
@@ -617,14 +626,12 @@ def test_divergence_restores_the_optimiser_state_of_the_last_finite_epoch(path, 
         net = make_net(dims, acts, dtype)
         opt = E.Optimizer(net, kind)
         with pytest.raises(FloatingPointError, match=f"epoch {done + 1}") as info:
-            train_rows(net, X, Y, "half_mse", learning_rate=rates[:epochs], epochs=epochs, optimizer=opt,
-                       blas_min_flops=PATHS[path])
-        assert len(info.value.completed.mean_batch_cost) == done
+            train(net, rates[:epochs], epochs, opt)
+        assert len(info.value.completed.sample_weighted_cost) == done
         again = make_net(dims, acts, dtype)
         opt_again = E.Optimizer(again, kind)
-        res = train_rows(again, X, Y, "half_mse", learning_rate=rates[:done], epochs=done, optimizer=opt_again,
-                         blas_min_flops=PATHS[path])
-        assert_array_equal(res.mean_batch_cost, info.value.completed.mean_batch_cost)
+        res = train(again, rates[:done], done, opt_again)
+        assert_array_equal(res.sample_weighted_cost, info.value.completed.sample_weighted_cost)
         assert_array_equal(net.params, again.params)
         assert_array_equal(opt.state_1, opt_again.state_1)
         assert_array_equal(opt.state_2, opt_again.state_2)
@@ -633,8 +640,7 @@ def test_divergence_restores_the_optimiser_state_of_the_last_finite_epoch(path, 
         outcomes = []
         for n, o in ((net, opt), (again, opt_again)):
             try:
-                outcomes.append(train_rows(n, X, Y, "half_mse", learning_rate=1e-200, epochs=2, optimizer=o,
-                                           blas_min_flops=PATHS[path]).mean_batch_cost)
+                outcomes.append(train(n, 1e-200, 2, o).sample_weighted_cost)
             except FloatingPointError as exc:
                 outcomes.append(str(exc))
         assert (kind == "adam") == isinstance(outcomes[0], str)
