@@ -3,8 +3,12 @@
 The core of ``fastmlp bench`` (and ``scripts/bench.py``); ``fastmlp bench --readme`` prints the README's
 performance tables. Each (workload, dtype, peer) is timed in a fresh process (``python -m fastmlp._bench
 --worker ...``) so that the thread pools (BLAS, OpenMP, XLA) of different peers never compete and every peer
-starts cold; the time is the median of ``reps`` calls after one untimed warm-up call (:mod:`fastmlp._timing`),
-each call training the workload's epochs per timing call (:mod:`fastmlp.workloads`).
+starts cold. Each call trains the workload's epochs per timing call (:mod:`fastmlp.workloads`). The peers'
+processes take turns, in :data:`ROUNDS` rounds (the order reversed every other round), so that a change in the
+machine's load hits every peer alike rather than whichever ran at that moment; each process times, after one
+untimed warm-up call, at least its share of ``reps`` calls and more until they add up to
+:data:`MIN_SECONDS` (a 0.5 ms call is timed hundreds of times, not five), and a peer's time is the median of all
+its calls over the rounds (:func:`fastmlp._timing.call_times`).
 
 Peers (:data:`PEERS`; a peer that is not installed, or fails, is reported as unavailable, never fatal):
 
@@ -35,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import warnings
@@ -239,28 +244,48 @@ def build_peer(peer: str, w, dtype):
     return _BUILDERS[peer](w, dtype)
 
 
+#: rounds in which the peers' worker processes take turns (a peer's time pools the calls of all its rounds)
+ROUNDS = 3
+#: each worker process times calls until they add up to at least this many seconds
+MIN_SECONDS = 0.3
+
+
+def peer_times(peer: str, name: str, dtype="float64", reps: int = 5, tiny: bool = False,
+               min_seconds: float = 0.0) -> list[float]:
+    """Seconds of each timed call (``epochs`` epochs) of ``peer`` on workload ``name``, in this process: at least
+    ``reps`` calls, and more until they add up to ``min_seconds``."""
+    w = workloads.get(name, tiny=tiny)
+    return _timing.call_times(build_peer(peer, w, dtype), reps, min_seconds)
+
+
 def time_peer(peer: str, name: str, dtype="float64", reps: int = 5, tiny: bool = False) -> float:
     """Median seconds of one call (``epochs`` epochs) of ``peer`` on workload ``name``, in this process."""
-    w = workloads.get(name, tiny=tiny)
-    return _timing.median_time(build_peer(peer, w, dtype), reps)
+    return statistics.median(peer_times(peer, name, dtype, reps, tiny))
 
 
-def _time_isolated(peer, name, dtype, reps, tiny) -> float:
+def _times_isolated(peer, name, dtype, reps, tiny, min_seconds=0.0) -> list[float]:
+    """:func:`peer_times` in a fresh process."""
     cmd = [sys.executable, "-m", "fastmlp._bench", "--worker", peer, "--only", name, "--dtype", dtype,
-           "--reps", str(reps)] + (["--tiny"] if tiny else [])
+           "--reps", str(reps), "--min-seconds", repr(float(min_seconds))] + (["--tiny"] if tiny else [])
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=_WORKER_TIMEOUT)
     for line in r.stdout.splitlines():
         if line.startswith("RESULT "):
-            return float(json.loads(line[7:])["seconds"])
+            return [float(t) for t in json.loads(line[7:])["times"]]
     lines = [s for s in r.stderr.strip().splitlines() if s.strip()] or [f"worker exited with {r.returncode}"]
     raise RuntimeError(lines[-1])
+
+
+def _time_isolated(peer, name, dtype, reps, tiny) -> float:
+    """Median seconds of one call of ``peer`` timed in a fresh process."""
+    return statistics.median(_times_isolated(peer, name, dtype, reps, tiny))
 
 
 # ------------------------------------------------------------------------------------ the table
 
 
 def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=None, reps: int | None = None,
-              isolate: bool | None = None, plot=None, progress=None) -> list[dict]:
+              isolate: bool | None = None, plot=None, progress=None, rounds: int | None = None,
+              min_seconds: float | None = None) -> list[dict]:
     """Time every peer on every workload; one row per (workload, dtype).
 
     Parameters
@@ -274,9 +299,15 @@ def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=Non
     peers : sequence of str, optional
         Default: the workload's baseline and fastmlp. Peers that do not apply to a workload are left out.
     reps : int, optional
-        Timed calls per peer (median). Default 5, or 1 when ``quick``.
+        Timed calls per peer at least (median of all), shared out over the rounds. Default 6, or 1 when ``quick``.
     isolate : bool, optional
         Each peer in its own process. Default: True unless ``quick``.
+    rounds : int, optional
+        With ``isolate``, the peers' processes take turns this many times (the order reversed every other
+        round) and a peer's time is the median of its calls over all rounds. Default :data:`ROUNDS`, or 1
+        when ``quick`` or not isolated.
+    min_seconds : float, optional
+        Each process times calls until they add up to this much. Default :data:`MIN_SECONDS`, 0 when ``quick``.
     plot : path, optional
         Also save the speedup chart there (:func:`fastmlp.plot.speedup_chart`).
     progress : callable, optional
@@ -292,8 +323,11 @@ def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=Non
     """
     if isinstance(dtypes, str):
         dtypes = (dtypes,)
-    reps = reps if reps is not None else (1 if quick else 5)
+    reps = reps if reps is not None else (1 if quick else 6)
     isolate = (not quick) if isolate is None else isolate
+    rounds = max(1, rounds if rounds is not None else (ROUNDS if isolate and not quick else 1))
+    min_seconds = min_seconds if min_seconds is not None else (0.0 if quick else MIN_SECONDS)
+    reps_per_round = max(1, -(-reps // rounds))
     known = _all_peers()
     chosen = [workloads.get(n, tiny=quick) for n in (names or workloads.names("mlp"))]
     rows = []
@@ -306,15 +340,20 @@ def run_table(names=None, dtypes=("float64",), quick: bool = False, *, peers=Non
         # the baseline first (a speedup needs it, and it starts the table), then the others in table order
         order = [base] + [p for p in known if p in wanted and p in _PEERS_FOR[w.kind] and p != base]
         for dtype in dtypes:
-            times, errors = {}, {}
-            for peer in order:
-                try:
-                    if isolate:
-                        times[peer] = _time_isolated(peer, w.name, dtype, reps, w.tiny)
-                    else:
-                        times[peer] = time_peer(peer, w.name, dtype, reps, w.tiny)
-                except Exception as exc:  # a peer that is missing or broken is reported, not fatal
-                    errors[peer] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            calls: dict[str, list[float]] = {p: [] for p in order}
+            errors = {}
+            for turn in range(rounds):  # the peers take turns, so that the machine's load hits them alike
+                for peer in (order if turn % 2 == 0 else order[::-1]):
+                    if peer in errors:
+                        continue
+                    try:
+                        if isolate:
+                            calls[peer] += _times_isolated(peer, w.name, dtype, reps_per_round, w.tiny, min_seconds)
+                        else:
+                            calls[peer] += peer_times(peer, w.name, dtype, reps_per_round, w.tiny, min_seconds)
+                    except Exception as exc:  # a peer that is missing or broken is reported, not fatal
+                        errors[peer] = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            times = {p: statistics.median(ts) for p, ts in calls.items() if ts and p not in errors}
             t_base = times.get(base)
             speedups = {p: (t_base / t if t_base else None) for p, t in times.items() if p not in FLOORS}
             flops = getattr(w, "flops_per_epoch", None)
@@ -468,7 +507,10 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W4,S1 (default: all)")
     ap.add_argument("--peers", default=",".join(peers()), help=f"comma-separated, from {','.join(peers())}")
     ap.add_argument("--dtype", action="append", choices=workloads.DTYPES, help="repeatable; default float64")
-    ap.add_argument("--reps", type=int, default=None, help="timed calls per peer (median); default 5")
+    ap.add_argument("--reps", type=int, default=None, help="timed calls per peer at least (median); default 6")
+    ap.add_argument("--rounds", type=int, default=None, help=f"turns the peers take (default {ROUNDS})")
+    ap.add_argument("--min-seconds", type=float, default=None,
+                    help=f"each process times calls for at least this long (default {MIN_SECONDS})")
     ap.add_argument("--quick", action="store_true", help="tiny workloads, 1 rep, one process: a smoke test")
     ap.add_argument("--readme", action="store_true", help="the README's tables: all workloads, both dtypes, "
                                                           "every peer, as markdown")
@@ -479,8 +521,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     dtypes = a.dtype or (list(workloads.DTYPES) if a.readme else ["float64"])
     if a.worker:  # one peer, one workload, in this fresh process
-        t = time_peer(a.worker, a.only, dtypes[0], a.reps or 5, a.tiny)
-        print("RESULT " + json.dumps({"seconds": t}), flush=True)
+        ts = peer_times(a.worker, a.only, dtypes[0], a.reps or 5, a.tiny, a.min_seconds or 0.0)
+        print("RESULT " + json.dumps({"seconds": statistics.median(ts), "times": ts}), flush=True)
         return 0
     names = [s.strip() for s in a.only.split(",") if s.strip()] or workloads.names()
     chosen = list(README_PEERS) if a.readme else [s.strip() for s in a.peers.split(",") if s.strip()]
@@ -490,7 +532,8 @@ def main(argv=None) -> int:
         for line in format_table([row]).splitlines()[2:-1]:
             print(line, flush=True)
 
-    rows = run_table(names, dtypes, a.quick, peers=chosen, reps=a.reps, progress=show)
+    rows = run_table(names, dtypes, a.quick, peers=chosen, reps=a.reps, progress=show, rounds=a.rounds,
+                     min_seconds=a.min_seconds)
     print()
     print(format_markdown(rows) if a.readme else format_table(rows))
     if a.plot:

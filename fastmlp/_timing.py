@@ -11,8 +11,8 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["median_time", "interleaved_medians", "speedup", "per_call", "time_within_budget", "cpu_seconds",
-           "format_seconds"]
+__all__ = ["median_time", "call_times", "interleaved_medians", "speedup", "per_call", "time_within_budget",
+           "cpu_seconds", "format_seconds"]
 
 
 def median_time(f: Callable[[], object], reps: int = 5, *, warmup: bool = True) -> float:
@@ -25,6 +25,23 @@ def median_time(f: Callable[[], object], reps: int = 5, *, warmup: bool = True) 
         f()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def call_times(f: Callable[[], object], reps: int = 5, min_seconds: float = 0.0, *, warmup: bool = True
+               ) -> list[float]:
+    """Wall seconds of each timed call of ``f``: at least ``reps`` calls, and more until the timed calls add
+    up to ``min_seconds`` (so a fast call is timed many times, not over a few milliseconds of the machine's
+    life), after one untimed warm-up call."""
+    if warmup:
+        f()
+    times: list[float] = []
+    total = 0.0
+    while len(times) < max(1, reps) or total < min_seconds:
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+        total += times[-1]
+    return times
 
 
 def interleaved_medians(fs: Mapping[str, Callable[[], object]], reps: int = 5, *, warmup: bool = True

@@ -235,7 +235,13 @@ def cmd_bench(args) -> int:
         for line in _bench.format_table([row]).splitlines()[2:-1]:
             _say(line)
 
-    rows = _bench.run_table(names, dtypes=args.dtype, quick=args.quick, peers=peers, progress=show)
+    for value, flag in ((args.rounds, "--rounds"), (args.reps, "--reps")):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if args.min_seconds is not None and not args.min_seconds >= 0:
+        raise UsageError(f"--min-seconds must be a non-negative number, got {args.min_seconds}")
+    rows = _bench.run_table(names, dtypes=args.dtype, quick=args.quick, peers=peers, progress=show,
+                            reps=args.reps, rounds=args.rounds, min_seconds=args.min_seconds)
     if rows:
         _say(_bench.format_table(rows).splitlines()[-1])
     if args.readme:
@@ -336,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speedup over the NumPy baseline and the peers on the benchmark workloads",
                        description="Time fastmlp against course-style NumPy code (and, with --peers, PyTorch, JAX, "
                                    "scikit-learn when installed) on the registry's workloads, each peer in a "
-                                   "fresh process; print the epoch times and speedups.")
+                                   "fresh process, the peers' processes taking turns over several rounds; print "
+                                   "the epoch times (median of every timed call) and speedups.")
     p.add_argument("--quick", action="store_true", help="tiny workloads, one repetition (a smoke test)")
     p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W3 (default W1-W4); "
                                                 "also S1,S2 (estimators against scikit-learn)")
@@ -347,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float64", "float32"), action="append", default=None,
                    help="repeatable; default float64")
     p.add_argument("--plot", default=None, metavar="PNG", help="save a bar chart of the speedups there")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="turns the peers' processes take, order reversed every other round (default 3)")
+    p.add_argument("--reps", type=int, default=None, metavar="N",
+                   help="timed calls per peer at least, shared out over the rounds (default 6)")
+    p.add_argument("--min-seconds", type=float, default=None, metavar="S",
+                   help="each process times calls until they add up to S seconds (default 0.3)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="versions, threading layer, BLAS, compile cache")

@@ -258,6 +258,38 @@ def test_timing_helpers():
     assert workloads.speedup(lambda: sum(range(20000)), lambda: None, reps=3) > 1
 
 
+def test_call_times_takes_at_least_reps_calls_and_the_time_asked_for():
+    import time
+
+    from fastmlp import _timing
+
+    calls = []
+    times = _timing.call_times(lambda: calls.append(1), reps=3)
+    assert len(times) == 3 and len(calls) == 4  # one untimed warm-up
+    times = _timing.call_times(lambda: time.sleep(0.002), reps=2, min_seconds=0.03)
+    assert sum(times) >= 0.03 and len(times) >= 2
+
+
+def test_bench_peers_take_turns_over_rounds(monkeypatch):
+    """Every round times every peer, the order reversed every other round; a peer's time is the median of all
+    its calls (not of one process's)."""
+    from fastmlp import _bench
+
+    seen = []
+    fake = {"numpy": [4.0, 4.0], "fastmlp": [1.0, 3.0]}
+
+    def times(peer, name, dtype, reps, tiny, min_seconds=0.0):
+        seen.append((peer, reps, min_seconds))
+        return fake[peer][len([p for p, _, _ in seen if p == peer]) - 1:][:1]
+
+    monkeypatch.setattr(_bench, "_times_isolated", times)
+    rows = _bench.run_table(["W1"], isolate=True, peers=["numpy", "fastmlp"], rounds=2, reps=4, min_seconds=0.5)
+    assert [p for p, _, _ in seen] == ["numpy", "fastmlp", "fastmlp", "numpy"]
+    assert all(r == 2 and s == 0.5 for _, r, s in seen)  # reps shared out over the rounds
+    (row,) = rows
+    assert row["speedups"]["fastmlp"] == 4.0 / 2.0  # median of fastmlp's calls 1.0 and 3.0
+
+
 # ------------------------------------------------------------------------ scripts/bench.py core
 
 
