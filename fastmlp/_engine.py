@@ -973,6 +973,11 @@ scaled_difference = K._scaled_difference
 #: wrapper call costs a noticeable part of the step
 step_forward_kernel = K._step_forward
 step_backward_kernel = K._step_backward
+#: the same passes and the update on the caller's own parameter arrays (``_kernels._step_forward_arrays``,
+#: ``_step_backward_arrays``, ``_update_arrays``): no copy into one flat vector per call
+step_forward_arrays_kernel = K._step_forward_arrays
+step_backward_arrays_kernel = K._step_backward_arrays
+update_arrays_kernel = K._update_arrays
 LOSS_CODES = K.LOSS_CODES
 
 #: ``bce_of_probabilities(AL, Y)``: the course's cross-entropy cost of C-contiguous ``(n, m)`` arrays of one

@@ -1260,6 +1260,181 @@ def _bce_of_probabilities(AL, Y):
     return -total / m
 
 
+# --- the same passes on the caller's own arrays (a parameter dict the user made: no copy into one vector) ---
+# ``Wb`` is the tuple ``(W1, b1, ..., WL, bL)`` of the caller's arrays, each typed as a C-contiguous 2-D array
+# of the parameters' dtype: one compiled version per depth and dtype, built the first time a per-step call
+# meets such a dict (never by ``fit``). The caller checks in Python what decides how an array is unboxed
+# (exact type ``ndarray``, 2-D, the dtype); everything else about the arrays -- shapes, strides, alignment --
+# is checked here, before anything is read (:func:`_arrays_fit`), since the caller can change it in place at
+# any time. Read-only arrays are only read (the caller checks the flag before an in-place update).
+@jit_inline
+def _arrays_fit(Wb, dims):
+    """Whether ``Wb`` holds ``W_l`` ``(dims[l+1], dims[l])`` and ``b_l`` ``(dims[l+1], 1)``, l = 1..L, each
+    C-contiguous (as its type says) and aligned to its item size."""
+    n_layers = dims.shape[0] - 1
+    if len(Wb) != 2 * n_layers:
+        return False
+    for t in range(2 * n_layers):
+        a = Wb[t]
+        rows = dims[t // 2 + 1]
+        cols = dims[t // 2] if t % 2 == 0 else 1
+        if a.shape[0] != rows or a.shape[1] != cols:
+            return False
+        size = a.itemsize
+        if (cols > 1 and a.strides[1] != size) or (rows > 1 and a.strides[0] != cols * size):
+            return False
+        if a.ctypes.data % size != 0:
+            return False
+    return True
+
+
+@jit
+def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
+    """:func:`_step_forward` reading the parameters from the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) as they
+    are; the same operations in the same order. Returns 0 when every ``Z`` is finite, 1 when one is not (a
+    non-finite input or parameter always makes one so), 2 when an array does not have the shape of ``spec``
+    or is not C-contiguous and aligned (nothing read, nothing written)."""
+    dims, acts, p_off = _spec_parts(spec)
+    if not _arrays_fit(Wb, dims):
+        return 2
+    n_layers = dims.shape[0] - 1
+    m = X.shape[1]
+    S = ZA.shape[0] // 2
+    flat = ZA.reshape(ZA.size)
+    scalars = np.empty(2, ZA.dtype)
+    one = ZA.dtype.type(1)
+    slope = ZA.dtype.type(slope)
+    src = X.reshape(X.size)
+    s_off = np.int64(0)
+    z_off = np.int64(0)
+    for l in range(n_layers):
+        n_in = dims[l]
+        n_out = dims[l + 1]
+        W = Wb[2 * l].reshape(n_out * n_in)
+        b = Wb[2 * l + 1].reshape(n_out)
+        # (the steps of _affine_activation, with W and b in arrays of their own)
+        _fill_bias(b, 0, n_out, m, flat, z_off)
+        if m * n_in * n_out >= blas_min_flops:
+            _gemm(False, False, n_out, m, n_in, one, W, 0, n_in, src, s_off, m, one, flat, z_off, m, scalars)
+        else:
+            _small_product(src, s_off, m, n_in, m, W, 0, n_out, flat, z_off)
+        _activate_block(flat, z_off, flat, S * m + z_off, n_out, m, acts[l], slope)
+        src = flat
+        s_off = S * m + z_off
+        z_off += n_out * m
+    for t in range(S * m):
+        if not np.isfinite(flat[t]):
+            return 1
+    return 0
+
+
+@jit
+def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_min_flops):
+    """:func:`_step_backward` reading the parameters from the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) as they
+    are; the same operations in the same order, the same ``out`` layout and status codes, and status 3 when an
+    array does not have the shape of ``spec`` or is not C-contiguous and aligned (nothing read or written)."""
+    dims, acts, p_off = _spec_parts(spec)
+    if not _arrays_fit(Wb, dims):
+        return 3
+    n_layers = dims.shape[0] - 1
+    m = X.shape[1]
+    zero = ZA.dtype.type(0)
+    one = ZA.dtype.type(1)
+    Y_flat = Y.reshape(Y.size)
+    for t in range(Y_flat.shape[0]):
+        y = Y_flat[t]
+        if not np.isfinite(y):
+            return 1
+        if (loss == LOSS_BCE or loss == LOSS_CE) and (y < zero or y > one):
+            return 1
+    slope = ZA.dtype.type(slope)
+    S = ZA.shape[0] // 2
+    flat = ZA.reshape(ZA.size)
+    n_params = p_off[n_layers]
+    widest = 0
+    for l in range(1, n_layers + 1):
+        widest = max(widest, dims[l])
+    half = m * widest
+    tail = out.shape[0] - 2 * half - 2
+    grad = out[:n_params]
+    dA_flat = out[n_params:tail]
+    deltas = out[tail:tail + 2 * half]
+    scalars = out[tail + 2 * half:]
+    top = n_layers - 1
+    z_l = m * (S - dims[n_layers])
+    d_l = 0
+    for l in range(1, n_layers):
+        d_l += m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
+    a_base = S * m
+    no_offset = np.int64(0)
+    _cost_and_delta(flat, z_l, flat, a_base + z_l, Y_flat, 0, m, dims[n_layers], m, acts[top], loss, slope, deltas, 0)
+    for l in range(top, -1, -1):
+        n_in = dims[l]
+        n_out = dims[l + 1]
+        W = Wb[2 * l].reshape(n_out * n_in)
+        d_off = ((top - l) % 2) * half
+        use_blas = m * n_in * n_out >= blas_min_flops
+        if l > 0 or with_dA0:
+            _backprop_delta(deltas, d_off, n_out, m, W, no_offset, n_in, dA_flat, d_l, dA_flat, d_l, ACT_LINEAR,
+                            slope, dA_flat, d_l, use_blas, scalars)
+        else:
+            dA_flat[:n_out * m] = deltas[d_off:d_off + n_out * m]
+        # _layer_gradients adds alpha * params to the weight gradient (alpha = 0 here): it is given the
+        # gradient itself, zeroed, for params (0 * W would be 0 too, for the finite W checked below)
+        grad[p_off[l]:p_off[l] + n_in * n_out] = zero
+        if l > 0:
+            z_prev = z_l - m * n_in
+            dp_off = half - d_off
+            deltas[dp_off:dp_off + n_in * m] = dA_flat[d_l:d_l + n_in * m]
+            _apply_derivative(deltas, dp_off, flat, z_prev, flat, a_base + z_prev, n_in * m, acts[l - 1], slope)
+            _layer_gradients(flat, a_base + z_prev, m, n_in, m, deltas, d_off, n_out, grad, p_off[l], zero,
+                             grad, use_blas, scalars)
+            z_l = z_prev
+            d_l -= m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
+        else:
+            _layer_gradients(X.reshape(X.size), 0, m, n_in, m, deltas, d_off, n_out, grad, p_off[l], zero, grad,
+                             use_blas, scalars)
+    if not _all_finite(grad):
+        return 2
+    for t in range(len(Wb)):
+        a = Wb[t]
+        if not _all_finite(a.reshape(a.size)):
+            return 2
+    return 0
+
+
+@jit
+def _update_arrays(Wb, spec, G, lr, out):
+    """``P - lr * G`` for the parameters ``P`` in the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) and their
+    gradient ``G`` in the flat layout of ``spec``: written into ``out`` (that layout) when it has ``G``'s
+    length, else into the arrays themselves, one after the other in that order (as a loop of in-place NumPy
+    updates would, should two of them share memory). Returns 0 when done; 1, nothing written, when ``P`` or
+    ``G`` holds a non-finite value; 2, nothing read, when an array does not have the shape of ``spec`` or is
+    not C-contiguous and aligned."""
+    dims, acts, p_off = _spec_parts(spec)
+    if not _arrays_fit(Wb, dims) or G.shape[0] != p_off[dims.shape[0] - 1]:
+        return 2
+    if not _all_finite(G):
+        return 1
+    for t in range(len(Wb)):
+        a = Wb[t]
+        if not _all_finite(a.reshape(a.size)):
+            return 1
+    lr = G.dtype.type(lr)
+    in_place = out.shape[0] != G.shape[0]
+    k = 0
+    for t in range(len(Wb)):
+        P = Wb[t].reshape(Wb[t].size)
+        if in_place:
+            for i in range(P.shape[0]):
+                P[i] = P[i] - lr * G[k + i]
+        else:
+            for i in range(P.shape[0]):
+                out[k + i] = P[i] - lr * G[k + i]
+        k += P.shape[0]
+    return 0
+
+
 @jit
 def _train_full_batch_recording(X, Y, params, dims, acts, slope, loss, learning_rate, Zbuf, Abuf, deltas, grad,
                                 param_offsets, act_offsets, scalars, blas_min_flops, outputs):

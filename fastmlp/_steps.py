@@ -27,6 +27,7 @@ update) as arguments; the dialect modules hold the names and signatures.
 from __future__ import annotations
 
 import copy
+import operator
 import sys
 
 import numpy as np
@@ -38,6 +39,9 @@ from fastmlp._checks import as_float_array, check_positive_float
 # every call below passes what :func:`fastmlp._engine.step_forward` / ``step_backward`` document
 _forward_kernel = _engine.step_forward_kernel
 _backward_kernel = _engine.step_backward_kernel
+_forward_arrays_kernel = _engine.step_forward_arrays_kernel
+_backward_arrays_kernel = _engine.step_backward_arrays_kernel
+_update_arrays_kernel = _engine.update_arrays_kernel
 _scaled_difference = _engine.scaled_difference
 _bce_of_probabilities = _engine.bce_of_probabilities
 _LOSS_CODES = _engine.LOSS_CODES
@@ -48,6 +52,36 @@ _LOSS_CODES = _engine.LOSS_CODES
 # checked so, Python floats, ints and bools -- that version's entry point is called instead: the same call the
 # dispatcher would make next. ``_ENTRIES`` maps ``(kernel, dtype)`` to it, learnt from the first such call.
 _ENTRIES: dict = {}
+
+
+def _call_arrays(kernel, direct, dtype, args, Wb):
+    """``kernel(*args)`` for a kernel that takes the caller's own parameter arrays ``Wb`` (``(W1, b1, ...)``,
+    part of ``args``, checked by :func:`plain_arrays` or :func:`_arrays_still`: NumPy arrays, 2-D, of ``dtype``):
+    through its entry point when ``direct`` (the other arrays of ``args`` have exactly their compiled types)
+    and that is known -- the kernel itself checks the arrays' shapes, strides and alignment, which the caller
+    can change at any time -- else through the dispatcher when every array of ``Wb`` has exactly the compiled
+    type (C-contiguous, aligned, writable). None otherwise: the caller copies them instead."""
+    if direct:
+        run = _ENTRIES.get((kernel, (dtype, len(Wb))))
+        if run is not None:
+            return run(*args)
+    for a in Wb:
+        flags = a.flags
+        if not (flags.c_contiguous and flags.aligned and flags.writeable):
+            return None
+    status = kernel(*args)
+    if direct:
+        _learn_entry(kernel, (dtype, len(Wb)), args)
+    return status
+
+
+def _arrays_still(Wb, dtype):
+    """``Wb`` when its arrays are still 2-D and of ``dtype`` (the caller can change both in place; the kernels
+    check the rest), else None."""
+    for a in Wb:
+        if a.ndim != 2 or a.dtype != dtype:
+            return None
+    return Wb
 
 
 def _learn_entry(kernel, dtype, args) -> None:
@@ -88,6 +122,21 @@ def with_relu_grad_at_zero(layout, relu_grad_at_zero):
         other = layout.siblings[relu_grad_at_zero] = layout_for(layout.sizes, layout.activations, layout.dtype,
                                                                 relu_grad_at_zero)
     return other
+
+
+#: the ``out`` of an in-place :func:`_kernels._update_arrays` (empty), per dtype
+_NO_OUTPUT = {_F32: np.empty(0, _F32), _F64: np.empty(0, _F64)}
+_PARAM_SPECS: dict = {}
+
+
+def _param_spec(sizes: tuple) -> np.ndarray:
+    """The ``spec`` of a :class:`fastmlp._engine.StepLayout` of ``sizes`` (its activation codes unused)."""
+    spec = _PARAM_SPECS.get(sizes)
+    if spec is None:
+        if len(_PARAM_SPECS) > 64:
+            _PARAM_SPECS.clear()
+        spec = _PARAM_SPECS[sizes] = _engine.StepLayout(sizes, ["linear"] * (len(sizes) - 1), np.float64).spec
+    return spec
 
 
 def _param_blocks(sizes: tuple) -> tuple:
@@ -325,10 +374,54 @@ _PLAIN_KEYS: dict = {}
 
 
 def plain_parameters(parameters):
-    """``(Ws, bs)`` of a parameter dict that needs no conversion, by O(L) structural checks: exactly the keys
-    ``W1, b1, ..., WL, bL``, holding non-empty 2-D NumPy arrays of one float dtype with chained shapes and
-    ``b`` ``(n_l, 1)``. Finiteness is left to the kernels, which read the values anyway. None for anything
-    else (the full validation then runs, converting or raising its usual errors)."""
+    """``(Ws, bs)`` (lists) of a parameter dict that needs no conversion (see :func:`plain_arrays`), else None."""
+    found = plain_arrays(parameters)
+    if found is None:
+        return None
+    Wb = found[0]
+    return list(Wb[0::2]), list(Wb[1::2])
+
+
+try:  # the C function behind Numba's dispatcher that describes the types of a value (a bytes "fingerprint")
+    from numba._dispatcher import compute_fingerprint as _fingerprint
+except ImportError:  # pragma: no cover - another Numba: the structural checks below do it all
+    _fingerprint = None
+_DTYPE = operator.attrgetter("dtype")
+_EXACT: dict = {}
+
+
+def _exact_arrays(Wb):
+    """The dtype of the arrays ``Wb`` when every one of them is a NumPy array (not a subclass), 2-D,
+    C-contiguous and writable, of one float dtype in native byte order; else None. Three calls into C
+    (Numba's type fingerprint of the tuple, then the types and dtypes) however many arrays."""
+    n = len(Wb)
+    exact = _EXACT.get(n)
+    if exact is None:
+        if _fingerprint is None or n > 4096:
+            return None
+        if len(_EXACT) > 64:
+            _EXACT.clear()
+        exact = _EXACT[n] = {_fingerprint(tuple(np.empty((1, 1), dtype) for _ in range(n))): (dtype, (np.ndarray,) * n,
+                                                                                          (dtype,) * n)
+                             for dtype in _FLOATS}
+    try:
+        found = exact.get(_fingerprint(Wb))
+    except NotImplementedError:  # (a value Numba has no type for)
+        return None
+    if found is None or tuple(map(type, Wb)) != found[1] or tuple(map(_DTYPE, Wb)) != found[2]:
+        return None
+    return found[0]
+
+
+def plain_arrays(parameters):
+    """``(Wb, sizes, dtype, exact)`` of a parameter dict that needs no conversion: exactly the keys ``W1, b1, ...,
+    WL, bL``, holding non-empty 2-D NumPy arrays of one float dtype; ``Wb`` is the tuple ``(W1, b1, ..., WL, bL)``
+    of those arrays, ``sizes`` the layer sizes ``(n0, ..., nL)`` their shapes give, ``exact`` whether they all
+    have exactly the kernels' types (C-contiguous and writable: :func:`_exact_arrays`). Such arrays are read
+    where they are, and their shapes (chained, ``b`` ``(n_l, 1)``) are checked by the kernels, which see them
+    as they are at the call; the shapes of the others are checked here (they are copied). Finiteness is left to
+    the kernels, which read the values anyway. None for anything else (the full validation then runs,
+    converting or raising its usual errors)."""
     if not isinstance(parameters, dict):
         return None
     n = len(parameters)
@@ -338,26 +431,31 @@ def plain_parameters(parameters):
             return None
         if len(_PLAIN_KEYS) > 64:
             _PLAIN_KEYS.clear()
-        keys = _PLAIN_KEYS[n] = tuple((f"W{l}", f"b{l}") for l in range(1, n // 2 + 1))
-    get = parameters.get
-    Ws, bs = [], []
-    rows = dtype = None
-    for key_W, key_b in keys:
-        W, b = get(key_W), get(key_b)
-        if type(W) is not np.ndarray or type(b) is not np.ndarray or W.ndim != 2 or not W.size:
+        keys = _PLAIN_KEYS[n] = tuple(f"{k}{l}" for l in range(1, n // 2 + 1) for k in "Wb")
+    Wb = tuple(map(parameters.get, keys))
+    dtype = _exact_arrays(Wb)
+    if dtype is not None:
+        sizes = (Wb[0].shape[1],) + tuple(map(len, Wb[0::2]))
+        if 0 not in sizes:
+            return Wb, sizes, dtype, True
+        return None
+    W = Wb[0]
+    if type(W) is not np.ndarray or W.ndim != 2 or not W.size:
+        return None
+    dtype = W.dtype
+    if dtype != _F64 and dtype != _F32:
+        return None
+    shape = W.shape
+    sizes = [shape[1]]
+    for i in range(0, n, 2):
+        W, b = Wb[i], Wb[i + 1]
+        if type(W) is not np.ndarray or type(b) is not np.ndarray or W.ndim != 2 or b.ndim != 2:
             return None
-        if dtype is None:
-            dtype = W.dtype
-            if dtype not in _FLOATS:
-                return None
-        elif W.dtype != dtype or W.shape[1] != rows:
+        shape = W.shape
+        if shape[1] != sizes[-1] or not shape[0] or W.dtype != dtype or b.dtype != dtype or b.shape != (shape[0], 1):
             return None
-        rows = W.shape[0]
-        if b.dtype != dtype or b.shape != (rows, 1):
-            return None
-        Ws.append(W)
-        bs.append(b)
-    return Ws, bs
+        sizes.append(shape[0])
+    return Wb, tuple(sizes), _F64 if dtype == _F64 else _F32, False
 
 
 def _flat_copy(Ws, bs) -> np.ndarray:
@@ -396,7 +494,7 @@ class Pass:
     view ``AL``, the parameters' ``W`` / ``b`` arrays, the list its result is kept in for reuse (or None) and
     whether ``Xk`` may go to a kernel's entry point (see ``_ENTRIES``)."""
 
-    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct", "x_meta")
+    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct", "x_meta", "Wb")
 
 
 class Caches(list):
@@ -431,7 +529,7 @@ def _activations(activations, n_layers, default_hidden, default_output) -> tuple
 
 
 def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden="relu",
-                 default_output="sigmoid", recycle=None):
+                 default_output="sigmoid", recycle=None, arrays=True):
     """The compiled forward pass behind :func:`forward` (``activations`` None: the defaults).
 
     Returns a :class:`Pass`; with ``recycle`` (a name), ``(Pass, kept)`` where ``kept`` is a free
@@ -450,14 +548,25 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             acts = _activations(activations, len(Ws), default_hidden, default_output)
             layout = layout_for(p.sizes, acts, flat.dtype, relu_grad_at_zero)
             p._layout = (None if activations is None else acts, relu_grad_at_zero, layout)
-    else:  # a plain dict (structural checks; finiteness by the kernel) or one to convert (full checks): a copy
-        found = plain_parameters(parameters)
-        Ws, bs = found if found is not None else _checks.check_parameters(parameters)
-        sizes = (int(Ws[0].shape[1]),) + tuple(int(W.shape[0]) for W in Ws)
-        flat = _flat_copy(Ws, bs)
-        layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), flat.dtype,
+    else:  # a plain dict: its own arrays, by structural checks (the rest by the kernel), or converted (a copy)
+        found = plain_arrays(parameters) if arrays else None
+        if found is not None and found[3]:
+            Wb, sizes, dtype, _ = found
+            Ws, bs, flat = Wb[0::2], Wb[1::2], None
+        elif found is not None:
+            Wb, sizes, dtype, _ = found
+            Ws, bs = Wb[0::2], Wb[1::2]
+            flat = _flat_copy(Ws, bs)
+        else:
+            Ws, bs = _checks.check_parameters(parameters)
+            sizes = (int(Ws[0].shape[1]),) + tuple(int(W.shape[0]) for W in Ws)
+            flat = _flat_copy(Ws, bs)
+            dtype = flat.dtype
+        layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), dtype,
                             relu_grad_at_zero)
-    dtype = flat.dtype
+    if flat is not None:
+        dtype = flat.dtype
+        Wb = None
     # (check_slope's own first test, inline: this runs every step)
     slope = leaky_slope if type(leaky_slope) is float and -3e38 < leaky_slope < 3e38 else _checks.check_slope(
         leaky_slope, dtype)
@@ -487,19 +596,29 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         ZA = np.empty((2 * layout.n_rows, Xk.shape[1]), dtype)
         result = Pass()
         result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
-    args = (Xk, flat, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
-    run = _ENTRIES.get((_forward_kernel, dtype)) if direct else _forward_kernel
-    if run is None:
-        finite = _forward_kernel(*args)
-        _learn_entry(_forward_kernel, dtype, args)
-    else:
-        finite = run(*args)
-    del args, ZA
+    if Wb is not None:  # the caller's own arrays, read where they are
+        status = _call_arrays(_forward_arrays_kernel, direct, dtype, (Xk, Wb, layout.spec, slope, ZA,
+                                                                      _config.BLAS_MIN_FLOPS), Wb)
+        if status is None or status == 2:  # the shapes do not fit, or an array is not aligned: validated, copied
+            del ZA, result, kept
+            return forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
+                                default_output, recycle, arrays=False)
+        finite = status == 0
+    if Wb is None:
+        args = (Xk, flat, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
+        run = _ENTRIES.get((_forward_kernel, dtype)) if direct else _forward_kernel
+        if run is None:
+            finite = _forward_kernel(*args)
+            _learn_entry(_forward_kernel, dtype, args)
+        else:
+            finite = run(*args)
+        del args
+    del ZA
     if not finite:  # a non-finite input, or an overflow: the full checks raise for the former
         _checks.check_X(X, Ws[0])
         _checks.check_parameters(parameters)
     result.Xk, result.flat, result.Ws, result.bs, result.ring = Xk, flat if p is not None else None, Ws, bs, ring
-    result.direct, result.x_meta = direct, x_meta
+    result.direct, result.x_meta, result.Wb = direct, x_meta, Wb
     return result if recycle is None else (result, kept)
 
 
@@ -681,16 +800,17 @@ def _own_pass(caches, AL, activations, default_hidden="relu", default_output="si
 
 
 def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *, key_order="reference",
-             default_hidden="relu", default_output="sigmoid", parameters_now=None, slow_caches=None):
+             default_hidden="relu", default_output="sigmoid", parameters_now=None, slow_caches=None, arrays=True):
     """Gradients of the mean cost; see :func:`fastmlp.functional.L_model_backward`.
 
     ``key_order``: ``"reference"`` (``dW{l}, db{l}, dA{l-1}`` for l = L..1), ``"course"`` (``dA{l-1}, dW{l},
     db{l}``) or ``"architecture"`` (``dW{l}, db{l}`` only). ``caches`` may be a :class:`Pass`, with
     ``parameters_now`` the parameter dict to use (as it is now; by default the ``W``, ``b`` of ``caches``) and
-    ``slow_caches()`` making validated caches when the pass or the parameters do not fit.
+    ``slow_caches()`` making validated caches when the pass or the parameters do not fit. Plain parameter
+    dicts are read where they are (their arrays); ``arrays=False`` copies them instead.
     """
     own = _own_pass(caches, AL, activations, default_hidden, default_output)
-    flat = None
+    flat = Wb = None
     if own is not None:
         layout, ZA, Xk = own.layout, own.ZA, own.Xk
         private = True  # whether flat is our own copy
@@ -699,17 +819,24 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
             if p is not None and p.sizes == layout.sizes and p.flat.dtype == layout.dtype:
                 flat, private = p.flat, False
             else:
-                found = plain_parameters(parameters_now)
-                flat = None if found is None else _flat_now(*found, layout)
+                found = plain_arrays(parameters_now)
+                if found is not None and found[1] == layout.sizes and found[2] == layout.dtype:
+                    Wb = found[0]
+                    if not (arrays and found[3]):
+                        flat = _flat_now(Wb[0::2], Wb[1::2], layout)
+                        Wb = None
         elif own.flat is not None:
             flat, private = own.flat, False
-        else:  # the forward pass ran on a copy of a plain dict: W and b as they are now (the reference reads
-            # the cached arrays at this point, so a change since the forward pass counts)
-            entries = caches._entries
-            flat = _flat_now([e[0][1] for e in entries], [e[0][2] for e in entries], layout)
+        else:  # the forward pass ran on a plain dict: W and b as they are now (the reference reads the cached
+            # arrays at this point, so a change since the forward pass counts)
+            if own.Wb is not None and arrays:  # (the same arrays as the caches': _own_pass found those unchanged)
+                Wb = _arrays_still(own.Wb, layout.dtype)
+            if Wb is None:
+                entries = caches._entries
+                flat = _flat_now([e[0][1] for e in entries], [e[0][2] for e in entries], layout)
         if layout.relu_grad_at_zero != relu_grad_at_zero:  # the forward pass does not depend on it
             layout = with_relu_grad_at_zero(layout, relu_grad_at_zero)
-    if flat is None:
+    if flat is None and Wb is None:
         if slow_caches is not None and type(caches) is Pass:
             caches = slow_caches()
         own = None
@@ -730,14 +857,22 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         Yk, direct = _engine.kernel_array(_checks.check_Y(Y, n_out, m, dtype, loss)), False
     if layout.n0n1 * m >= LAZY_DA0_MIN and key_order != "architecture":
         g, out, _ = _grads_views(layout, m, key_order, lazy=True)
-        status = _run_backward(direct, dtype, (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, out, False,
-                                               _config.BLAS_MIN_FLOPS))
+        if Wb is not None:
+            status = _call_arrays(_backward_arrays_kernel, direct, dtype, (Xk, Yk, Wb, layout.spec, slope,
+                                  _LOSS_CODES[loss], ZA, out, False, _config.BLAS_MIN_FLOPS), Wb)
+            if status is None or status == 3:  # not C-contiguous and aligned, or changed: copied instead
+                return backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order=key_order,
+                                default_hidden=default_hidden, default_output=default_output,
+                                parameters_now=parameters_now, slow_caches=slow_caches, arrays=False)
+        else:
+            status = _run_backward(direct, dtype, (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, out,
+                                                   False, _config.BLAS_MIN_FLOPS))
         if status:
             _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
-        W1 = flat[layout.param_blocks[0][0]].reshape(layout.param_blocks[0][1])
+        W1 = Wb[0] if Wb is not None else flat[layout.param_blocks[0][0]].reshape(layout.param_blocks[0][1])
         # W1 as it is now (the caller may change it before reading dA0): gathered parameters are our own copy
-        g._dA0 = (W1 if private else W1.copy(), out[layout.n_params:layout.n_params + layout.sizes[1] * m]
-                  .reshape(layout.sizes[1], m))
+        g._dA0 = (W1 if private and Wb is None else W1.copy(),
+                  out[layout.n_params:layout.n_params + layout.sizes[1] * m].reshape(layout.sizes[1], m))
         return g
     ring = layout.rings.get((key_order, m))
     if ring is None:
@@ -746,11 +881,21 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     fresh = kept is None
     if fresh:
         kept = _new_grads(layout, m, key_order)
-    args = (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer, key_order != "architecture",
-            _config.BLAS_MIN_FLOPS)
-    run = _ENTRIES.get((_backward_kernel, dtype)) if direct else None  # (_run_backward, inline)
-    status = run(*args) if run is not None else _run_backward(direct, dtype, args)
-    del args
+    if Wb is not None:
+        status = _call_arrays(_backward_arrays_kernel, direct, dtype, (Xk, Yk, Wb, layout.spec, slope,
+                              _LOSS_CODES[loss], ZA, kept.buffer, key_order != "architecture",
+                              _config.BLAS_MIN_FLOPS), Wb)
+        if status is None or status == 3:  # not C-contiguous and aligned, or changed: copied instead
+            del kept
+            return backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order=key_order,
+                            default_hidden=default_hidden, default_output=default_output,
+                            parameters_now=parameters_now, slow_caches=slow_caches, arrays=False)
+    else:
+        args = (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer, key_order != "architecture",
+                _config.BLAS_MIN_FLOPS)
+        run = _ENTRIES.get((_backward_kernel, dtype)) if direct else None  # (_run_backward, inline)
+        status = run(*args) if run is not None else _run_backward(direct, dtype, args)
+        del args
     if status:
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     _keep(ring, kept, fresh)
@@ -970,16 +1115,24 @@ def _update_plain(parameters, grads, lr, in_place):
     """:func:`update` of a plain parameter dict by structural checks and one compiled call (which checks that
     every value is finite before it writes anything); None when that does not apply or a value is not
     finite (the full validation then runs)."""
-    found = plain_parameters(parameters)
+    found = plain_arrays(parameters)
     if found is None:
         return None
-    Ws, bs = found
-    sizes = (Ws[0].shape[1],) + tuple(W.shape[0] for W in Ws)
-    g = _as_grads(grads, sizes, Ws[0].dtype)
+    Wb, sizes, dtype, exact = found
+    Ws, bs = Wb[0::2], Wb[1::2]
+    g = _as_grads(grads, sizes, dtype)
     G = g.flat if g is not None else _plain_grads(grads, Ws, bs)
     if G is None:
         return None
-    arrays = [a for pair in zip(Ws, bs, strict=True) for a in pair]
+    if exact:  # the arrays where they are: one compiled call (which checks their shapes and alignment, and that
+        # every value is finite before it writes anything; in place, one array after the other, in order)
+        out = _NO_OUTPUT[dtype] if in_place else np.empty_like(G)
+        status = _call_arrays(_update_arrays_kernel, True, dtype, (Wb, _param_spec(sizes), G, lr, out), Wb)
+        if status == 0:
+            return parameters if in_place else packed_view(out, sizes, order=tuple(parameters))
+        return None  # (a value not finite, the shapes do not fit, or an array is not aligned: the full path)
+    # not C-contiguous, or read-only: through a copy
+    arrays = list(Wb)
     bases = set()
     for a in arrays:
         if in_place and not a.flags.writeable:

@@ -569,3 +569,217 @@ def test_backward_without_activations_uses_the_defaults_as_the_reference_does():
     ref = R.L_model_backward(ALr, Y, cr)
     for key in ref:
         assert_allclose(g[key], ref[key], **tol("float64"))
+
+
+# --- plain dicts read where they are (the array kernels: no copy into one vector) ---------------------------
+ACTS = ["relu", "sigmoid", "tanh", "leaky_relu", "linear"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(dims=st.lists(st.integers(1, 5), min_size=2, max_size=4), m=st.integers(1, 5), seed=st.integers(0, 999),
+       hidden=st.lists(st.sampled_from(ACTS), min_size=3, max_size=3), f32=st.booleans())
+def test_a_plain_dict_is_read_where_it_is_and_each_step_equals_the_reference(dims, m, seed, hidden, f32):
+    dtype = np.float32 if f32 else np.float64
+    rng = np.random.RandomState(seed)
+    params = {}
+    for l in range(1, len(dims)):
+        params[f"W{l}"] = (rng.randn(dims[l], dims[l - 1]) * 0.7).astype(dtype)
+        params[f"b{l}"] = (rng.randn(dims[l], 1) * 0.2).astype(dtype)
+    acts = hidden[:len(dims) - 2] + ["sigmoid"]
+    X = rng.randn(dims[0], m).astype(dtype)
+    Y = (rng.rand(dims[-1], m) < 0.5).astype(dtype)
+    theirs = _copy(params)
+    arrays = dict(params)
+    for _ in range(2):
+        AL, caches = F.L_model_forward(X, params, acts)
+        assert caches._pass.Wb is not None  # the caller's own arrays went to the kernel
+        grads = F.L_model_backward(AL, Y, caches, acts)
+        AL_r, caches_r = R.L_model_forward(X, theirs, acts)
+        grads_r = R.L_model_backward(AL_r, Y, caches_r, acts)
+        assert_allclose(AL, AL_r, **tol(dtype))
+        for key in grads_r:
+            assert grads[key].dtype == dtype
+            assert_allclose(grads[key], grads_r[key], **tol(dtype), err_msg=key)
+        assert F.update_parameters(params, grads, 0.5) is params
+        R.update_parameters(theirs, grads_r, 0.5)
+        for key in theirs:
+            assert params[key] is arrays[key]  # in place, in the caller's arrays
+            assert_allclose(params[key], theirs[key], **tol(dtype), err_msg=key)
+
+
+@pytest.mark.parametrize("dialect", ["functional", "course", "architecture"])
+def test_a_plain_dict_of_the_kernels_types_is_never_copied(dialect, monkeypatch):
+    forward, backward, update = _dialects()[dialect]
+    params, X, Y = _plain()
+    theirs = _copy(params)
+    forward(X, params)  # (compiled, entry points learnt)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("copied")
+
+    for name in ("_flat_copy", "_flat_now", "pack"):
+        monkeypatch.setattr(_steps, name, refuse)
+    AL, caches = forward(X, params)
+    grads = backward(AL, Y, caches, params)
+    update(params, grads, 0.3)
+    monkeypatch.undo()
+    _reference_step(X, Y, theirs, 0.3)
+    _close_dicts(params, theirs, **tol(np.float64))
+
+
+@pytest.mark.parametrize("kind", ["fortran", "readonly", "unaligned", "non-contiguous", "big-endian"])
+def test_plain_dicts_of_other_layouts_are_copied_and_equal_the_reference(kind):
+    params, X, Y = _plain()
+    theirs = _copy(params)
+
+    def unaligned(a):
+        raw = np.zeros(a.nbytes + 1, np.uint8)
+        b = np.frombuffer(raw.data, a.dtype, a.size, offset=1).reshape(a.shape)
+        b[...] = a
+        return b
+
+    def readonly(a):
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+
+    make = {"fortran": np.asfortranarray, "readonly": readonly, "unaligned": unaligned,
+            "non-contiguous": lambda a: np.repeat(a, 2, axis=1)[:, ::2],
+            "big-endian": lambda a: a.astype(a.dtype.newbyteorder(">"))}[kind]
+    params["W2"] = make(params["W2"])
+    params["b1"] = make(params["b1"])
+    AL, caches = F.L_model_forward(X, params)
+    grads = F.L_model_backward(AL, Y, caches)
+    AL_r, grads_r = _reference_step(X, Y, theirs, 0.3)
+    assert_allclose(AL, AL_r, **tol(np.float64))
+    for key in grads_r:
+        assert_allclose(grads[key], grads_r[key], **tol(np.float64), err_msg=key)
+    if kind in ("readonly", "big-endian"):  # (as before: an in-place update refuses both)
+        with pytest.raises(ValueError, match="read-only|dtype >f8"):
+            F.update_parameters(params, grads, 0.3)
+        return
+    F.update_parameters(params, grads, 0.3)
+    _close_dicts(params, theirs, **tol(np.float64))
+
+
+PLAIN_CHANGED_IN_PLACE = r"""
+import sys
+import numpy as np
+from fastmlp import architecture as A, course as C, functional as F, reference as R
+
+arch = [{"input_dim": 3, "output_dim": 4, "activation": "relu"}, {"input_dim": 4, "output_dim": 2,
+        "activation": "relu"}, {"input_dim": 2, "output_dim": 1, "activation": "sigmoid"}]
+dialects = {
+    "functional": (lambda X, p: F.L_model_forward(X, p), lambda AL, Y, c, p: F.L_model_backward(AL, Y, c),
+                   lambda p, g: F.update_parameters(p, g, 0.1)),
+    "course": (lambda X, p: C.L_model_forward(X, p), lambda AL, Y, c, p: C.L_model_backward(AL, Y, c, 0),
+               lambda p, g: C.update_parameters(p, g, 0.1, in_place=True)),
+    "architecture": (lambda X, p: A.full_forward_propagation(X, p, arch),
+                     lambda AL, Y, c, p: A.full_backward_propagation(AL, Y, c, p, arch),
+                     lambda p, g: A.update(p, g, arch, 0.1)),
+}
+
+
+def fresh(seed=0):
+    rng = np.random.RandomState(seed)
+    dims = [3, 4, 2, 1]
+    p = {}
+    for l in range(1, 4):
+        p[f"W{l}"] = rng.randn(dims[l], dims[l - 1])
+        p[f"b{l}"] = rng.randn(dims[l], 1)
+    return p, rng.randn(3, 6), (rng.rand(1, 6) < 0.5).astype(float)
+
+
+def change(p, how):
+    W = p["W2"]
+    if how == "ndim3":
+        W.shape = (1,) + W.shape
+    elif how == "ndim1":
+        W.shape = (W.size,)
+    elif how == "swap":
+        W.shape = W.shape[::-1]
+    elif how == "b_row":
+        p["b1"].shape = (1, 4)
+    elif how == "float32":
+        W.dtype = np.float32
+    elif how == "int64":
+        W.dtype = np.int64
+    elif how == "big_endian":
+        W.dtype = W.dtype.newbyteorder(">")
+    elif how == "readonly":
+        W.flags.writeable = False
+    elif how == "nan":
+        W[0, 0] = np.nan
+    elif how == "replaced_wider":
+        p["W2"] = np.ones((2, 5))
+    elif how == "replaced_list":
+        p["W2"] = W.tolist()
+
+
+outcomes = {}
+for name, (forward, backward, update) in dialects.items():
+    for how in ("ndim3", "ndim1", "swap", "b_row", "float32", "int64", "big_endian", "readonly", "nan",
+                "replaced_wider", "replaced_list"):
+        for when in ("before backward", "before update", "before forward"):
+            p, X, Y = fresh()
+            for _ in range(2):  # entry points learnt, results kept for reuse
+                AL, c = forward(X, p)
+                update(p, backward(AL, Y, c, p), )
+            try:
+                if when == "before forward":
+                    change(p, how)
+                AL, c = forward(X, p)
+                if when == "before backward":
+                    change(p, how)
+                g = backward(AL, Y, c, p)
+                if when == "before update":
+                    change(p, how)
+                update(p, g)
+                outcomes[name, how, when] = "ran"
+            except (ValueError, TypeError) as exc:
+                outcomes[name, how, when] = type(exc).__name__
+print(sorted(set(outcomes.values())))
+print("survived")
+"""
+
+
+def test_a_plain_dict_changed_in_place_at_any_point_of_a_step_never_crashes():
+    """The array kernels read the caller's own arrays, which the caller can reshape, re-type, flag or replace
+    at any time: every step checks what decides how an array reaches the kernel (in Python) and its shapes,
+    strides and alignment (in the kernel). In a child, under MALLOC_PERTURB_, both OpenBLAS settings."""
+    from tests.child import describe, run_python
+
+    for env in ({}, {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}):
+        proc = run_python(PLAIN_CHANGED_IN_PLACE, env={"MALLOC_PERTURB_": "165", **env}, timeout=600)
+        assert proc.returncode == 0 and "survived" in proc.stdout, describe(proc)
+        assert "ValueError" in proc.stdout, describe(proc)
+
+
+@pytest.mark.parametrize("how", ["swap", "b_row", "float32", "big_endian", "replaced_wider"])
+def test_a_plain_dict_changed_between_forward_and_backward_gives_the_reference_s_answer(how):
+    """Whatever the change, the backward pass answers as the reference's does on the same caches: the same
+    numbers or a ValueError."""
+    params, X, Y = _plain()
+    AL, caches = F.L_model_forward(X, params)
+    F.L_model_backward(AL, Y, caches)
+    AL, caches = F.L_model_forward(X, params)
+    W = params["W2"]
+    if how == "swap":
+        W.shape = W.shape[::-1]
+    elif how == "b_row":
+        params["b1"].shape = (1, 4)
+    elif how == "float32":
+        W.dtype = np.float32
+    elif how == "big_endian":
+        W.dtype = W.dtype.newbyteorder(">")
+    else:
+        params["W2"] = np.ones((2, 5))  # (the caches keep the forward pass's W2)
+    try:
+        want = R.L_model_backward(AL.copy(), Y, caches)
+    except ValueError:
+        with pytest.raises(ValueError):
+            F.L_model_backward(AL, Y, caches)
+        return
+    got = F.L_model_backward(AL, Y, caches)
+    for key in want:
+        assert_allclose(got[key], want[key], **tol(np.float64), err_msg=key)
