@@ -21,6 +21,7 @@ import numpy as np
 from fastmlp import _config
 from fastmlp import _kernels as K
 from fastmlp import _kernels_general as KG
+from fastmlp import _kernels_tiny as KT
 from fastmlp._checks import check_activation, check_dtype, check_relu_grad_at_zero
 
 __all__ = ["Network", "Optimizer", "TrainResult", "course_views", "param_offsets", "act_offsets", "activation_codes",
@@ -95,6 +96,8 @@ class Network:
         self.relu_grad_at_zero = check_relu_grad_at_zero(relu_grad_at_zero)
         self.act_codes = activation_codes(activations, self.relu_grad_at_zero)
         self.offsets = param_offsets(self.dims)
+        #: the largest layer's multiply-adds per sample (a batch of b is tiny when b times this is below BLAS's)
+        self.max_layer_product = max(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.params = np.zeros(int(self.offsets[-1]), dtype=self.dtype)
         self.weights, self.biases = course_views(self.params, self.offsets, sizes)
         self.coefs = [W.T for W in self.weights]
@@ -283,7 +286,7 @@ def kernel_array(arr: np.ndarray, dtype=None) -> np.ndarray:
 
 def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
                  optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None, stop=None,
-                 progress=None) -> TrainResult:
+                 progress=None, kernel: str = "auto") -> TrainResult:
     """Train ``net`` in place for ``epochs`` epochs of minibatch gradient descent, in time-bounded kernel calls.
 
     Each kernel call runs about :data:`CHUNK_SECONDS` of minibatches (whole epochs when they are short, a
@@ -312,6 +315,10 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         unfinished is rolled back (parameters and optimiser state), and the result is marked ``interrupted``
     progress : callable or None, ``progress(costs)`` after each kernel call that finished epochs, with
         those epochs' mean batch costs
+    kernel : {"auto", "tiny", "general"}
+        Which training kernel runs: ``"auto"`` takes :mod:`fastmlp._kernels_tiny` when no layer's product of a
+        full batch reaches ``blas_min_flops`` (none would call BLAS: :func:`is_tiny`), the general kernel
+        otherwise; the others force one (tests compare both with the reference). Same numbers either way.
 
     Returns
     -------
@@ -347,17 +354,27 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     backup_size = net.params.size + opt.state_1.size + opt.state_2.size
     if ws["backup"].size < backup_size:
         ws["backup"] = np.empty(backup_size, net.dtype)
-    kernel = K.train_epochs_kernel(K.OPTIMIZER_CODES[opt.kind], K.LOSS_CODES[loss])  # compiles only these two
+    blas_min = _blas_min_flops(blas_min_flops)
+    if kernel not in ("auto", "tiny", "general"):
+        raise ValueError(f"unknown kernel {kernel!r}; expected 'auto', 'tiny' or 'general'")
+    tiny = kernel == "tiny" or (kernel == "auto" and is_tiny(net, batch_size, blas_min))
+    make = KT.train_epochs_tiny_kernel if tiny else K.train_epochs_kernel
+    run = make(K.OPTIMIZER_CODES[opt.kind], K.LOSS_CODES[loss])  # compiles only this optimiser and loss
     fixed = (Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), dt(alpha), batch_size)
     opt_args = (dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2,
                 opt.step, ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"], ws["ybuf"], ws["backup"],
-                ws["param_offsets"], ws["act_offsets"], ws["scalars"],
-                _blas_min_flops(blas_min_flops))
+                ws["param_offsets"], ws["act_offsets"], ws["scalars"], blas_min)
 
     def call(order_rows, rates_now, span, partial, mean_out, weighted_out):
-        return kernel(*fixed, order_rows, rates_now, *opt_args, span, partial, mean_out, weighted_out)
+        return run(*fixed, order_rows, rates_now, *opt_args, span, partial, mean_out, weighted_out)
 
     return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset)
+
+
+def is_tiny(net: Network, batch_size: int, blas_min_flops: int) -> bool:
+    """Whether minibatches of ``batch_size`` train ``net`` with :mod:`fastmlp._kernels_tiny`: no layer's product
+    reaches ``blas_min_flops`` multiply-adds, so the general kernel would call no BLAS either."""
+    return batch_size * net.max_layer_product < blas_min_flops
 
 
 def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, epochs: int, learning_rate, order,
