@@ -554,6 +554,9 @@ def _act_offsets(dims, cols):
 
 #: fewer rows than this are predicted by dot products (BLAS's per-call cost exceeds a few rows' arithmetic)
 _MIN_BLAS_ROWS = 8
+#: from this many rows on, a wide layer's ``W.T`` is copied for BLAS's plain form (the copy is then at most a
+#: 32nd of the product)
+_MIN_ROWS_TO_TRANSPOSE = 32
 
 
 @jit
@@ -574,9 +577,13 @@ def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_f
         or probabilities in a row whose two largest logits were so close that only the probabilities can tell
         them apart: see :func:`_argmax_softmax_row`).
 
-    Layer by layer ``Z = A_prev @ W.T + b`` on row-major blocks (through BLAS with ``W`` transposed by a
-    flag, or, for small products and for a few rows, as dot products of contiguous rows), then the
-    intercept (after BLAS) and the activation, row by row while the row is in cache.
+    Layer by layer ``Z = A_prev @ W.T + b`` on row-major blocks (through BLAS, or, for small products and for a
+    few rows, as dot products of contiguous rows), then the intercept (after BLAS) and the activation, row by
+    row while the row is in cache. BLAS gets ``W`` transposed by a flag (its dot-product form), except for
+    layers of at least :data:`fastmlp._small_products.MIN_ROWS` outputs when ``X`` has at least
+    :data:`_MIN_ROWS_TO_TRANSPOSE` rows: their ``W.T`` is copied once per call (a local array) and the
+    product runs in BLAS's plain form, which OpenBLAS's small-matrix kernels run much faster on row blocks
+    (digits, 64 -> 128, float64: 1797 rows in 64-row blocks 0.30 ms against 0.38-0.49 ms for the flagged form).
 
     Returns
     -------
@@ -594,8 +601,20 @@ def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_f
     block = max(np.int64(1), buffer.shape[1] // width)
     scalars = np.empty(2, params.dtype)
     one = params.dtype.type(1)
-    x_flat = X.reshape(X.size)
-    flat_out = out.reshape(out.size)
+    # W.T of the layers whose product runs in BLAS's plain form (a local copy, never borrowed): t_off[l] is
+    # where layer l's (n_in, n_out) block starts, t_off[l + 1] == t_off[l] for a layer that keeps the flag
+    t_off = np.zeros(n_layers + 1, np.int64)
+    for l in range(n_layers):
+        plain = m >= _MIN_ROWS_TO_TRANSPOSE and dims[l + 1] >= _sp.MIN_ROWS
+        t_off[l + 1] = t_off[l] + (dims[l] * dims[l + 1] if plain else 0)
+    w_t = np.empty(t_off[n_layers], params.dtype)
+    for l in range(n_layers):
+        if t_off[l + 1] > t_off[l]:
+            _sp.transpose_block(params, offsets[l], dims[l], dims[l + 1], dims[l], w_t, t_off[l])
+    # the arrays read or written row by row are borrowed (only this kernel's own arguments, see _borrow): the
+    # per-row calls below would otherwise count references on every one of them, for every row and layer
+    x_flat, flat_out = _borrow(X.reshape(X.size)), _borrow(out.reshape(out.size))
+    params, buffer, labels, acts = _borrow(params), _borrow(buffer), _borrow(labels), _borrow(acts)
     want_labels = labels.shape[0] > 0
     finite = True
     for first in range(0, m, block):
@@ -609,7 +628,10 @@ def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_f
             n_in, n_out, p_off = dims[l], dims[l + 1], offsets[l]
             b_off = p_off + n_in * n_out
             use_blas = rows >= _MIN_BLAS_ROWS and rows * n_in * n_out >= blas_min_flops
-            if use_blas:
+            if use_blas and t_off[l + 1] > t_off[l]:
+                _gemm(False, False, rows, n_out, n_in, one, src, s_off, n_in, w_t, t_off[l], n_out, one - one, dst,
+                      d_off, n_out, scalars)
+            elif use_blas:
                 _gemm(False, True, rows, n_out, n_in, one, src, s_off, n_in, params, p_off, n_in, one - one, dst,
                       d_off, n_out, scalars)
             else:

@@ -212,6 +212,7 @@ def test_forward_rows_in_blocks_matches_reference(problem, path, rows, block):
     X = np.ascontiguousarray(np.resize(X, (rows, dims[0])))
     AL, _ = R.L_model_forward(X.T, as_columns(net), acts, leaky_slope=slope)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(E, "SMALL_BLOCK_MACS", 0)  # blocks by FORWARD_BLOCK_VALUES
         patch.setattr(E, "FORWARD_BLOCK_VALUES", block * max(dims[1:]))
         patch.setattr(E, "_ROWS_PER_BLOCK_MIN", 1)
         out = E.forward_rows(net, X, blas_min_flops=PATHS[path])
@@ -224,6 +225,29 @@ def test_forward_rows_in_blocks_matches_reference(problem, path, rows, block):
         top2 = np.sort(AL, axis=0)[-2:] if dims[-1] > 1 else np.vstack([AL * 0, AL])
         clear = top2[1] - top2[0] > 1e-4
         assert_array_equal(labels[clear], AL.argmax(axis=0)[clear])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, macs", [(70, 1 << 19), (70, 40 * 20 * 9), (31, 1 << 19), (33, 40 * 20 * 12)])
+def test_forward_rows_with_transposed_weights_matches_reference(dtype, rows, macs):
+    """Layers of at least 16 outputs, from 32 rows on, run BLAS's plain form on a transposed copy of ``W``
+    (``_kernels._forward_rows``), in blocks of ``SMALL_BLOCK_MACS // max(n_in * n_out)`` rows (a remainder block
+    included); narrower layers keep the flagged form, and 31 rows none of the copies: all give the reference's
+    outputs and labels."""
+    dims, acts = [20, 40, 17, 3, 12], ["relu", "tanh", "sigmoid", "softmax"]
+    net = make_net(dims, acts, dtype)
+    X, _ = make_data(dims, "ce", rows, dtype)
+    AL, caches = R.L_model_forward(X.T, as_columns(net), acts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(E, "SMALL_BLOCK_MACS", macs)
+        patch.setattr(E, "_ROWS_PER_BLOCK_MIN", 1)
+        assert E._rows_per_block(dims, rows) == min(rows, macs // (40 * 20))
+        out = E.forward_rows(net, X, blas_min_flops=0)
+        labels, finite = E.predict_rows(net, X, argmax=True, blas_min_flops=0)
+    assert out.dtype == np.dtype(dtype) and out.shape == (rows, dims[-1])
+    assert_allclose(out, AL.T, **tol(dtype))
+    assert finite
+    assert_array_equal(labels, out.argmax(axis=1))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
