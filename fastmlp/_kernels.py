@@ -781,13 +781,17 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
         else:  # g_W = dZ @ A_prev.T / n_b; the optimiser step adds (alpha / n_b) W as it reads W anyway
             target, scale, keep = grad, one / size, zero
             penalty = alpha / size
-        # the right operand A_prev.T: as stored (BLAS's slower "nt" form), or copied transposed first
+        # the right operand A_prev.T: as stored (BLAS's slower "nt" form, in chunks of columns), or copied
+        # transposed first (then in one product)
         right, r_off, r_ld, r_trans = src, s_off, s_ld, True
+        chunk = _sp.nt_columns(n_out, n_in)
         if _sp.transpose_pays(n_out, n_in, n_b) and t_size >= n_in * n_b:
             _sp.transpose_block(src, s_off, s_ld, n_in, n_b, scratch, t_off)
             right, r_off, r_ld, r_trans = scratch, t_off, n_in, False
-        _gemm(False, r_trans, n_out, n_in, n_b, scale, deltas, d_off, n_b, right, r_off, r_ld, keep, target, lo, n_in,
-              scalars)
+            chunk = n_in
+        for k0 in range(0, n_in, chunk):  # columns k0.. of the gradient: rows k0.. of A_prev
+            _gemm(False, r_trans, n_out, min(chunk, n_in - k0), n_b, scale, deltas, d_off, n_b, right,
+                  r_off + k0 * r_ld, r_ld, keep, target, lo + k0, n_in, scalars)
     else:
         _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
                          scalars)

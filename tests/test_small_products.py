@@ -61,8 +61,18 @@ def _data(dims, m, dtype, seed=1):
 #: which layers take the transposed product (16+ outputs, n_in * batch <= MAX_COPIED, room in the scratch):
 #: [5, 20, 17, 3] batch 5: layers 0 and 1 do, 2 not (3 outputs); [60, 16, 2] batch 4: layer 0 has 16 outputs
 #: but the Z workspace (4 * 18 values) is too small for its 60 x 4 copy; [300, 16, 2] batch 30: 9000 values
-#: copied would exceed MAX_COPIED
-NETS = [([5, 20, 17, 3], 5, 13), ([60, 16, 2], 4, 10), ([300, 16, 2], 30, 37)]
+#: copied would exceed MAX_COPIED. Output layers of fewer than 16 rows and more than NT_CHUNK_VALUES values run
+#: the "nt" product in column chunks: [40, 131, 9] in two (66 and 65 columns), [7, 250, 10] in three (84, 84, 82)
+NETS = [([5, 20, 17, 3], 5, 13), ([60, 16, 2], 4, 10), ([300, 16, 2], 30, 37), ([40, 131, 9], 8, 21),
+        ([7, 250, 10], 6, 15)]
+
+
+def test_nt_columns_chunks_only_narrow_outputs():
+    assert SP.nt_columns(10, 128) == 64  # digits' output layer: two calls
+    assert SP.nt_columns(9, 131) == 66 and SP.nt_columns(10, 250) == 84
+    assert SP.nt_columns(1, 32) == 32 and SP.nt_columns(8, SP.NT_CHUNK_VALUES // 8) == SP.NT_CHUNK_VALUES // 8
+    assert SP.nt_columns(SP.MIN_ROWS, 784) == 784  # wide layers: one product
+    assert SP.nt_columns(1, 5000) * 1 <= SP.NT_CHUNK_VALUES
 
 
 @pytest.mark.parametrize("dims, batch, m", NETS)
