@@ -1297,11 +1297,10 @@ def _bce_of_probabilities(AL, Y):
 def _arrays_fit(Wb, dims):
     """Whether ``Wb`` holds ``W_l`` ``(dims[l+1], dims[l])`` and ``b_l`` ``(dims[l+1], 1)``, l = 1..L, each
     C-contiguous (as its type says) and aligned to its item size."""
-    n_layers = dims.shape[0] - 1
-    if len(Wb) != 2 * n_layers:
+    if len(Wb) != 2 * (dims.shape[0] - 1):
         return False
-    for t in range(2 * n_layers):
-        a = Wb[t]
+    t = 0
+    for a in Wb:  # (iterating costs less than indexing a tuple with a variable)
         rows = dims[t // 2 + 1]
         cols = dims[t // 2] if t % 2 == 0 else 1
         if a.shape[0] != rows or a.shape[1] != cols:
@@ -1311,6 +1310,18 @@ def _arrays_fit(Wb, dims):
             return False
         if a.ctypes.data % size != 0:
             return False
+        t += 1
+    return True
+
+
+@jit_inline
+def _arrays_finite(Wb):
+    """Whether every value of the 2-D arrays ``Wb`` is finite."""
+    for a in Wb:
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                if not np.isfinite(a[i, j]):
+                    return False
     return True
 
 
@@ -1323,7 +1334,6 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
     dims, acts, p_off = _spec_parts(spec)
     if not _arrays_fit(Wb, dims):
         return 2
-    n_layers = dims.shape[0] - 1
     m = X.shape[1]
     S = ZA.shape[0] // 2
     flat = ZA.reshape(ZA.size)
@@ -1333,17 +1343,24 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
     src = X.reshape(X.size)
     s_off = np.int64(0)
     z_off = np.int64(0)
-    for l in range(n_layers):
+    t = 0
+    W = Wb[0]
+    for a in Wb:  # W1, b1, W2, ...: a layer at each b
+        if t % 2 == 0:
+            W = a
+            t += 1
+            continue
+        l = t // 2
+        t += 1
         n_in = dims[l]
         n_out = dims[l + 1]
-        W = Wb[2 * l].reshape(n_out * n_in)
-        b = Wb[2 * l + 1].reshape(n_out)
         # (the steps of _affine_activation, with W and b in arrays of their own)
-        _fill_bias(b, 0, n_out, m, flat, z_off)
+        _fill_bias(a.reshape(n_out), 0, n_out, m, flat, z_off)
         if m * n_in * n_out >= blas_min_flops:
-            _gemm(False, False, n_out, m, n_in, one, W, 0, n_in, src, s_off, m, one, flat, z_off, m, scalars)
+            _gemm(False, False, n_out, m, n_in, one, W.reshape(n_out * n_in), 0, n_in, src, s_off, m, one, flat, z_off,
+                  m, scalars)
         else:
-            _small_product(src, s_off, m, n_in, m, W, 0, n_out, flat, z_off)
+            _small_product(src, s_off, m, n_in, m, W.reshape(n_out * n_in), 0, n_out, flat, z_off)
         _activate_block(flat, z_off, flat, S * m + z_off, n_out, m, acts[l], slope)
         src = flat
         s_off = S * m + z_off
@@ -1420,12 +1437,8 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
         else:
             _layer_gradients(X.reshape(X.size), 0, m, n_in, m, deltas, d_off, n_out, grad, p_off[l], zero, grad,
                              use_blas, scalars)
-    if not _all_finite(grad):
+    if not (_all_finite(grad) and _arrays_finite(Wb)):
         return 2
-    for t in range(len(Wb)):
-        a = Wb[t]
-        if not _all_finite(a.reshape(a.size)):
-            return 2
     return 0
 
 
@@ -1440,24 +1453,21 @@ def _update_arrays(Wb, spec, G, lr, out):
     dims, acts, p_off = _spec_parts(spec)
     if not _arrays_fit(Wb, dims) or G.shape[0] != p_off[dims.shape[0] - 1]:
         return 2
-    if not _all_finite(G):
+    if not (_all_finite(G) and _arrays_finite(Wb)):
         return 1
-    for t in range(len(Wb)):
-        a = Wb[t]
-        if not _all_finite(a.reshape(a.size)):
-            return 1
     lr = G.dtype.type(lr)
     in_place = out.shape[0] != G.shape[0]
     k = 0
-    for t in range(len(Wb)):
-        P = Wb[t].reshape(Wb[t].size)
-        if in_place:
-            for i in range(P.shape[0]):
-                P[i] = P[i] - lr * G[k + i]
-        else:
-            for i in range(P.shape[0]):
-                out[k + i] = P[i] - lr * G[k + i]
-        k += P.shape[0]
+    for a in Wb:
+        cols = a.shape[1]
+        for i in range(a.shape[0]):
+            if in_place:
+                for j in range(cols):
+                    a[i, j] = a[i, j] - lr * G[k + j]
+            else:
+                for j in range(cols):
+                    out[k + j] = a[i, j] - lr * G[k + j]
+            k += cols
     return 0
 
 

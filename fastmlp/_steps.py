@@ -54,7 +54,7 @@ _LOSS_CODES = _engine.LOSS_CODES
 _ENTRIES: dict = {}
 
 
-def _call_arrays(kernel, direct, dtype, args, Wb):
+def _call_arrays(kernel, direct, dtype, args, Wb, layout=None, slot=0):
     """``kernel(*args)`` for a kernel that takes the caller's own parameter arrays ``Wb`` (``(W1, b1, ...)``,
     part of ``args``, checked by :func:`plain_arrays` or :func:`_arrays_still`: NumPy arrays, 2-D, of ``dtype``):
     through its entry point when ``direct`` (the other arrays of ``args`` have exactly their compiled types)
@@ -72,15 +72,18 @@ def _call_arrays(kernel, direct, dtype, args, Wb):
     status = kernel(*args)
     if direct:
         _learn_entry(kernel, (dtype, len(Wb)), args)
+        if layout is not None:  # (where the caller looks first)
+            layout.arrays_entries[slot] = _ENTRIES[kernel, (dtype, len(Wb))]
     return status
 
 
 def _arrays_still(Wb, dtype):
-    """``Wb`` when its arrays are still 2-D and of ``dtype`` (the caller can change both in place; the kernels
-    check the rest), else None."""
-    for a in Wb:
-        if a.ndim != 2 or a.dtype != dtype:
-            return None
+    """``Wb``, arrays :func:`_exact_arrays` found exact before, when they still are, else None: the caller can
+    change their shape, dtype and flags in place, not their type."""
+    exact = _EXACT.get(len(Wb))
+    found = exact.get(_fingerprint(Wb)) if exact is not None else None
+    if found is None or found[0] != dtype or tuple(map(_DTYPE, Wb)) != found[2]:
+        return None
     return Wb
 
 
@@ -110,6 +113,7 @@ def layout_for(sizes: tuple, activations: tuple, dtype, relu_grad_at_zero: int) 
         layout.grad_plans = {}
         layout.siblings = {}
         layout.rings = {}
+        layout.arrays_entries = [None, None]  # the entry points of the array kernels (forward, backward)
     return layout
 
 
@@ -232,7 +236,7 @@ class Packed(Watched):
 class Grads(Watched):
     """Gradients ``{"dW1", "db1", ..., "dA0", ...}`` whose ``dW`` / ``db`` are views into one flat vector."""
 
-    __slots__ = ("flat", "sizes", "_items")
+    __slots__ = ("flat", "sizes", "_items", "_Wb", "_spec")
 
     def __reduce__(self):
         return dict, (dict(self),)
@@ -387,6 +391,7 @@ try:  # the C function behind Numba's dispatcher that describes the types of a v
 except ImportError:  # pragma: no cover - another Numba: the structural checks below do it all
     _fingerprint = None
 _DTYPE = operator.attrgetter("dtype")
+_IS = operator.is_
 _EXACT: dict = {}
 
 
@@ -413,6 +418,26 @@ def _exact_arrays(Wb):
     return found[0]
 
 
+#: ``ids of (W1, b1, ...) -> [sizes, dtype, (activations as given, relu' at 0, layout) of the last forward pass]``
+#: for the arrays of plain dicts :func:`plain_arrays` found exact: what the next step with the same arrays
+#: (the usual loop) need not work out again. Only sizes and layouts come from here: the arrays are checked
+#: again at every call (Python: :func:`_exact_arrays`; the kernels: shapes, strides, alignment)
+_PLAIN_MEMO: dict = {}
+
+
+def _plain_again(parameters):
+    """``(Wb, memo)`` for a plain dict whose arrays (by identity) :func:`plain_arrays` found exact before and
+    still are (:data:`_PLAIN_MEMO`), else None."""
+    keys = _PLAIN_KEYS.get(len(parameters))
+    if keys is None:
+        return None
+    Wb = tuple(map(parameters.get, keys))
+    memo = _PLAIN_MEMO.get(tuple(map(id, Wb)))
+    if memo is None or _exact_arrays(Wb) is not memo[1]:
+        return None
+    return Wb, memo
+
+
 def plain_arrays(parameters):
     """``(Wb, sizes, dtype, exact)`` of a parameter dict that needs no conversion: exactly the keys ``W1, b1, ...,
     WL, bL``, holding non-empty 2-D NumPy arrays of one float dtype; ``Wb`` is the tuple ``(W1, b1, ..., WL, bL)``
@@ -437,6 +462,9 @@ def plain_arrays(parameters):
     if dtype is not None:
         sizes = (Wb[0].shape[1],) + tuple(map(len, Wb[0::2]))
         if 0 not in sizes:
+            if len(_PLAIN_MEMO) > 64:
+                _PLAIN_MEMO.clear()
+            _PLAIN_MEMO[tuple(map(id, Wb))] = [sizes, dtype, None]
             return Wb, sizes, dtype, True
         return None
     W = Wb[0]
@@ -537,6 +565,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
     this pass (or None: the caller makes a new result and keeps it with :func:`keep_result`).
     """
     p = as_packed(parameters)
+    again = None
     if p is not None:
         Ws, bs, flat = p._Ws, p._bs, p.flat
         cached = p._layout  # (activations as given: None or a tuple, relu' at 0, layout) of the last call
@@ -549,8 +578,25 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             layout = layout_for(p.sizes, acts, flat.dtype, relu_grad_at_zero)
             p._layout = (None if activations is None else acts, relu_grad_at_zero, layout)
     else:  # a plain dict: its own arrays, by structural checks (the rest by the kernel), or converted (a copy)
-        found = plain_arrays(parameters) if arrays else None
-        if found is not None and found[3]:
+        again = _plain_again(parameters) if arrays and type(parameters) is dict else None
+        if again is not None:
+            Wb, memo = again
+            sizes, dtype, cached = memo
+            if cached is not None and relu_grad_at_zero == cached[1] and (
+                    activations is cached[0] or activations is not None and cached[0] is not None
+                    and type(activations) in (list, tuple) and tuple(activations) == cached[0]):
+                layout = cached[2]
+            else:
+                acts = _activations(activations, len(Wb) // 2, default_hidden, default_output)
+                layout = layout_for(sizes, acts, dtype, relu_grad_at_zero)
+                memo[2] = (None if activations is None else acts, relu_grad_at_zero, layout)
+            Ws, bs, flat = Wb[0::2], Wb[1::2], None
+            found = None
+        else:
+            found = plain_arrays(parameters) if arrays else None
+        if again is not None:
+            pass
+        elif found is not None and found[3]:
             Wb, sizes, dtype, _ = found
             Ws, bs, flat = Wb[0::2], Wb[1::2], None
         elif found is not None:
@@ -562,8 +608,9 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             sizes = (int(Ws[0].shape[1]),) + tuple(int(W.shape[0]) for W in Ws)
             flat = _flat_copy(Ws, bs)
             dtype = flat.dtype
-        layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), dtype,
-                            relu_grad_at_zero)
+        if again is None:
+            layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), dtype,
+                                relu_grad_at_zero)
     if flat is not None:
         dtype = flat.dtype
         Wb = None
@@ -597,9 +644,15 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         result = Pass()
         result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
     if Wb is not None:  # the caller's own arrays, read where they are
-        status = _call_arrays(_forward_arrays_kernel, direct, dtype, (Xk, Wb, layout.spec, slope, ZA,
-                                                                      _config.BLAS_MIN_FLOPS), Wb)
+        run = layout.arrays_entries[0] if direct else None
+        if run is not None:
+            status = run(Xk, Wb, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
+        else:
+            status = _call_arrays(_forward_arrays_kernel, direct, dtype, (Xk, Wb, layout.spec, slope, ZA,
+                                                                          _config.BLAS_MIN_FLOPS), Wb, layout, 0)
         if status is None or status == 2:  # the shapes do not fit, or an array is not aligned: validated, copied
+            if again is not None:  # (sizes noted for arrays at the same addresses before: worked out anew next time)
+                _PLAIN_MEMO.pop(tuple(map(id, Wb)), None)
             del ZA, result, kept
             return forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
                                 default_output, recycle, arrays=False)
@@ -791,11 +844,8 @@ def _own_pass(caches, AL, activations, default_hidden="relu", default_output="si
             return None
     if caches is not None:
         entries = caches._entries
-        if len(caches) != len(entries):
+        if len(caches) != len(entries) or not all(map(_IS, caches, entries)):
             return None
-        for mine, theirs in zip(caches, entries, strict=True):
-            if mine is not theirs:
-                return None
     return fp
 
 
@@ -882,9 +932,14 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     if fresh:
         kept = _new_grads(layout, m, key_order)
     if Wb is not None:
-        status = _call_arrays(_backward_arrays_kernel, direct, dtype, (Xk, Yk, Wb, layout.spec, slope,
-                              _LOSS_CODES[loss], ZA, kept.buffer, key_order != "architecture",
-                              _config.BLAS_MIN_FLOPS), Wb)
+        run = layout.arrays_entries[1] if direct else None
+        if run is not None:
+            status = run(Xk, Yk, Wb, layout.spec, slope, _LOSS_CODES[loss], ZA, kept.buffer,
+                         key_order != "architecture", _config.BLAS_MIN_FLOPS)
+        else:
+            status = _call_arrays(_backward_arrays_kernel, direct, dtype, (Xk, Yk, Wb, layout.spec, slope,
+                                  _LOSS_CODES[loss], ZA, kept.buffer, key_order != "architecture",
+                                  _config.BLAS_MIN_FLOPS), Wb, layout, 1)
         if status is None or status == 3:  # not C-contiguous and aligned, or changed: copied instead
             del kept
             return backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order=key_order,
@@ -898,6 +953,7 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         del args
     if status:
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
+    kept.value._Wb = Wb  # (an update of the same arrays need not check them all again)
     _keep(ring, kept, fresh)
     return kept.value
 
@@ -963,6 +1019,7 @@ def _grads_views(layout, m, key_order, lazy=False):
         values[keys.index("dA0")] = _PENDING
     g = (LazyGrads if lazy else Grads)(zip(keys, values, strict=True))
     g.flat, g.sizes, g._items = out[:layout.n_params], layout.sizes, tuple(zip(param_keys, arrays, strict=False))
+    g._Wb, g._spec = None, layout.spec
     g._changed = False
     if lazy:
         g._dA0 = None
@@ -1115,6 +1172,20 @@ def _update_plain(parameters, grads, lr, in_place):
     """:func:`update` of a plain parameter dict by structural checks and one compiled call (which checks that
     every value is finite before it writes anything); None when that does not apply or a value is not
     finite (the full validation then runs)."""
+    if (type(grads) is Grads or type(grads) is LazyGrads) and grads._Wb is not None and not grads._changed and (
+            isinstance(parameters, dict)):
+        # the gradient of the backward pass that read these very arrays (the usual loop): checked as they are now
+        Wb = grads._Wb
+        keys = _PLAIN_KEYS.get(len(parameters))
+        if keys is not None and len(keys) == len(Wb) and all(map(_IS, map(parameters.get, keys), Wb)):
+            dtype = grads.flat.dtype
+            if _arrays_still(Wb, dtype) is not None:
+                out = _NO_OUTPUT[dtype] if in_place else np.empty_like(grads.flat)
+                run = _ENTRIES.get((_update_arrays_kernel, (dtype, len(Wb))))
+                if run is not None:
+                    if run(Wb, grads._spec, grads.flat, lr, out) == 0:
+                        return parameters if in_place else packed_view(out, grads.sizes, order=tuple(parameters))
+                    return None  # (a value not finite, the shapes do not fit, or an array not aligned: the full path)
     found = plain_arrays(parameters)
     if found is None:
         return None
