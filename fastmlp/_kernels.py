@@ -1152,14 +1152,17 @@ def _step_forward(X, params, spec, slope, ZA, blas_min_flops):
     the layers' ``Z`` blocks in order, rows ``[S, 2 S)`` their ``A`` blocks. A non-finite ``X`` or parameter
     always makes some ``Z`` non-finite (``0 * inf`` is NaN), so the caller validates only when this is False.
     """
+    # borrowed (no reference counting in the calls below: on a tiny network it costs more than the arithmetic):
+    # only this kernel's own arguments (see _borrow)
+    params, spec = _borrow(params), _borrow(spec)
     dims, acts, p_off = _spec_parts(spec)
     n_layers = dims.shape[0] - 1
     m = X.shape[1]
     S = ZA.shape[0] // 2
-    flat = ZA.reshape(ZA.size)
+    flat = _borrow(ZA.reshape(ZA.size))
     scalars = np.empty(2, params.dtype)
     slope = params.dtype.type(slope)
-    src = X.reshape(X.size)
+    src = _borrow(X.reshape(X.size))
     s_off = 0
     z_off = 0
     for l in range(n_layers):
@@ -1188,12 +1191,14 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
     or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not finite. Nothing is
     validated beyond that here: the caller reruns its full checks when the status is not 0.
     """
+    # borrowed, as in _step_forward: only this kernel's own arguments
+    params, spec, out = _borrow(params), _borrow(spec), _borrow(out)
     dims, acts, p_off = _spec_parts(spec)
     n_layers = dims.shape[0] - 1
     m = X.shape[1]
     zero = params.dtype.type(0)
     one = params.dtype.type(1)
-    Y_flat = Y.reshape(Y.size)
+    Y_flat = _borrow(Y.reshape(Y.size))
     for t in range(Y_flat.shape[0]):
         y = Y_flat[t]
         if not np.isfinite(y):
@@ -1202,7 +1207,8 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
             return 1
     slope = params.dtype.type(slope)
     S = ZA.shape[0] // 2
-    flat = ZA.reshape(ZA.size)
+    flat = _borrow(ZA.reshape(ZA.size))
+    X_flat = _borrow(X.reshape(X.size))
     n_params = params.shape[0]
     widest = 0
     for l in range(1, n_layers + 1):
@@ -1241,8 +1247,8 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
             z_l = z_prev
             d_l -= m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
         else:
-            _layer_gradients(X.reshape(X.size), 0, m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero, grad,
-                             use_blas, scalars)
+            _layer_gradients(X_flat, 0, m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero, grad, use_blas,
+                             scalars)
     # finite parameters and gradients leave only an overflow to make a dA non-finite: no need to scan them
     if not (_all_finite(grad) and _all_finite(params)):
         return 2
@@ -1268,8 +1274,11 @@ def _scaled_difference(P, G, lr, out):
 def _bce_of_probabilities(AL, Y):
     """``-(1/m) sum(Y log A + (1 - Y) log(1 - A))`` of ``(n, m)`` arrays, ``A`` clipped to ``[tiny, 1 - eps/2]``
     as :func:`fastmlp.reference.compute_cost` does (nothing changes away from 0 and 1); NaN when an input
-    is not finite or a value lies outside [0, 1] (the caller then validates)."""
+    is not finite or a value lies outside [0, 1], or an array is empty, not aligned or of another shape (the
+    caller then validates)."""
     m = AL.shape[1]
+    if AL.size == 0 or AL.shape != Y.shape or AL.ctypes.data % AL.itemsize != 0 or Y.ctypes.data % Y.itemsize != 0:
+        return np.nan
     A = AL.reshape(AL.size)
     Yf = Y.reshape(Y.size)
     one = AL.dtype.type(1)
@@ -1331,16 +1340,17 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
     are; the same operations in the same order. Returns 0 when every ``Z`` is finite, 1 when one is not (a
     non-finite input or parameter always makes one so), 2 when an array does not have the shape of ``spec``
     or is not C-contiguous and aligned (nothing read, nothing written)."""
+    spec = _borrow(spec)  # (borrowed, as in _step_forward: only this kernel's own arguments, never Wb's arrays)
     dims, acts, p_off = _spec_parts(spec)
     if not _arrays_fit(Wb, dims):
         return 2
     m = X.shape[1]
     S = ZA.shape[0] // 2
-    flat = ZA.reshape(ZA.size)
+    flat = _borrow(ZA.reshape(ZA.size))
     scalars = np.empty(2, ZA.dtype)
     one = ZA.dtype.type(1)
     slope = ZA.dtype.type(slope)
-    src = X.reshape(X.size)
+    src = _borrow(X.reshape(X.size))
     s_off = np.int64(0)
     z_off = np.int64(0)
     t = 0
@@ -1376,6 +1386,7 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
     """:func:`_step_backward` reading the parameters from the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) as they
     are; the same operations in the same order, the same ``out`` layout and status codes, and status 3 when an
     array does not have the shape of ``spec`` or is not C-contiguous and aligned (nothing read or written)."""
+    spec, out = _borrow(spec), _borrow(out)  # (as in _step_forward_arrays)
     dims, acts, p_off = _spec_parts(spec)
     if not _arrays_fit(Wb, dims):
         return 3
@@ -1383,7 +1394,7 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
     m = X.shape[1]
     zero = ZA.dtype.type(0)
     one = ZA.dtype.type(1)
-    Y_flat = Y.reshape(Y.size)
+    Y_flat = _borrow(Y.reshape(Y.size))
     for t in range(Y_flat.shape[0]):
         y = Y_flat[t]
         if not np.isfinite(y):
@@ -1392,7 +1403,8 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
             return 1
     slope = ZA.dtype.type(slope)
     S = ZA.shape[0] // 2
-    flat = ZA.reshape(ZA.size)
+    flat = _borrow(ZA.reshape(ZA.size))
+    X_flat = _borrow(X.reshape(X.size))
     n_params = p_off[n_layers]
     widest = 0
     for l in range(1, n_layers + 1):
@@ -1435,8 +1447,8 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
             z_l = z_prev
             d_l -= m * (dims[l - 1] if l > 1 or with_dA0 else dims[1])
         else:
-            _layer_gradients(X.reshape(X.size), 0, m, n_in, m, deltas, d_off, n_out, grad, p_off[l], zero, grad,
-                             use_blas, scalars)
+            _layer_gradients(X_flat, 0, m, n_in, m, deltas, d_off, n_out, grad, p_off[l], zero, grad, use_blas,
+                             scalars)
     if not (_all_finite(grad) and _arrays_finite(Wb)):
         return 2
     return 0
@@ -1450,6 +1462,7 @@ def _update_arrays(Wb, spec, G, lr, out):
     updates would, should two of them share memory). Returns 0 when done; 1, nothing written, when ``P`` or
     ``G`` holds a non-finite value; 2, nothing read, when an array does not have the shape of ``spec`` or is
     not C-contiguous and aligned."""
+    spec, G, out = _borrow(spec), _borrow(G), _borrow(out)  # (only this kernel's own arguments, never Wb's arrays)
     dims, acts, p_off = _spec_parts(spec)
     if not _arrays_fit(Wb, dims) or G.shape[0] != p_off[dims.shape[0] - 1]:
         return 2

@@ -222,7 +222,7 @@ class Packed(Watched):
     ``copy.copy`` a plain dict.
     """
 
-    __slots__ = ("flat", "sizes", "_items", "_Ws", "_bs", "_layout", "_reordered")
+    __slots__ = ("flat", "sizes", "_items", "_Ws", "_bs", "_layout", "_reordered", "_views")
 
     def __reduce__(self):
         return dict, (dict(self),)
@@ -344,6 +344,7 @@ def packed_view(flat: np.ndarray, sizes: tuple, order=None) -> Packed:
     if reordered:
         p = Packed((key, p[key]) for key in order)
     p.flat, p.sizes, p._items, p._Ws, p._bs = flat, sizes, tuple(p.items()), views[0::2], views[1::2]
+    p._views = tuple(views)
     p._layout, p._reordered, p._changed = None, reordered, False
     return p
 
@@ -395,20 +396,25 @@ _IS = operator.is_
 _EXACT: dict = {}
 
 
+def _exact_table(n):
+    """``{fingerprint: (dtype, types, dtypes)}`` of tuples of ``n`` arrays of the kernels' types, one per float
+    dtype (None without Numba's fingerprint)."""
+    if _fingerprint is None or n > 4096:
+        return None
+    if len(_EXACT) > 64:
+        _EXACT.clear()
+    _EXACT[n] = {_fingerprint(tuple(np.empty((1, 1), dtype) for _ in range(n))):
+                 (dtype, (np.ndarray,) * n, (dtype,) * n) for dtype in _FLOATS}
+    return _EXACT[n]
+
+
 def _exact_arrays(Wb):
     """The dtype of the arrays ``Wb`` when every one of them is a NumPy array (not a subclass), 2-D,
     C-contiguous and writable, of one float dtype in native byte order; else None. Three calls into C
     (Numba's type fingerprint of the tuple, then the types and dtypes) however many arrays."""
-    n = len(Wb)
-    exact = _EXACT.get(n)
+    exact = _EXACT.get(len(Wb)) or _exact_table(len(Wb))
     if exact is None:
-        if _fingerprint is None or n > 4096:
-            return None
-        if len(_EXACT) > 64:
-            _EXACT.clear()
-        exact = _EXACT[n] = {_fingerprint(tuple(np.empty((1, 1), dtype) for _ in range(n))): (dtype, (np.ndarray,) * n,
-                                                                                          (dtype,) * n)
-                             for dtype in _FLOATS}
+        return None
     try:
         found = exact.get(_fingerprint(Wb))
     except NotImplementedError:  # (a value Numba has no type for)
@@ -528,7 +534,7 @@ class Pass:
 class Caches(list):
     """The list of ``((A_prev, W, b), Z)`` tuples of a forward pass, which also carries its :class:`Pass`."""
 
-    __slots__ = ("_entries", "_pass", "_Ws", "_bs")
+    __slots__ = ("_entries", "_pass", "_Ws", "_bs", "_Wb")
 
     def __reduce__(self):
         return list, (list(self),)
@@ -705,13 +711,19 @@ def forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, *, defau
     else:  # rewritten by this pass: the tuples are made again when X, W or b are other arrays now
         caches = kept.value
         entries = caches._entries
-        # (the W and b lists of packed parameters are the same objects from call to call)
-        same = entries[0][0][0] is X and (caches._Ws is fp.Ws and caches._bs is fp.bs or _same_parameters(entries, fp))
+        # (the W and b lists of packed parameters are the same objects from call to call; a plain dict's arrays
+        # are compared in one C-level pass)
+        same = entries[0][0][0] is X and (caches._Ws is fp.Ws and caches._bs is fp.bs or (
+            all(map(_IS, fp.Wb, caches._Wb)) if fp.Wb is not None and caches._Wb is not None
+            else _same_parameters(entries, fp)))
         if same:
             caches[:] = entries  # as handed out the first time, whatever was done to the list since
-        else:
+        else:  # new tuples: noted, with their counts
             _fill_caches(caches, X, fp, None, None)
-        del caches, entries
+            del caches, entries
+            _cache_objects(kept)
+            fresh = True
+        caches = entries = None
     del fp  # (no local name may hold what the kept result's reference counts are taken of)
     keep_result("caches", kept, fresh)
     return kept.value._pass.AL, kept.value
@@ -739,17 +751,26 @@ def _fill_caches(caches, X, fp, z_rows, a_rows):
     A_prevs = [X] + As  # the caller's own X, as the course code caches it
     caches[:] = [((A_prev, W, b), Z) for A_prev, W, b, Z in zip(A_prevs, Ws, bs, Zs, strict=True)]
     caches._entries = tuple(caches)
-    caches._pass, caches._Ws, caches._bs = fp, Ws, bs
+    caches._pass, caches._Ws, caches._bs, caches._Wb = fp, Ws, bs, fp.Wb
     return caches
 
 
 def _new_caches(X, fp) -> _Kept:
     caches = _fill_caches(Caches(), X, fp, fp.layout.z_rows, fp.layout.a_rows)
-    arrays = [entry[1] for entry in caches] + [entry[0][0] for entry in caches[1:]] + [fp.AL, fp]
-    kept = _kept({}, fp.ZA, arrays)
-    kept.value, kept.items = caches, None
-    kept.objects = (caches,) + kept.objects[1:]
+    kept = _Kept()
+    kept.value, kept.buffer, kept.items = caches, fp.ZA, None
+    _cache_objects(kept)
     return kept
+
+
+def _cache_objects(kept) -> None:
+    """Note every object of the caches ``kept.value`` the caller could hold: the list, the buffer, its views,
+    the pass and the ``((A_prev, W, b), Z)`` tuples (outer and inner) it holds."""
+    caches = kept.value
+    entries = caches._entries
+    kept.objects = ((caches, kept.buffer) + tuple(entry[1] for entry in entries)
+                    + tuple(entry[0][0] for entry in entries[1:]) + (caches._pass.AL, caches._pass) + entries
+                    + tuple(entry[0] for entry in entries))
 
 
 # --- results recycled once the caller has let go of them ---------------------------------------------
@@ -765,11 +786,14 @@ class _Kept:
     __slots__ = ("value", "buffer", "objects", "counts", "items")
 
     def free(self) -> bool:
-        if tuple(map(sys.getrefcount, self.objects)) != self.counts:  # first: a local name would count
+        if tuple(map(_REFCOUNT, self.objects)) != self.counts:  # first: a local name would count
             return False
         if self.items is None:  # rewritten whole on reuse: what it holds does not matter
             return True
         return unchanged(self.value, self.items)
+
+
+_REFCOUNT = sys.getrefcount
 
 
 def _kept(value, buffer, arrays) -> _Kept:
@@ -790,7 +814,7 @@ def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
     if fresh:
         if kept.buffer.nbytes > _KEEP_MAX_BYTES:
             return
-        kept.counts = tuple(map(sys.getrefcount, kept.objects))
+        kept.counts = tuple(map(_REFCOUNT, kept.objects))
     if len(ring) >= 2:
         del ring[0]
     ring.append(kept)
@@ -799,16 +823,14 @@ def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
 def _reusable(ring: list):
     """A kept result nobody else holds, taken out of ``ring`` while it is being reused (so that another
     thread cannot take it too), or None."""
-    if ring:
-        kept = ring[0]  # (the older one first: in a loop, the result before last)
-        if kept.free():
-            del ring[0]
+    i = 0
+    for kept in ring:  # (the older one first: in a loop, the result before last)
+        # (free(), inline: this runs twice a step; the counts first, as a local name would count)
+        if tuple(map(_REFCOUNT, kept.objects)) == kept.counts and (kept.items is None
+                                                                    or unchanged(kept.value, kept.items)):
+            del ring[i]
             return kept
-        for i in range(1, len(ring)):
-            kept = ring[i]
-            if kept.free():
-                del ring[i]
-                return kept
+        i += 1
     return None
 
 
@@ -1074,11 +1096,13 @@ def _check_loss_output(loss, output):
 # --- update and cost ------------------------------------------------------------------------------------
 def _all_writeable(p) -> bool:
     """Whether every ``W`` and ``b`` of the :class:`Packed` dict ``p`` may be written (the caller can clear
-    the flag of one view while the flat vector behind it stays writable)."""
-    for a in p._Ws:
-        if not a.flags.writeable:
-            return False
-    for a in p._bs:
+    the flag of one view while the flat vector behind it stays writable): one C-level look at them all
+    (Numba's type fingerprint says writable, 2-D, C-contiguous), one by one otherwise."""
+    views = p._views
+    exact = _EXACT.get(len(views)) or _exact_table(len(views))
+    if exact is not None and _fingerprint(views) in exact:
+        return True
+    for a in views:
         if not a.flags.writeable:
             return False
     return True
@@ -1228,18 +1252,30 @@ def _update_plain(parameters, grads, lr, in_place):
 def bce_cost(AL, Y) -> float | None:
     """The cross-entropy cost of probabilities ``AL`` against ``Y`` compiled, or None when the inputs are not
     two C-contiguous arrays of one float dtype and shape with valid values (the caller's full path then runs)."""
-    if (type(AL) is np.ndarray and type(Y) is np.ndarray and ((dtype := AL.dtype) is _F64 or dtype is _F32)
-            and Y.dtype is dtype and AL.ndim == 2 and AL.shape == Y.shape and AL.size
-            and (fa := AL.flags).c_contiguous and (fy := Y.flags).c_contiguous):
-        if fa.writeable and fa.aligned and fy.writeable and fy.aligned:  # (see _ENTRIES)
-            run = _ENTRIES.get((_bce_of_probabilities, dtype))
+    if type(AL) is np.ndarray and type(Y) is np.ndarray:
+        exact = _EXACT.get(2) or _exact_table(2)
+        # (Numba's fingerprint: both 2-D, C-contiguous, writable, of a float type; then native byte order and
+        # shapes: such arrays have exactly the kernel's types, but for alignment, which the kernel checks)
+        try:
+            found = exact.get(_fingerprint((AL, Y))) if exact is not None else None
+        except NotImplementedError:  # (a dtype Numba has no type for)
+            found = None
+        if found is not None and AL.dtype is (dtype := found[0]) and Y.dtype is dtype and AL.shape == Y.shape:
+            run = _BCE_ENTRIES.get(dtype)
             if run is None:
                 cost = _bce_of_probabilities(AL, Y)
                 _learn_entry(_bce_of_probabilities, dtype, (AL, Y))
+                _BCE_ENTRIES[dtype] = _ENTRIES[_bce_of_probabilities, dtype]
             else:
                 cost = run(AL, Y)
+        elif ((dtype := AL.dtype) is _F64 or dtype is _F32) and Y.dtype is dtype and AL.ndim == 2 and (
+                AL.shape == Y.shape and AL.flags.c_contiguous and Y.flags.c_contiguous):
+            cost = _bce_of_probabilities(AL, Y)  # (read-only, unaligned: the dispatcher)
         else:
-            cost = _bce_of_probabilities(AL, Y)
+            return None
         if cost == cost:
             return cost
     return None
+
+
+_BCE_ENTRIES: dict = {}
