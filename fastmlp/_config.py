@@ -95,6 +95,10 @@ JIT_OPTIONS = {"cache": CACHE, "fastmath": set(FASTMATH), "nogil": True, "error_
 #: the same without any fast-math flag, for the few expressions whose order of operations is the point
 #: (LLVM keeps an instruction's own flags when it inlines it into a fast-math caller)
 EXACT_JIT_OPTIONS = {**JIT_OPTIONS, "fastmath": False}
+#: the tiny networks' training kernel (fastmlp._kernels_tiny): without "reassoc", so that LLVM leaves its short
+#: reductions (two to a few dozen terms) as plain loops instead of adding vector versions with run-time trip-count
+#: checks, which cost a 2-2-1 network more than the arithmetic (sums then also run in their written order)
+TINY_JIT_OPTIONS = {**JIT_OPTIONS, "fastmath": set(FASTMATH - {"reassoc"})}
 #: for kernels only other kernels call: no wrappers for calls from Python (less to compile)
 INTERNAL_JIT_OPTIONS = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 EXACT_INTERNAL_JIT_OPTIONS = {**EXACT_JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}

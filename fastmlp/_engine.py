@@ -371,10 +371,17 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset)
 
 
+#: a network is tiny (:func:`is_tiny`) only while every layer's product of a batch stays below this many
+#: multiply-adds, whatever the BLAS threshold: the tiny kernel's plain loops are not vectorised, the general
+#: kernel's compiled loops are (for a threshold raised by ``FASTMLP_BLAS_MIN_FLOPS``)
+TINY_MAX_MACS = 1024
+
+
 def is_tiny(net: Network, batch_size: int, blas_min_flops: int) -> bool:
     """Whether minibatches of ``batch_size`` train ``net`` with :mod:`fastmlp._kernels_tiny`: no layer's product
-    reaches ``blas_min_flops`` multiply-adds, so the general kernel would call no BLAS either."""
-    return batch_size * net.max_layer_product < blas_min_flops
+    reaches ``blas_min_flops`` multiply-adds (so the general kernel would call no BLAS either), nor
+    :data:`TINY_MAX_MACS`."""
+    return batch_size * net.max_layer_product < min(blas_min_flops, TINY_MAX_MACS)
 
 
 def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, epochs: int, learning_rate, order,

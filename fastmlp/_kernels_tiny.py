@@ -12,8 +12,9 @@ one, which is both faster to run and faster to compile.
 The epoch loop, the rollback on divergence, minibatch pieces (``span``/``partial``) and shuffled gathers are
 the general template's own: :func:`train_epochs_tiny_kernel` compiles a copy of
 :func:`fastmlp._kernels._train_epochs` whose ``_batch_step`` is :func:`_tiny_batch_step` (specialised, as the
-general kernel is, to one optimiser and one loss, which are constants here too). The arguments and results
-are those of the general kernel, so :func:`fastmlp._engine.train_epochs` calls either.
+general kernel is, to one optimiser and one loss, which are constants here too; compiled with
+``_config.TINY_JIT_OPTIONS``). The arguments and results are those of the general kernel, so
+:func:`fastmlp._engine.train_epochs` calls either.
 
 The numbers are those of the general kernel's compiled-loop path (same products in the same order, same
 formulas); ``tests/test_tiny_kernel.py`` holds both to :mod:`fastmlp.reference`.
@@ -27,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from fastmlp import _kernels as K
-from fastmlp._config import JIT_OPTIONS
+from fastmlp._config import TINY_JIT_OPTIONS
 
 # the codes, as names the template reads (a specialised copy sees _OPT and _LOSS as constants)
 ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = (
@@ -39,7 +40,7 @@ _OPT = _LOSS = None
 _U = np.uint64
 _sigmoid = K._sigmoid
 _cost_and_delta = K._cost_and_delta
-jit_inline = njit(inline="always", **JIT_OPTIONS)
+jit_inline = njit(inline="always", **TINY_JIT_OPTIONS)
 
 
 def _activation(z, act, slope, one):
@@ -99,11 +100,14 @@ def _tiny_batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off,
                      state_1, state_2, scalars, blas_min_flops):
     """One minibatch, as :func:`fastmlp._kernels._batch_step` (same arguments, same result), in plain loops.
 
-    Forward: ``Z = b + W @ A_prev`` column block by column block, then ``A = g(Z)``. The output delta and the
-    cost (bce inline; other losses through :func:`fastmlp._kernels._cost_and_delta`). Backward, top layer
-    first: the delta of layer ``l - 1`` from the old weights of layer ``l``, then layer ``l``'s gradient,
-    element by element, each element's optimiser step taken as soon as its gradient is known (``grad`` is not
-    written). ``scalars`` and ``blas_min_flops`` are unused (no BLAS here).
+    Forward: each ``Z[j, i] = b[j] + sum_k W[j, k] A_prev[k, i]`` summed in a register in the order written
+    (bias first, as the general kernel's loops), its activation stored with it. The output delta and the cost
+    (bce inline; other losses through :func:`fastmlp._kernels._cost_and_delta`). Backward, top layer first:
+    each ``dZ_prev[k, i] = g'(Z_prev[k, i]) sum_j W[j, k] dZ[j, i]`` from the old weights of layer ``l``, then
+    layer ``l``'s gradient, element by element, each element's optimiser step taken as soon as its gradient is
+    known (``grad`` is not written). Every inner loop is a short sum, compiled without "reassoc"
+    (``_config.TINY_JIT_OPTIONS``): plain loops, no vector versions to choose between at run time.
+    ``scalars`` and ``blas_min_flops`` are unused (no BLAS here).
     """
     n_layers = dims.shape[0] - 1
     one = params.dtype.type(1)
@@ -124,17 +128,18 @@ def _tiny_batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off,
         src, s_off, s_ld = (xb, _U(x_off), _U(x_ld)) if l == 0 else (Abuf, _U(a_off[l - 1]), nb)
         n_in, n_out, w_off, z_off = _U(dims[l]), _U(dims[l + 1]), _U(p_off[l]), _U(a_off[l])
         b_off = w_off + n_in * n_out
+        act = acts[l]
         for j in range(n_out):
             zj = z_off + j * nb
+            wj = w_off + j * n_in
             bias = params[b_off + j]
             for i in range(nb):
-                Zbuf[zj + i] = bias
-            for k in range(n_in):
-                w = params[w_off + j * n_in + k]
-                sk = s_off + k * s_ld
-                for i in range(nb):
-                    Zbuf[zj + i] += w * src[sk + i]
-        act = acts[l]
+                z = bias
+                for k in range(n_in):
+                    z += params[wj + k] * src[s_off + k * s_ld + i]
+                Zbuf[zj + i] = z
+                if act != ACT_SOFTMAX:
+                    Abuf[zj + i] = _activation(z, act, slope, one)
         if act == ACT_SOFTMAX:  # the output layer only: each column (sample) over its n_out rows
             for i in range(nb):
                 high = Zbuf[z_off + i]
@@ -147,9 +152,6 @@ def _tiny_batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off,
                     total += e
                 for j in range(n_out):
                     Abuf[z_off + j * nb + i] = Abuf[z_off + j * nb + i] / total
-        else:
-            for t in range(z_off, z_off + n_out * nb):
-                Abuf[t] = _activation(Zbuf[t], act, slope, one)
 
     n_y = _U(dims[n_layers])
     z_top = _U(a_off[top])
@@ -179,16 +181,12 @@ def _tiny_batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off,
             act = acts[l - 1]
             for k in range(n_in):
                 dk = dp_off + k * nb
+                zk = zp_off + k * nb
                 for i in range(nb):
-                    deltas[dk + i] = zero
-                for j in range(n_out):
-                    w = params[w_off + j * n_in + k]
-                    dj = d_off + j * nb
-                    for i in range(nb):
-                        deltas[dk + i] += w * deltas[dj + i]
-            for t in range(n_in * nb):
-                deltas[dp_off + t] = _derivative(deltas[dp_off + t], Zbuf[zp_off + t], Abuf[zp_off + t], act, slope,
-                                                 one)
+                    d = zero
+                    for j in range(n_out):
+                        d += params[w_off + j * n_in + k] * deltas[d_off + j * nb + i]
+                    deltas[dk + i] = _derivative(d, Zbuf[zk + i], Abuf[zk + i], act, slope, one)
         src, s_off, s_ld = (xb, _U(x_off), _U(x_ld)) if l == 0 else (Abuf, _U(a_off[l - 1]), nb)
         for j in range(n_out):
             dj = d_off + j * nb
@@ -232,6 +230,7 @@ def train_epochs_tiny_kernel(opt: int, loss: int):
         namespace["_derivative"] = jit_inline(_copy(_derivative, namespace, "_tiny_derivative" + suffix))
         namespace["_update"] = jit_inline(_copy(_update, namespace, "_tiny_update" + suffix))
         step = jit_inline(_copy(_tiny_batch_step, namespace, "_tiny_batch_step" + suffix))
-        kernel = K._specialised(K._train_epochs, "_tiny" + suffix, _OPT=opt, _LOSS=loss, _batch_step=step)
+        epochs = dict(K._train_epochs.__globals__, _OPT=opt, _LOSS=loss, _batch_step=step)
+        kernel = njit(**TINY_JIT_OPTIONS)(_copy(K._train_epochs, epochs, K._train_epochs.__name__ + "_tiny" + suffix))
         _TINY_KERNELS[(opt, loss)] = kernel
     return kernel

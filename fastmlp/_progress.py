@@ -105,6 +105,10 @@ class _Bar(_Silent):
             self._bar.close()
 
 
+#: the reporter of ``enabled=False`` (stateless, so one serves every call)
+_SILENT = _Silent()
+
+
 def progress(total_epochs: int, enabled: bool = True, *, desc: str | None = None, file=None):
     """A progress reporter for ``total_epochs`` training epochs.
 
@@ -126,8 +130,10 @@ def progress(total_epochs: int, enabled: bool = True, *, desc: str | None = None
         latest epoch's cost; ``reporter.close()`` once training ends (also on error or interruption).
         Usable as a context manager.
     """
+    if not enabled:  # the common case (every fit without verbose): no environment lookup
+        return _SILENT
     mode = os.environ.get("FASTMLP_PROGRESS", "").strip().lower()
-    if not enabled or mode in {"off", "0", "none"}:
+    if mode in {"off", "0", "none"}:
         return _Silent()
     if mode != "plain":
         try:
