@@ -8,7 +8,9 @@ processes take turns, in :data:`ROUNDS` rounds (the order reversed every other r
 machine's load hits every peer alike rather than whichever ran at that moment; each process times, after one
 untimed warm-up call, at least its share of ``reps`` calls and more until they add up to
 :data:`MIN_SECONDS` (a 0.5 ms call is timed hundreds of times, not five), and a peer's time is the median of all
-its calls over the rounds (:func:`fastmlp._timing.call_times`).
+its calls over the rounds (:func:`fastmlp._timing.call_times`). A call's time is the smaller of its wall time
+and its process's CPU time, so that time other processes held the CPU counts for no peer (a 60 ms call is
+preempted on a busy machine far more often than a 0.5 ms one); on a quiet machine that is the wall time.
 
 Peers (:data:`PEERS`; a peer that is not installed, or fails, is reported as unavailable, never fatal):
 
@@ -255,7 +257,7 @@ def peer_times(peer: str, name: str, dtype="float64", reps: int = 5, tiny: bool 
     """Seconds of each timed call (``epochs`` epochs) of ``peer`` on workload ``name``, in this process: at least
     ``reps`` calls, and more until they add up to ``min_seconds``."""
     w = workloads.get(name, tiny=tiny)
-    return _timing.call_times(build_peer(peer, w, dtype), reps, min_seconds)
+    return _timing.call_times(build_peer(peer, w, dtype), reps, min_seconds, running=True)
 
 
 def time_peer(peer: str, name: str, dtype="float64", reps: int = 5, tiny: bool = False) -> float:

@@ -268,6 +268,9 @@ def test_call_times_takes_at_least_reps_calls_and_the_time_asked_for():
     assert len(times) == 3 and len(calls) == 4  # one untimed warm-up
     times = _timing.call_times(lambda: time.sleep(0.002), reps=2, min_seconds=0.03)
     assert sum(times) >= 0.03 and len(times) >= 2
+    # time the process did not run (here: asleep, as when other processes hold the CPU) is left out
+    running = _timing.call_times(lambda: time.sleep(0.02), reps=2, running=True)
+    assert len(running) == 2 and max(running) < 0.01
 
 
 def test_bench_peers_take_turns_over_rounds(monkeypatch):
