@@ -420,11 +420,14 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
 @jit_inline
 def _optimizer_step(params, grad, lo, hi, penalty_end, penalty, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
                     state_1, state_2):
-    """In-place update of ``params[lo:hi]`` from ``grad[lo:hi]`` (scikit-learn's formulas and order).
+    """In-place update of ``params[lo:hi]`` from ``grad[lo:hi]`` (scikit-learn's formulas and order); returns the
+    sum of the squares of the updated ``params[lo:penalty_end]``.
 
     The gradient of ``params[i]`` is ``g = grad[i] + penalty * params[i]`` for ``i < penalty_end`` and
     ``grad[i]`` beyond: an L2 penalty is added here, in the one pass over the parameters, rather than in a
-    pass of its own before the update (``penalty_end <= lo`` adds none).
+    pass of its own before the update (``penalty_end <= lo`` adds none). The squares of the new weights are
+    summed in the same pass, in the parameters' dtype (the next minibatch's cost needs them, see
+    :func:`_batch_step`; a float64 sum of float32 squares would halve the float32 loop's vector width).
 
     sgd: ``p -= lr g``. momentum: ``v = mu v - lr g; p += v``. nesterov: ``v = mu v - lr g;
     p += mu v - lr g``. adam: ``m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p += -lr_t m / (sqrt(v) + eps)``.
@@ -434,23 +437,31 @@ def _optimizer_step(params, grad, lo, hi, penalty_end, penalty, opt, lr, lr_adam
     keep_1, keep_2 = one - beta_1, one - beta_2
     step = -lr_adam
     split = max(lo, min(penalty_end, hi))
+    squares = zero
     # two ranges, one loop body: the penalised weights, then the rest (the body is compiled once)
     for part in range(2):
         first, stop, pen = (_U(lo), _U(split), penalty) if part == 0 else (_U(split), _U(hi), zero)
+        total = zero
         if opt == OPT_SGD:
             for i in range(first, stop):
-                params[i] -= lr * (grad[i] + pen * params[i])
+                p = params[i] - lr * (grad[i] + pen * params[i])
+                params[i] = p
+                total += p * p
         elif opt == OPT_MOMENTUM:
             for i in range(first, stop):
                 v = momentum * state_1[i] - lr * (grad[i] + pen * params[i])
                 state_1[i] = v
-                params[i] += v
+                p = params[i] + v
+                params[i] = p
+                total += p * p
         elif opt == OPT_NESTEROV:
             for i in range(first, stop):
                 g = grad[i] + pen * params[i]
                 v = momentum * state_1[i] - lr * g
                 state_1[i] = v
-                params[i] += momentum * v - lr * g
+                p = params[i] + (momentum * v - lr * g)
+                params[i] = p
+                total += p * p
         else:
             for i in range(first, stop):
                 g = grad[i] + pen * params[i]
@@ -458,7 +469,12 @@ def _optimizer_step(params, grad, lo, hi, penalty_end, penalty, opt, lr, lr_adam
                 m2 = beta_2 * state_2[i] + keep_2 * (g * g)
                 state_1[i] = m1
                 state_2[i] = m2
-                params[i] += (step * m1) / (np.sqrt(m2) + epsilon)
+                p = params[i] + (step * m1) / (np.sqrt(m2) + epsilon)
+                params[i] = p
+                total += p * p
+        if part == 0:
+            squares = total
+    return squares
 
 
 # --- the output layer: cost and delta ------------------------------------------------------------
@@ -765,6 +781,9 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
     gradient is never stored. ``scratch[t_off:t_off + t_size]`` is free for this call: where
     :func:`fastmlp._small_products.transpose_pays` and it is large enough, ``A_prev.T`` is copied there so that
     BLAS runs the product in its faster plain form.
+
+    Returns the sum of the squares of the updated weights (float64; 0 for a fused SGD step without penalty,
+    ``alpha == 0``, whose next cost does not need it).
     """
     n_coef = n_in * n_out
     size = params.dtype.type(n_b)
@@ -795,36 +814,49 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
     else:
         _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
                          scalars)
-    _optimizer_step(params, grad, first, hi, lo + n_coef, penalty, opt, lr, lr_adam, momentum, beta_1, beta_2,
-                    epsilon, state_1, state_2)
+    squares = 0.0
+    squares += _optimizer_step(params, grad, first, hi, lo + n_coef, penalty, opt, lr, lr_adam, momentum, beta_1,
+                               beta_2, epsilon, state_1, state_2)
+    if first > lo and alpha != zero:  # the weights were updated by the product itself: a pass of their own
+        for t in range(_U(lo), _U(lo + n_coef)):
+            squares += params[t] * params[t]
+    return squares
 
 
 @jit_inline
-def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas,
-                dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
-                state_1, state_2, scalars, blas_min_flops):
-    """One minibatch: forward, cost, backward and the optimiser step for every layer; returns the cost.
+def _batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas, dims, acts, slope, loss,
+                alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, scalars, blas_min_flops,
+                squares):
+    """One minibatch: forward, cost, backward and the optimiser step for every layer; returns the cost and the sum
+    of the squares of the updated weights.
 
-    The batch is the ``(n0, n_b)`` block at ``xb[x_off:]`` (rows ``x_ld`` apart) with targets ``(nL, n_b)``
-    at ``yb[y_off:]`` (rows ``y_ld`` apart). ``p_off`` / ``a_off`` are the layer offsets in ``params`` (and
+    The batch is the ``(n0, n_b)`` block at ``xb[b_off:]`` with targets ``(nL, n_b)`` at ``yb[b_off:]``, rows
+    ``b_ld`` apart in both. (At most 30 arguments: CPython passes more as a tuple, which Numba cannot inline.)
+    ``p_off`` / ``a_off`` are the layer offsets in ``params`` (and
     ``grad``) and in the activation workspaces ``Zbuf`` / ``Abuf`` (blocks packed ``(n_l, n_b)``); the two
     halves of ``deltas`` hold the deltas of alternate layers. (Arrays are never chosen at run time here:
     each such choice costs reference counting that a small network notices.)
 
     The cost (loss of the batch plus ``0.5 alpha sum(W^2) / n_b``) is that of the parameters before the
-    step. Layer ``l`` is updated as soon as the delta of layer ``l - 1`` has been computed from its old
+    step. ``squares`` is their ``sum(W^2)`` as the previous minibatch's step returned it, or negative when
+    unknown (the first minibatch of an epoch), which costs a pass over the weights when ``alpha != 0``.
+    Layer ``l`` is updated as soon as the delta of layer ``l - 1`` has been computed from its old
     weights, which gives the same result as computing every gradient first.
     """
     n_layers = dims.shape[0] - 1
     zero = params.dtype.type(0)
     half = deltas.shape[0] // 2
     zero_offset = np.int64(0)
+    x_off, x_ld, y_off, y_ld = b_off, b_ld, b_off, b_ld
 
     penalty = 0.0
     if alpha != zero:
-        for l in range(n_layers):
-            for t in range(_U(p_off[l]), _U(p_off[l] + dims[l] * dims[l + 1])):
-                penalty += params[t] * params[t]
+        if squares >= 0.0:
+            penalty = squares
+        else:
+            for l in range(n_layers):
+                for t in range(_U(p_off[l]), _U(p_off[l] + dims[l] * dims[l + 1])):
+                    penalty += params[t] * params[t]
         penalty = 0.5 * alpha * penalty / n_b
 
     for l in range(n_layers):
@@ -837,6 +869,7 @@ def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_of
     cost = _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], yb, y_off, y_ld, dims[n_layers], n_b, acts[top],
                            loss, slope, deltas, zero_offset) / n_b + penalty
 
+    new_squares = 0.0
     for l in range(top, -1, -1):
         n_in = dims[l]
         n_out = dims[l + 1]
@@ -850,10 +883,10 @@ def _batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_of
         # layer l are computed); for layer 0 that is all of Zbuf
         t_off = a_off[l - 1] if l > 0 else zero_offset
         t_size = n_in * n_b if l > 0 else a_off[n_layers]
-        _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, p_off[l], p_off[l + 1],
-                      alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, use_blas, scalars,
-                      Zbuf, t_off, t_size)
-    return cost
+        new_squares += _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, grad, p_off[l],
+                                     p_off[l + 1], alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1,
+                                     state_2, use_blas, scalars, Zbuf, t_off, t_size)
+    return cost, new_squares
 
 
 @jit_inline
@@ -986,6 +1019,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
         stop = span[1] if e == n_epochs - 1 else n_batches
         total = partial[0] if first > 0 else 0.0
         weighted = partial[1] if first > 0 else 0.0
+        squares = -1.0  # sum(W^2) of the current weights, returned by each minibatch's step for the next one's cost
         for batch in range(first, stop):
             start = batch * batch_size
             n_b = min(batch_size, m - start)
@@ -1001,9 +1035,9 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
                 x_src, y_src, src_off, src_ld = xbuf, ybuf, np.int64(0), np.int64(n_b)
             else:
                 x_src, y_src, src_off, src_ld = X_flat, Y_flat, np.int64(start), np.int64(m)
-            cost = _batch_step(x_src, src_off, src_ld, y_src, src_off, src_ld, n_b, params, grad, p_off, a_off,
-                               Zbuf, Abuf, deltas, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum,
-                               beta_1, beta_2, epsilon, state_1, state_2, scalars, blas_min_flops)
+            cost, squares = _batch_step(x_src, y_src, src_off, src_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf,
+                                        deltas, dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1,
+                                        beta_2, epsilon, state_1, state_2, scalars, blas_min_flops, squares)
             total += cost
             weighted += cost * n_b
         if replay != 2:
@@ -1509,9 +1543,9 @@ def _train_full_batch_recording(X, Y, params, dims, acts, slope, loss, learning_
     base = a_off[top]
     size = n_out * m
     for e in range(n_epochs):
-        cost = _batch_step(X_flat, 0, m, Y_flat, 0, m, m, params, grad, p_off, a_off, Zbuf, Abuf, deltas, dims, acts,
-                           slope, loss, zero, OPT_SGD, lr, lr, zero, zero, zero, zero, no_state, no_state, scalars,
-                           blas_min_flops)
+        cost, _ = _batch_step(X_flat, Y_flat, 0, m, m, params, grad, p_off, a_off, Zbuf, Abuf, deltas, dims, acts,
+                              slope, loss, zero, OPT_SGD, lr, lr, zero, zero, zero, zero, no_state, no_state, scalars,
+                              blas_min_flops, -1.0)
         for t in range(size):
             out[e * size + t] = Abuf[base + t]
         if not (np.isfinite(cost) and _all_finite(params)):

@@ -95,10 +95,11 @@ def _update(params, t, g, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_
         params[t] += (-lr_adam * m1) / (np.sqrt(m2) + epsilon)
 
 
-def _tiny_batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas,
-                     dims, acts, slope, loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
-                     state_1, state_2, scalars, blas_min_flops):
-    """One minibatch, as :func:`fastmlp._kernels._batch_step` (same arguments, same result), in plain loops.
+def _tiny_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas, dims, acts, slope,
+                     loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, scalars,
+                     blas_min_flops, squares):
+    """One minibatch, as :func:`fastmlp._kernels._batch_step` (same arguments, same result), in plain loops
+    (``squares`` is not used: the weights' ``sum(W^2)`` is computed here when the cost needs it, and -1 returned).
 
     Forward: each ``Z[j, i] = b[j] + sum_k W[j, k] A_prev[k, i]`` summed in a register in the order written
     (bias first, as the general kernel's loops), its activation stored with it. The output delta and the cost
@@ -115,6 +116,7 @@ def _tiny_batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off,
     size = params.dtype.type(n_b)
     half = _U(deltas.shape[0] // 2)
     nb = _U(n_b)
+    x_off, x_ld, y_off, y_ld = b_off, b_ld, b_off, b_ld
 
     penalty = 0.0
     if alpha != zero:
@@ -204,7 +206,7 @@ def _tiny_batch_step(xb, x_off, x_ld, yb, y_off, y_ld, n_b, params, grad, p_off,
                 t = w_off + j * n_in + k
                 _update(params, t, (s + alpha * params[t]) / size, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
                         state_1, state_2)
-    return cost
+    return cost, -1.0
 
 
 _TINY_KERNELS: dict = {}
