@@ -13,8 +13,8 @@ _DISTRIBUTIONS = ("numba", "scipy", "scikit-learn", "tqdm", "matplotlib", "threa
 
 def _cached_kernels() -> str:
     """What the on-disk cache holds fresh machine code of, for this CPU: the training kernels (one per optimiser
-    and loss, by dtype) and the prediction kernel (by dtype). A ``fit`` or ``predict`` with one of these loads
-    it instead of compiling (for seconds)."""
+    and loss, by dtype; the general one and the tiny networks' one) and the prediction kernel (by dtype). A
+    ``fit`` or ``predict`` with one of these loads it instead of compiling (for seconds)."""
     try:
         from fastmlp import _kernels as K
 
@@ -23,15 +23,22 @@ def _cached_kernels() -> str:
             magic = dispatcher.targetctx.codegen().magic_tuple()  # this CPU's code-generation target
             return sorted({key[0][params_arg].dtype.name for key in index if key[1] == magic})
 
-        train = []
-        for opt, opt_name in K.OPTIMIZER_NAMES.items():
-            for loss, loss_name in K.LOSS_NAMES.items():
-                dtypes = cached_dtypes(K.train_epochs_kernel(opt, loss), 2)
-                if dtypes:
-                    train.append(f"{opt_name}/{loss_name} {', '.join(dtypes)}")
+        from fastmlp import _kernels_tiny as KT
+
+        def training(make) -> list[str]:
+            found = []
+            for opt, opt_name in K.OPTIMIZER_NAMES.items():
+                for loss, loss_name in K.LOSS_NAMES.items():
+                    dtypes = cached_dtypes(make(opt, loss), 2)
+                    if dtypes:
+                        found.append(f"{opt_name}/{loss_name} {', '.join(dtypes)}")
+            return found
+
+        train, tiny = training(K.train_epochs_kernel), training(KT.train_epochs_tiny_kernel)
         predict = cached_dtypes(K._forward_rows, 1)
         none = "none (first use compiles)"
-        return f"train_epochs: {'; '.join(train) or none}; forward_rows: {', '.join(predict) or none}"
+        return (f"train_epochs: {'; '.join(train) or none}; tiny networks: {'; '.join(tiny) or none}; "
+                f"forward_rows: {', '.join(predict) or none}")
     except Exception as exc:  # a private Numba interface: report, never fail ``info``
         return f"unknown ({type(exc).__name__})"
 

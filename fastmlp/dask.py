@@ -44,9 +44,10 @@ def _dispatchers():
         for name, obj in vars(module).items():
             if hasattr(obj, "stats") and hasattr(obj, "py_func"):
                 found[f"{module_name}.{name}"] = obj
-        # kernels specialised on first use (one training kernel per optimiser and loss)
-        for obj in getattr(module, "_TRAIN_KERNELS", {}).values():
-            found[f"{module_name}.{obj.py_func.__name__}"] = obj
+        # kernels specialised on first use (one training kernel per optimiser and loss, general and tiny)
+        for table in ("_TRAIN_KERNELS", "_TINY_KERNELS"):
+            for obj in getattr(module, table, {}).values():
+                found[f"{module_name}.{obj.py_func.__name__}"] = obj
     return found
 
 
@@ -71,7 +72,8 @@ def compile_stats() -> dict:
 def warm_up(dtypes=("float64", "float32")) -> float:
     """Load (or, with a cold cache, compile) the kernels that estimators use; returns the seconds it took.
 
-    One tiny ``MLPClassifier`` and ``MLPRegressor`` fit and predict per dtype.
+    One small ``MLPClassifier`` and ``MLPRegressor`` fit and predict per dtype, on a problem just large enough
+    for the general training kernel (a smaller one would load the tiny networks' kernel instead).
     """
     import warnings
 
@@ -82,10 +84,10 @@ def warm_up(dtypes=("float64", "float32")) -> float:
     started = time.perf_counter()
     rng = np.random.RandomState(0)
     for dtype in dtypes:
-        X = rng.randn(12, 3).astype(dtype)
+        X = rng.randn(24, 12).astype(dtype)  # a product of 24 x 12 x 4: not a tiny network (_engine.is_tiny)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            MLPClassifier((4,), max_iter=2, random_state=0).fit(X, np.arange(12) % 3).predict_proba(X)
+            MLPClassifier((4,), max_iter=2, random_state=0).fit(X, np.arange(24) % 3).predict_proba(X)
             MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, X[:, 0]).predict(X)
     return time.perf_counter() - started
 

@@ -121,30 +121,38 @@ def test_info_says_whether_the_compile_cache_would_be_hit(tmp_path):
 
 
 FIRST_FIT = """
+import sys
 import numpy as np
 import fastmlp
-from fastmlp import _kernels as K
+from fastmlp import _kernels as K, _kernels_tiny as KT
 rng = np.random.RandomState(0)
-fastmlp.MLP([3, 4, 1], seed=1).fit(rng.randn(3, 40), (rng.rand(1, 40) < 0.5).astype(float), epochs=1,
-                                    learning_rate=0.05, batch_size=8)
-stats = K.train_epochs_kernel(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"]).stats
+sizes = [3, 4, 1] if sys.argv[1] == "tiny" else [3, 40, 1]  # a product of 8 x 3 x 4 is below BLAS's threshold
+fastmlp.MLP(sizes, seed=1).fit(rng.randn(3, 40), (rng.rand(1, 40) < 0.5).astype(float), epochs=1,
+                               learning_rate=0.05, batch_size=8)
+make = KT.train_epochs_tiny_kernel if sys.argv[1] == "tiny" else K.train_epochs_kernel
+stats = make(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"]).stats
 print("hits", sum(stats.cache_hits.values()), "misses", sum(stats.cache_misses.values()))
 """
 
 
-def test_a_fit_leaves_the_kernel_in_the_cache_and_info_says_so():
+@pytest.mark.parametrize("kernel", ["general", "tiny"])
+def test_a_fit_leaves_the_kernel_in_the_cache_and_info_says_so(kernel):
     """In the package's compile cache (shared with the other child processes): after one process has fitted
     (plain SGD, binary cross-entropy, float64), ``info`` lists that kernel as cached, and the next process's
-    fit loads it (a cache hit, no miss) instead of compiling it."""
-    first = subprocess.run([sys.executable, "-c", FIRST_FIT], capture_output=True, text=True, env=ENV, timeout=300)
+    fit loads it (a cache hit, no miss) instead of compiling it -- the general training kernel, and the tiny
+    networks' one."""
+    first = subprocess.run([sys.executable, "-c", FIRST_FIT, kernel], capture_output=True, text=True, env=ENV,
+                           timeout=300)
     assert first.returncode == 0, first.stderr
     info = subprocess.run([sys.executable, "-m", "fastmlp", "info"], capture_output=True, text=True, env=ENV,
                           timeout=120)
     assert info.returncode == 0, info.stderr
     line = next(row for row in info.stdout.splitlines() if row.startswith("cached kernels"))
-    sgd_bce = next(part for part in line.split(";") if "sgd/bce" in part)
+    section = line.split("tiny networks:")[1 if kernel == "tiny" else 0].split("forward_rows")[0]
+    sgd_bce = next(part for part in section.split(";") if "sgd/bce" in part)
     assert "float64" in sgd_bce, line
-    second = subprocess.run([sys.executable, "-c", FIRST_FIT], capture_output=True, text=True, env=ENV, timeout=300)
+    second = subprocess.run([sys.executable, "-c", FIRST_FIT, kernel], capture_output=True, text=True, env=ENV,
+                            timeout=300)
     assert second.returncode == 0, second.stderr
     assert "hits 1 misses 0" in second.stdout, second.stdout
 
