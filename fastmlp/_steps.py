@@ -128,6 +128,10 @@ def with_relu_grad_at_zero(layout, relu_grad_at_zero):
     return other
 
 
+#: ``len(Wb) -> [float32 entry, float64 entry]`` of :func:`_kernels._update_arrays` (see ``_ENTRIES``)
+_UPDATE_ENTRIES: dict = {}
+_UPDATE_SEEN: set = set()
+_NO_ENTRY = (None, None)
 #: the ``out`` of an in-place :func:`_kernels._update_arrays` (empty), per dtype
 _NO_OUTPUT = {_F32: np.empty(0, _F32), _F64: np.empty(0, _F64)}
 _PARAM_SPECS: dict = {}
@@ -1203,9 +1207,12 @@ def _update_plain(parameters, grads, lr, in_place):
         keys = _PLAIN_KEYS.get(len(parameters))
         if keys is not None and len(keys) == len(Wb) and all(map(_IS, map(parameters.get, keys), Wb)):
             dtype = grads.flat.dtype
-            if _arrays_still(Wb, dtype) is not None:
+            exact = _EXACT.get(len(Wb))
+            found = exact.get(_fingerprint(Wb)) if exact is not None else None
+            # (_arrays_still, inline: the same arrays as the backward pass read, checked again as they are now)
+            if found is not None and found[0] is dtype and tuple(map(_DTYPE, Wb)) == found[2]:
                 out = _NO_OUTPUT[dtype] if in_place else np.empty_like(grads.flat)
-                run = _ENTRIES.get((_update_arrays_kernel, (dtype, len(Wb))))
+                run = _UPDATE_ENTRIES.get(len(Wb), _NO_ENTRY)[dtype is _F64]
                 if run is not None:
                     if run(Wb, grads._spec, grads.flat, lr, out) == 0:
                         return parameters if in_place else packed_view(out, grads.sizes, order=tuple(parameters))
@@ -1223,6 +1230,10 @@ def _update_plain(parameters, grads, lr, in_place):
         # every value is finite before it writes anything; in place, one array after the other, in order)
         out = _NO_OUTPUT[dtype] if in_place else np.empty_like(G)
         status = _call_arrays(_update_arrays_kernel, True, dtype, (Wb, _param_spec(sizes), G, lr, out), Wb)
+        if (len(Wb), dtype) not in _UPDATE_SEEN and (_update_arrays_kernel, (dtype, len(Wb))) in _ENTRIES:
+            entries = _UPDATE_ENTRIES.setdefault(len(Wb), [None, None])
+            entries[dtype is _F64] = _ENTRIES[_update_arrays_kernel, (dtype, len(Wb))]
+            _UPDATE_SEEN.add((len(Wb), dtype))
         if status == 0:
             return parameters if in_place else packed_view(out, sizes, order=tuple(parameters))
         return None  # (a value not finite, the shapes do not fit, or an array is not aligned: the full path)

@@ -189,6 +189,18 @@ WORKLOADS = {
     "whole loop, course: L_layer_model on XOR [2,4,1]": lambda: _whole_loop("course", 2000),
     "whole loop, architecture: train on XOR [2,4,1]": lambda: _whole_loop("architecture", 2000),
 }
+#: issue 11's target per row: ``(kind, value)``; ``"speedup"``: their NumPy / on fastmlp at least ``value``;
+#: ``"of compiled"``: on fastmlp / compiled loop at most ``value``
+TARGETS = {
+    "XOR 2-2-1 sigmoid, m=4 (XOR exercise loop)": ("speedup", 3.0),
+    "XOR 2-2-1 sigmoid, m=4, the user's own dict (XOR exercise loop)": ("speedup", 3.0),
+    "XOR [2,2,1] relu, m=4 (course loop)": ("speedup", 3.0),
+    "[30,64,32,1] relu, m=569 full batch (course loop)": ("speedup", 1.5),
+    "[12288,20,7,5,1] relu, m=209 (course loop)": ("of compiled", 1.25),
+    "seed 004 forward only, m=1": ("speedup", 3.0),
+    "whole loop, course: L_layer_model on XOR [2,4,1]": ("speedup", 50.0),
+    "whole loop, architecture: train on XOR [2,4,1]": ("speedup", 50.0),
+}
 #: the rows that run in seconds without optional data (the asv smoke test's tiny mode)
 SMALL = [name for name in WORKLOADS if "XOR" in name or "seed 004" in name]
 
@@ -236,13 +248,20 @@ def main(argv=None):
     rows = workloads(SMALL if args.small else None)
     times = measure(rows, repeats=3 if args.quick else 7, budget=0.01 if args.quick else 0.1)
     print(f"{'workload':66s} {'their NumPy':>13s} {'on fastmlp':>13s} {'speedup':>8s} {'compiled loop':>14s}"
-          f" {'on fastmlp / compiled':>22s}")
+          f" {'on fastmlp / compiled':>22s}  target")
     for name, entry in rows:
         t_np, t_fast = times[name, "numpy"], times[name, "fastmlp"]
-        line = f"{name:66s} {_fmt(t_np)} {_fmt(t_fast)} {t_np / t_fast:7.1f}x"
+        line = f"{name:66s} {_fmt(t_np)} {_fmt(t_fast)} {t_np / t_fast:7.2f}x"
         if "compiled" in entry:
             t_c = times[name, "compiled"]
             line += f" {_fmt(t_c):>14s} {t_fast / t_c:21.2f}x"
+        else:
+            line += " " * 37
+        kind, value = TARGETS.get(name, (None, None))
+        if kind == "speedup":
+            line += f"  speedup >= {value:g}x: {'met' if t_np / t_fast >= value else 'NOT met'}"
+        elif kind == "of compiled":
+            line += f"  <= {value:g}x compiled: {'met' if t_fast / t_c <= value else 'NOT met'}"
         print(line)
     from threadpoolctl import threadpool_info
 
