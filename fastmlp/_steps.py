@@ -895,7 +895,9 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
             if p is not None and p.sizes == layout.sizes and p.flat.dtype == layout.dtype:
                 flat, private = p.flat, False
             else:
-                found = plain_arrays(parameters_now)
+                again = _plain_again(parameters_now) if arrays and type(parameters_now) is dict else None
+                found = ((again[0],) + tuple(again[1][:2]) + (True,) if again is not None
+                         else plain_arrays(parameters_now))
                 if found is not None and found[1] == layout.sizes and found[2] == layout.dtype:
                     Wb = found[0]
                     if not (arrays and found[3]):

@@ -783,3 +783,40 @@ def test_a_plain_dict_changed_between_forward_and_backward_gives_the_reference_s
     got = F.L_model_backward(AL, Y, caches)
     for key in want:
         assert_allclose(got[key], want[key], **tol(np.float64), err_msg=key)
+
+
+@pytest.mark.parametrize("same_X", [True, False])
+def test_a_cache_tuple_the_caller_keeps_never_changes(same_X):
+    """Caches are reused two steps later only when nothing else holds them, their arrays or their
+    ``((A_prev, W, b), Z)`` tuples: a tuple kept by the caller keeps its values."""
+    rng = np.random.default_rng(5)
+    P = F.initialize_parameters_deep([2, 3, 1], seed=0)
+    X = rng.standard_normal((2, 4))
+    Y = np.ones((1, 4))
+    AL, caches = F.L_model_forward(X, P)
+    held = caches[0]
+    Z_before = held[1].copy()
+    del AL, caches
+    for k in range(4):
+        X_k = X if same_X else X * (k + 2.0)
+        if same_X:
+            P["W1"] *= 1.5  # (new values through the same arrays)
+        AL, caches = F.L_model_forward(X_k, P)
+        F.L_model_backward(AL, Y, caches)
+        del AL, caches
+    assert_array_equal(held[1], Z_before)
+
+
+def test_a_plain_dict_s_deferred_dA0_is_that_of_the_backward_pass(always_lazy):
+    """dA0 computed when first read from a plain dict's own W1: a copy of it as the backward pass read it."""
+    params, X, Y = _plain()
+    theirs = _copy(params)
+    AL, caches = F.L_model_forward(X, params)
+    assert caches._pass.Wb is not None
+    grads = F.L_model_backward(AL, Y, caches)
+    assert type(grads) is _steps.LazyGrads
+    params["W1"] *= -3.0  # after the backward pass, before dA0 is read
+    AL_r, caches_r = R.L_model_forward(X, theirs)
+    want = R.L_model_backward(AL_r, Y, caches_r)
+    for key in want:
+        assert_allclose(grads[key], want[key], **tol(np.float64), err_msg=key)
