@@ -151,6 +151,45 @@ def _as_engine_columns(a, dtype):
     return out
 
 
+def _plain_training_arrays(estimator, X, y, reset):
+    """``(X, y)`` as ``validate_data(estimator, X, y, multi_output=True, dtype=(np.float64, np.float32),
+    reset=reset)`` returns them, without its cost, for the common case it leaves unchanged: ``X`` a 2-D
+    float64/float32 ndarray (not a subclass) of finite values, ``y`` a 1-D ndarray of integers or booleans (or
+    of finite floats) of as many samples, and, when not ``reset``, ``X`` with the fitted feature count and an
+    estimator fitted without feature names; the same bookkeeping (``n_features_in_``, no
+    ``feature_names_in_`` after a reset). None for anything else (scikit-learn's checks then run and raise their
+    own errors). scikit-learn's checks cost about as much as two epochs of a digits-sized network."""
+    if not (type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2 and y.ndim == 1
+            and X.dtype in (np.float64, np.float32) and X.shape[0] >= 1 and X.shape[1] >= 1
+            and y.shape[0] == X.shape[0] and y.dtype.kind in "iubf"):
+        return None
+    state = estimator.__dict__
+    if not reset and (X.shape[1] != state.get("n_features_in_") or "feature_names_in_" in state):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        # (the sum overflows only for huge values)
+        if not (np.isfinite(X.sum()) or np.isfinite(X).all()):
+            return None
+        if y.dtype.kind == "f" and not (np.isfinite(y.sum()) or np.isfinite(y).all()):
+            return None
+    if reset:
+        state.pop("feature_names_in_", None)
+        estimator.n_features_in_ = X.shape[1]
+    return X, y
+
+
+def _frozen_param(value):
+    """A value of a parameter that can be compared with a later one to tell that it is the same value of the
+    same type (None when it cannot: mutable or unusual values are validated afresh every time)."""
+    if value is None or type(value) in (int, float, str, bool):
+        return (type(value), value)
+    if type(value) is tuple and all(type(v) is int for v in value):
+        return (tuple, value)
+    if type(value) is np.random.RandomState:
+        return (np.random.RandomState, id(value), value)  # the same object (kept alive by the snapshot)
+    return None
+
+
 def _check_fitted(estimator):
     """``check_is_fitted(estimator)``, skipped when ``coefs_`` is set (which it would accept): it scans every
     attribute, which costs as much as a one-row prediction."""
@@ -848,6 +887,18 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         return self._score_function(y, y_pred, sample_weight=sample_weight)
 
     # ------------------------------------------------------------------ misc
+    def _validate_params(self):
+        """scikit-learn's parameter validation, which ``_fit_context`` runs on every ``fit``; skipped when every
+        parameter is the same value, of the same type, as when it last passed (a fit on unchanged parameters
+        would pass again). Any other value, and any value that cannot be compared so (a list, an array, a
+        generator), is validated again."""
+        snapshot = tuple((name, _frozen_param(value)) for name, value in sorted(vars(self).items())
+                         if name in self._parameter_constraints)
+        if all(frozen is not None for _, frozen in snapshot) and self.__dict__.get("_valid_params") == snapshot:
+            return
+        super()._validate_params()
+        self._valid_params = snapshot
+
     def _check_targets(self, y):
         pass
 
@@ -1075,8 +1126,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.max_fun = max_fun
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        plain = _plain_training_arrays(self, X, y, reset)
+        if plain is not None:
+            X, y = plain
+        else:
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                                 dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         # the same class bookkeeping as scikit-learn (fit / warm_start / partial_fit)
@@ -1300,8 +1355,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        plain = _plain_training_arrays(self, X, y, reset)
+        if plain is not None:
+            X, y = plain
+        else:
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+                                 dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
