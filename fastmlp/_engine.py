@@ -358,8 +358,10 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     if kernel not in ("auto", "tiny", "general"):
         raise ValueError(f"unknown kernel {kernel!r}; expected 'auto', 'tiny' or 'general'")
     tiny = kernel == "tiny" or (kernel == "auto" and is_tiny(net, batch_size, blas_min))
-    make = KT.train_epochs_tiny_kernel if tiny else K.train_epochs_kernel
-    run = make(K.OPTIMIZER_CODES[opt.kind], K.LOSS_CODES[loss])  # compiles only this optimiser and loss
+    opt_code, loss_code = K.OPTIMIZER_CODES[opt.kind], K.LOSS_CODES[loss]
+    # compiles only this optimiser and loss (and, for the usual networks, these activations)
+    run = (KT.train_epochs_tiny_kernel(opt_code, loss_code) if tiny
+           else K.train_epochs_kernel(opt_code, loss_code, net.act_codes))
     fixed = (Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), dt(alpha), batch_size)
     opt_args = (dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2,
                 opt.step, ws["Zbuf"], ws["Abuf"], ws["deltas"], ws["grad"], ws["xbuf"], ws["ybuf"], ws["backup"],

@@ -13,8 +13,9 @@ _DISTRIBUTIONS = ("numba", "scipy", "scikit-learn", "tqdm", "matplotlib", "threa
 
 def _cached_kernels() -> str:
     """What the on-disk cache holds fresh machine code of, for this CPU: the training kernels (one per optimiser
-    and loss, by dtype; the general one and the tiny networks' one) and the prediction kernel (by dtype). A
-    ``fit`` or ``predict`` with one of these loads it instead of compiling (for seconds)."""
+    and loss, and for the general one's usual activation sets, activations; by dtype; the general one and the tiny
+    networks' one) and the prediction kernel (by dtype). A ``fit`` or ``predict`` with one of these loads it
+    instead of compiling (for seconds)."""
     try:
         from fastmlp import _kernels as K
 
@@ -25,16 +26,23 @@ def _cached_kernels() -> str:
 
         from fastmlp import _kernels_tiny as KT
 
-        def training(make) -> list[str]:
+        names = {code: name for name, code in K.ACTIVATION_CODES.items()}
+
+        def training(make, activation_sets) -> list[str]:
             found = []
             for opt, opt_name in K.OPTIMIZER_NAMES.items():
                 for loss, loss_name in K.LOSS_NAMES.items():
-                    dtypes = cached_dtypes(make(opt, loss), 2)
-                    if dtypes:
-                        found.append(f"{opt_name}/{loss_name} {', '.join(dtypes)}")
+                    for acts in activation_sets:
+                        dtypes = cached_dtypes(make(opt, loss, acts), 2)
+                        if dtypes:
+                            which = ""
+                            if acts != K.ALL_ACTIVATIONS:  # a kernel specialised to these activations
+                                which = f" ({'+'.join(sorted(names[a] for a in acts))})"
+                            found.append(f"{opt_name}/{loss_name}{which} {', '.join(dtypes)}")
             return found
 
-        train, tiny = training(K.train_epochs_kernel), training(KT.train_epochs_tiny_kernel)
+        train = training(K.train_epochs_kernel, (*K.SPECIALISED_ACTIVATIONS, K.ALL_ACTIVATIONS))
+        tiny = training(lambda opt, loss, acts: KT.train_epochs_tiny_kernel(opt, loss), (K.ALL_ACTIVATIONS,))
         predict = cached_dtypes(K._forward_rows, 1)
         none = "none (first use compiles)"
         return (f"train_epochs: {'; '.join(train) or none}; tiny networks: {'; '.join(tiny) or none}; "

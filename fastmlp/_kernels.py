@@ -62,28 +62,102 @@ OPTIMIZER_CODES = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NES
 #: arranged so that nothing is inlined at two sites of one kernel (which would compile it twice). IR
 #: inlining is not free either: Numba copies the callee's IR per block with its whole variable scope, and its
 #: passes grow faster than linearly with a function's size (inlining the four layer kernels into
-#: ``_train_epochs`` made a first fit 1.5x slower to compile), so the layer kernels stay separate. The
-#: optimiser and the loss are compile-time constants of the training kernel (one copy per pair, see
-#: :func:`train_epochs_kernel`), which they pass on as literals: the layer kernels are then compiled once per
-#: optimiser / loss actually used, with the other branches folded away. Measured per function with
-#: ``scripts/cold_start.py --breakdown``.
+#: ``_train_epochs`` made a first fit 1.5x slower to compile), so the layer kernels stay separate. A training
+#: kernel is a copy of ``_train_epochs`` and of the layer kernels it calls in which the optimiser, the loss and
+#: (for the usual networks) the activations are compile-time constants (see :func:`train_epochs_kernel` and
+#: :func:`_family_copy`): Numba prunes the branches of the others before typing them, so a first ``fit``
+#: compiles only what it runs. Measured per function with ``scripts/cold_start.py --breakdown``.
 jit = njit(**JIT_OPTIONS)
 jit_inline = njit(inline="always", **JIT_OPTIONS)
 #: a separately compiled kernel that only other kernels call: Numba builds no wrappers for calls from Python
 #: (with 15-25 arguments to unbox, those were a tenth of the LLVM code of a first fit)
 jit_internal = njit(**INTERNAL_JIT_OPTIONS)
-#: the optimiser and loss codes of a kernel specialised by :func:`_specialised` (None in the template itself)
+#: the optimiser and loss codes of a training kernel made by :func:`train_epochs_kernel` (None in the template)
 _OPT = _LOSS = None
+#: Which branches a kernel compiles: one flag per activation, optimiser and loss. In the module's own kernels
+#: (the templates, which the per-step, predict and general paths call) every flag is True. :func:`_family_copy`
+#: makes copies of the training kernels in which the flags of what a network does not use are False: Numba
+#: prunes a branch on a False module constant before typing it, so a first ``fit`` types, lowers and optimises
+#: only its own activations, optimiser and loss.
+_LINEAR = _RELU = _LEAKY_RELU = _SIGMOID = _TANH = _SOFTMAX = _RELU_PASS_AT_ZERO = True
+_SGD = _MOMENTUM = _NESTEROV = _ADAM = True
+_BCE = _MSE = _CE = _HALF_MSE = True
+#: a squared loss (mse or half_mse): the only losses whose delta needs the output activation's derivative
+_SQUARED_LOSS = True
+ACTIVATION_FLAGS = {ACT_LINEAR: "_LINEAR", ACT_RELU: "_RELU", ACT_LEAKY_RELU: "_LEAKY_RELU", ACT_SIGMOID: "_SIGMOID",
+                    ACT_TANH: "_TANH", ACT_SOFTMAX: "_SOFTMAX", ACT_RELU_PASS_AT_ZERO: "_RELU_PASS_AT_ZERO"}
+OPTIMIZER_FLAGS = {OPT_SGD: "_SGD", OPT_MOMENTUM: "_MOMENTUM", OPT_NESTEROV: "_NESTEROV", OPT_ADAM: "_ADAM"}
+LOSS_FLAGS = {LOSS_BCE: "_BCE", LOSS_MSE: "_MSE", LOSS_CE: "_CE", LOSS_HALF_MSE: "_HALF_MSE"}
+_FLAGS = (*ACTIVATION_FLAGS.values(), *OPTIMIZER_FLAGS.values(), *LOSS_FLAGS.values(), "_SQUARED_LOSS", "_OPT",
+          "_LOSS")
+#: the kernels a training kernel is made of, copied per specialisation (each reads its callees, and the flags,
+#: from its copy's namespace)
+_FAMILY = ("_batch_step", "_affine_activation", "_activate_block", "_apply_activation", "_apply_derivative",
+           "_backprop_delta", "_cost_and_delta", "_layer_update", "_optimizer_step")
+_COPIES: dict = {}
+_COPY_NAMES: dict = {}
+
+
+def _reads(name: str) -> frozenset:
+    """The flags that the kernel (or template) ``name`` reads, itself or through the family members it calls."""
+    func = globals()[name]
+    code = getattr(func, "py_func", func).__code__
+    found = {n for n in code.co_names if n in _FLAGS}
+    for callee in code.co_names:
+        if callee in _FAMILY and callee != name:
+            found |= _reads(callee)
+    return frozenset(found)
+
+
+def _family_copy(name: str, flags: dict):
+    """The kernel ``name`` (a family member or the :func:`_train_epochs` template) compiled with the module
+    constants in ``flags`` fixed, calling copies of the family members made with the same ``flags``.
+
+    A copy shares the template's code but reads its globals from a namespace holding the flags and the callees'
+    copies: Numba takes globals as compile-time constants and prunes the branches they rule out before typing.
+    A copy depends only on the flags it reads (:func:`_reads`), so training kernels that differ elsewhere share
+    it. Its name lists the flags it reads that are not False (and the values of ``_OPT`` and ``_LOSS``), which
+    gives it its own file in Numba's disk cache.
+    """
+    relevant = _reads(name)
+    key = (name, tuple(sorted((f, flags[f]) for f in relevant)))
+    copy = _COPIES.get(key)
+    if copy is not None:
+        return copy
+    template = globals()[name]
+    py_func = getattr(template, "py_func", template)
+    namespace = dict(py_func.__globals__)
+    namespace.update(flags)
+    for callee in py_func.__code__.co_names:
+        if callee in _FAMILY and callee != name:
+            namespace[callee] = _family_copy(callee, flags)
+    # the name must tell every value of the flags read apart: Numba's disk cache finds a kernel by its name and
+    # argument types only, so two copies of one name would load each other's code
+    parts = [f.strip("_").lower() + ("" if flags[f] is True else str(flags[f])) for f in _FLAGS
+             if f in relevant and flags[f] is not False]
+    suffix = "__" + "_".join(parts)
+    if _COPY_NAMES.setdefault(name + suffix, key) != key:
+        raise RuntimeError(f"two specialisations of {name} would share the cache name {name + suffix}")
+    func = pytypes.FunctionType(py_func.__code__, namespace, name + suffix, py_func.__defaults__,
+                                py_func.__closure__)
+    func.__qualname__ = name + suffix
+    func.__doc__ = py_func.__doc__
+    if hasattr(template, "targetoptions"):  # the member's own options (inline, wrappers, fast-math)
+        options = {k: v for k, v in template.targetoptions.items() if k not in ("nopython", "boundscheck")}
+        copy = njit(cache=JIT_OPTIONS["cache"], **options)(func)
+    else:
+        copy = jit(func)
+    _COPIES[key] = copy
+    return copy
 
 
 def _specialised(template, suffix: str, **constants):
     """``template`` compiled with the module-level names in ``constants`` fixed (e.g. ``_OPT=OPT_SGD``).
 
     The copy shares the template's code but reads its globals from a namespace holding ``constants``: Numba
-    takes globals as compile-time constants and prunes the branches they rule out before typing, and
-    passes them on as literals, so LLVM folds the same branches in the kernels it calls. A first ``fit``
-    thus compiles one optimiser and one loss, not all of them. The copy's own name (``template`` +
-    ``suffix``) gives it its own file in Numba's disk cache.
+    takes globals as compile-time constants and prunes the branches they rule out before typing. The copy's
+    own name (``template`` + ``suffix``) gives it its own file in Numba's disk cache. (The tiny networks'
+    kernel is made this way; the general training kernels by :func:`_family_copy`.)
     """
     namespace = dict(template.__globals__, **constants)
     name = template.__name__ + suffix
@@ -145,7 +219,7 @@ def _blas_kind(arr):  # pragma: no cover - replaced by the overload below inside
     raise NotImplementedError
 
 
-@overload(_blas_kind)
+@overload(_blas_kind, jit_options={"no_cpython_wrapper": True, "no_cfunc_wrapper": True})
 def _blas_kind_impl(arr):
     code = ord("d") if arr.dtype == types.float64 else ord("s")
 
@@ -220,7 +294,7 @@ def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
     """
     z_off, a_off, n, n_b = _U(z_off), _U(a_off), _U(n), _U(n_b)
     one = Z.dtype.type(1)
-    if act == ACT_SOFTMAX:
+    if _SOFTMAX and act == ACT_SOFTMAX:
         for i in range(n_b):
             top = Z[z_off + i]
             for j in range(_U(1), n):
@@ -243,21 +317,22 @@ def _apply_activation(Z, z_off, A, a_off, count, act, slope):
     z_off, a_off, count = _U(z_off), _U(a_off), _U(count)
     one = Z.dtype.type(1)
     zero = one - one
-    if act == ACT_RELU or act == ACT_RELU_PASS_AT_ZERO:
+    # each branch first asks its flag (a constant: see _family_copy), so that a specialised copy compiles only its own
+    if (_RELU or _RELU_PASS_AT_ZERO) and (act == ACT_RELU or act == ACT_RELU_PASS_AT_ZERO):
         for t in range(count):
             z = Z[z_off + t]
             A[a_off + t] = z if z > zero else zero
-    elif act == ACT_LEAKY_RELU:
+    elif _LEAKY_RELU and act == ACT_LEAKY_RELU:
         for t in range(count):
             z = Z[z_off + t]
             A[a_off + t] = z if z > zero else slope * z
-    elif act == ACT_SIGMOID:
+    elif _SIGMOID and act == ACT_SIGMOID:
         for t in range(count):
             A[a_off + t] = _sigmoid(Z[z_off + t], one)
-    elif act == ACT_TANH:
+    elif _TANH and act == ACT_TANH:
         for t in range(count):
             A[a_off + t] = np.tanh(Z[z_off + t])
-    else:
+    elif _LINEAR:
         for t in range(count):
             A[a_off + t] = Z[z_off + t]
 
@@ -269,20 +344,20 @@ def _apply_derivative(D, d_off, Z, z_off, A, a_off, count, act, slope):
     d_off, z_off, a_off, count = _U(d_off), _U(z_off), _U(a_off), _U(count)
     one = D.dtype.type(1)
     zero = one - one
-    if act == ACT_RELU:
+    if _RELU and act == ACT_RELU:
         for t in range(count):
             D[d_off + t] = D[d_off + t] if Z[z_off + t] > zero else zero
-    elif act == ACT_RELU_PASS_AT_ZERO:
+    elif _RELU_PASS_AT_ZERO and act == ACT_RELU_PASS_AT_ZERO:
         for t in range(count):
             D[d_off + t] = D[d_off + t] if Z[z_off + t] >= zero else zero
-    elif act == ACT_LEAKY_RELU:
+    elif _LEAKY_RELU and act == ACT_LEAKY_RELU:
         for t in range(count):
             D[d_off + t] = D[d_off + t] if Z[z_off + t] > zero else slope * D[d_off + t]
-    elif act == ACT_SIGMOID:
+    elif _SIGMOID and act == ACT_SIGMOID:
         for t in range(count):
             a = A[a_off + t]
             D[d_off + t] = D[d_off + t] * a * (one - a)
-    elif act == ACT_TANH:
+    elif _TANH and act == ACT_TANH:
         for t in range(count):
             a = A[a_off + t]
             D[d_off + t] = D[d_off + t] * (one - a * a)
@@ -346,14 +421,20 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
     ``dZ_prev`` packed ``(n_in, n_b)`` written at ``dp_off``.
     """
     one = dZ.dtype.type(1)
-    zero = one - one
     if use_blas:
-        _gemm(True, False, n_in, n_b, n_out, one, params, p_off, n_in, dZ, d_off, n_b, zero, dZ_prev, dp_off, n_b,
+        _gemm(True, False, n_in, n_b, n_out, one, params, p_off, n_in, dZ, d_off, n_b, one - one, dZ_prev, dp_off, n_b,
               scalars)
-        _apply_derivative(dZ_prev, dp_off, Z, zp_off, A, ap_off, n_in * n_b, act_prev, slope)
-        return
-    d_off, n_out, n_b, p_off, n_in, zp_off, ap_off, dp_off = (
-        _U(d_off), _U(n_out), _U(n_b), _U(p_off), _U(n_in), _U(zp_off), _U(ap_off), _U(dp_off))
+    else:
+        _delta_product_loops(dZ, d_off, n_out, n_b, params, p_off, n_in, dZ_prev, dp_off)
+    # one call for the block (a call per row costs more than a small network's arithmetic), from one call site
+    _apply_derivative(dZ_prev, dp_off, Z, zp_off, A, ap_off, n_in * n_b, act_prev, slope)
+
+
+@jit_inline
+def _delta_product_loops(dZ, d_off, n_out, n_b, params, p_off, n_in, dZ_prev, dp_off):
+    """``dZ_prev = W.T @ dZ`` by compiled loops (see :func:`_backprop_delta` for the layout)."""
+    zero = dZ.dtype.type(0)
+    d_off, n_out, n_b, p_off, n_in, dp_off = _U(d_off), _U(n_out), _U(n_b), _U(p_off), _U(n_in), _U(dp_off)
     for k in range(n_in):
         dk = dp_off + k * n_b
         for i in range(n_b):
@@ -363,9 +444,6 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
             dj = d_off + j * n_b
             for i in range(n_b):
                 dZ_prev[dk + i] += w * dZ[dj + i]
-    # one call for the block (a call per row costs more than a small network's arithmetic)
-    _apply_derivative(dZ_prev, np.int64(dp_off), Z, np.int64(zp_off), A, np.int64(ap_off), np.int64(n_in * n_b),
-                      act_prev, slope)
 
 
 @jit_inline
@@ -404,6 +482,14 @@ def _layer_gradients(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_of
         _gemm(False, True, n_out, n_in, n_b, one / size, dZ, d_off, n_b, src, s_off, s_ld, beta, grad, p_off, n_in,
               scalars)
         return
+    _weight_gradient_loops(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad)
+
+
+@jit_inline
+def _weight_gradient_loops(src, s_off, s_ld, n_in, n_b, dZ, d_off, n_out, params, p_off, alpha, grad):
+    """``g_W = (dZ @ A_prev.T + alpha W) / n_b`` by compiled loops (see :func:`_layer_gradients`)."""
+    zero = dZ.dtype.type(0)
+    size = dZ.dtype.type(n_b)
     s_off, s_ld, n_in, n_b = _U(s_off), _U(s_ld), _U(n_in), _U(n_b)
     d_off, n_out, p_off = _U(d_off), _U(n_out), _U(p_off)
     for k in range(n_in):
@@ -436,25 +522,27 @@ def _optimizer_step(params, grad, lo, hi, penalty_end, penalty, opt, lr, lr_adam
     zero = one - one
     keep_1, keep_2 = one - beta_1, one - beta_2
     step = -lr_adam
-    split = max(lo, min(penalty_end, hi))
+    # (conditional expressions, not min/max: Numba compiles its min and max as functions of their own)
+    split = penalty_end if penalty_end < hi else hi
+    split = split if split > lo else lo
     squares = zero
     # two ranges, one loop body: the penalised weights, then the rest (the body is compiled once)
     for part in range(2):
         first, stop, pen = (_U(lo), _U(split), penalty) if part == 0 else (_U(split), _U(hi), zero)
         total = zero
-        if opt == OPT_SGD:
+        if _SGD and opt == OPT_SGD:
             for i in range(first, stop):
                 p = params[i] - lr * (grad[i] + pen * params[i])
                 params[i] = p
                 total += p * p
-        elif opt == OPT_MOMENTUM:
+        elif _MOMENTUM and opt == OPT_MOMENTUM:
             for i in range(first, stop):
                 v = momentum * state_1[i] - lr * (grad[i] + pen * params[i])
                 state_1[i] = v
                 p = params[i] + v
                 params[i] = p
                 total += p * p
-        elif opt == OPT_NESTEROV:
+        elif _NESTEROV and opt == OPT_NESTEROV:
             for i in range(first, stop):
                 g = grad[i] + pen * params[i]
                 v = momentum * state_1[i] - lr * g
@@ -462,7 +550,7 @@ def _optimizer_step(params, grad, lo, hi, penalty_end, penalty, opt, lr, lr_adam
                 p = params[i] + (momentum * v - lr * g)
                 params[i] = p
                 total += p * p
-        else:
+        elif _ADAM:
             for i in range(first, stop):
                 g = grad[i] + pen * params[i]
                 m1 = beta_1 * state_1[i] + keep_1 * g
@@ -503,7 +591,7 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
     zero = one - one
     two = one + one
     total = 0.0
-    if loss == LOSS_CE:
+    if _CE and loss == LOSS_CE:
         for i in range(n_b):
             top = Z[z_off + i]
             j_top = 0
@@ -520,16 +608,18 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
                     total += y * _neg_log_softmax(top, Z[z_off + t], log_s)
                 dZ[d_off + t] = A[a_off + t] - y
         return total
+    if not (_BCE or _SQUARED_LOSS):  # (each flag a constant: a kernel for ce alone compiles nothing below)
+        return total
     factor = two if loss == LOSS_MSE else one
     # the sum first, in loops that only read: a store in the same loop would make LLVM choose between a
     # vectorised and a scalar loop by a run-time overlap test of the addresses, and the two round differently
     for j in range(n_out):
-        if loss == LOSS_BCE:
+        if _BCE and loss == LOSS_BCE:
             for i in range(n_b):
                 z = Z[z_off + j * n_b + i]
                 a = A[a_off + j * n_b + i]
                 total += max(z, zero) - Y[y_off + j * y_ld + i] * z - np.log(max(a, one - a))
-        else:
+        elif _SQUARED_LOSS:
             for i in range(n_b):
                 diff = A[a_off + j * n_b + i] - Y[y_off + j * y_ld + i]
                 total += diff * diff
@@ -537,11 +627,10 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
         for i in range(n_b):
             t = j * n_b + i
             dZ[d_off + t] = factor * (A[a_off + t] - Y[y_off + j * y_ld + i])
-    if loss == LOSS_BCE:
-        return total
-    _apply_derivative(dZ, d_off, Z, z_off, A, a_off, n_out * n_b, act, slope)
-    if loss == LOSS_HALF_MSE:
-        total = total / (2.0 * n_out)
+    if _SQUARED_LOSS and loss != LOSS_BCE:
+        _apply_derivative(dZ, d_off, Z, z_off, A, a_off, n_out * n_b, act, slope)
+        if loss == LOSS_HALF_MSE:
+            total = total / (2.0 * n_out)
     return total
 
 
@@ -791,8 +880,8 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
     one = params.dtype.type(1)
     first = lo  # the first parameter the optimiser step updates
     penalty = zero  # the L2 penalty's share of the weight gradient, when the optimiser step adds it
+    _intercept_gradient(deltas, d_off, n_out, n_b, grad, lo + n_coef)
     if use_blas:
-        _intercept_gradient(deltas, d_off, n_out, n_b, grad, lo + n_coef)
         fused = opt == OPT_SGD
         if fused:  # W <- (1 - lr alpha / n_b) W - (lr / n_b) dZ @ A_prev.T
             target, scale, keep = params, -lr / size, one - lr * alpha / size
@@ -809,11 +898,11 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
             right, r_off, r_ld, r_trans = scratch, t_off, n_in, False
             chunk = n_in
         for k0 in range(0, n_in, chunk):  # columns k0.. of the gradient: rows k0.. of A_prev
-            _gemm(False, r_trans, n_out, min(chunk, n_in - k0), n_b, scale, deltas, d_off, n_b, right,
-                  r_off + k0 * r_ld, r_ld, keep, target, lo + k0, n_in, scalars)
+            cols = chunk if chunk < n_in - k0 else n_in - k0  # (Numba's min is a function of its own to compile)
+            _gemm(False, r_trans, n_out, cols, n_b, scale, deltas, d_off, n_b, right, r_off + k0 * r_ld, r_ld, keep,
+                  target, lo + k0, n_in, scalars)
     else:
-        _layer_gradients(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad, use_blas,
-                         scalars)
+        _weight_gradient_loops(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad)
     squares = 0.0
     squares += _optimizer_step(params, grad, first, hi, lo + n_coef, penalty, opt, lr, lr_adam, momentum, beta_1,
                                beta_2, epsilon, state_1, state_2)
@@ -945,8 +1034,9 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
     """Run ``len(learning_rates)`` epochs (or pieces of epochs) of minibatch training in place; return how many
     of them completed.
 
-    A template, never compiled as it is: :func:`train_epochs_kernel` compiles one copy per optimiser and loss,
-    in which the codes ``_OPT`` and ``_LOSS`` are constants (see :func:`_specialised`).
+    A template, never compiled as it is: :func:`train_epochs_kernel` compiles one copy per optimiser, loss and
+    (for the usual networks) activation set, in which the codes ``_OPT`` and ``_LOSS`` and the branch flags are
+    constants (see :func:`_family_copy`).
 
     Parameters
     ----------
@@ -1022,7 +1112,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
         squares = -1.0  # sum(W^2) of the current weights, returned by each minibatch's step for the next one's cost
         for batch in range(first, stop):
             start = batch * batch_size
-            n_b = min(batch_size, m - start)
+            n_b = batch_size if batch_size < m - start else m - start  # (Numba's min is a function of its own)
             lr_adam = lr
             if opt == OPT_ADAM:
                 step[0] += 1
@@ -1070,13 +1160,36 @@ OPTIMIZER_NAMES = {code: name for name, code in OPTIMIZER_CODES.items()}
 LOSS_NAMES = {code: name for name, code in LOSS_CODES.items()}
 
 
-def train_epochs_kernel(opt: int, loss: int):
-    """The compiled :func:`_train_epochs` for optimiser code ``opt`` and loss code ``loss`` (made on first
-    use; it compiles, or loads from the disk cache, on its first call for a dtype)."""
-    kernel = _TRAIN_KERNELS.get((opt, loss))
+#: the activation sets a training kernel is specialised to (relu hidden layers and the usual outputs: the networks
+#: that the estimators and ``MLP`` make by default); any other network gets a kernel with every activation
+SPECIALISED_ACTIVATIONS = (frozenset({ACT_RELU, ACT_SIGMOID}), frozenset({ACT_RELU, ACT_SOFTMAX}),
+                           frozenset({ACT_RELU, ACT_LINEAR}))
+ALL_ACTIVATIONS = frozenset(ACTIVATION_FLAGS)
+
+
+def train_epochs_kernel(opt: int, loss: int, acts):
+    """The compiled :func:`_train_epochs` for optimiser code ``opt``, loss code ``loss`` and a network with the
+    activation codes ``acts`` (any iterable), made on first use; it compiles, or loads from the disk cache, on
+    its first call for a dtype.
+
+    It compiles no other optimiser or loss (see :func:`_family_copy`), and, when the set of ``acts`` is one of
+    :data:`SPECIALISED_ACTIVATIONS`, no other activation: a first ``fit`` of such a network compiles a third less
+    code. Other activation sets share one kernel with every activation per optimiser and loss (a kernel per
+    set would multiply the kernels a process compiles, for a test suite tens of them).
+    """
+    codes = frozenset(int(a) for a in acts)
+    if codes not in SPECIALISED_ACTIVATIONS:
+        codes = ALL_ACTIVATIONS
+    key = (int(opt), int(loss), codes)
+    kernel = _TRAIN_KERNELS.get(key)
     if kernel is None:
-        kernel = _specialised(_train_epochs, f"_{OPTIMIZER_NAMES[opt]}_{LOSS_NAMES[loss]}", _OPT=opt, _LOSS=loss)
-        _TRAIN_KERNELS[(opt, loss)] = kernel
+        flags = dict.fromkeys(_FLAGS, False)
+        flags.update({ACTIVATION_FLAGS[a]: True for a in codes})
+        flags[OPTIMIZER_FLAGS[opt]] = flags[LOSS_FLAGS[loss]] = True
+        flags["_SQUARED_LOSS"] = loss in (LOSS_MSE, LOSS_HALF_MSE)
+        flags["_OPT"], flags["_LOSS"] = int(opt), int(loss)
+        kernel = _family_copy("_train_epochs", flags)
+        _TRAIN_KERNELS[key] = kernel
     return kernel
 
 

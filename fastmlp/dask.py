@@ -44,7 +44,8 @@ def _dispatchers():
         for name, obj in vars(module).items():
             if hasattr(obj, "stats") and hasattr(obj, "py_func"):
                 found[f"{module_name}.{name}"] = obj
-        # kernels specialised on first use (one training kernel per optimiser and loss, general and tiny)
+        # kernels specialised on first use (one training kernel per optimiser, loss and, for the general kernel, the
+        # usual activation sets; general and tiny)
         for table in ("_TRAIN_KERNELS", "_TINY_KERNELS"):
             for obj in getattr(module, table, {}).values():
                 found[f"{module_name}.{obj.py_func.__name__}"] = obj

@@ -11,7 +11,11 @@ including the functions it compiled on the way, its own share, and the part of t
 (optimisation and machine code, Numba's ``numba:llvm_lock`` event); then the process's floor, the CPU
 time of ``import numba`` and of Numba's first compilation of a trivial function (its one-time set-up).
 
-usage: python scripts/cold_start.py [--repeat N] [--breakdown]
+``--warm-breakdown`` fills a cache and then, in as many fresh processes as ``--repeat`` says, splits a warm
+process's CPU time: the imports (NumPy, Numba, SciPy's BLAS), Numba's registries, fastmlp's modules, and the
+first fit's cache load (index, kernel file, LLVM object code, linking) and the rest of the fit.
+
+usage: python scripts/cold_start.py [--repeat N] [--breakdown] [--warm-breakdown]
 """
 
 import argparse
@@ -83,6 +87,70 @@ for name, args, spent, own, llvm, depth in rows:
         print(f"  {spent:5.2f} {own:5.2f} {llvm:5.2f}  {'  ' * depth}{name} {args[:70]}")
 """
 
+WARM = r"""
+import collections, sys, time
+spent = collections.Counter()
+c0 = time.process_time()
+def step(label, since):
+    now = time.process_time()
+    spent[label] += now - since
+    return now
+t = step("interpreter start to here", c0)
+import numpy as np
+t = step("import numpy", t)
+import numba
+t = step("import numba", t)
+import numba.np.linalg  # noqa: F401
+t = step("import numba.np.linalg (fastmlp's kernels need it)", t)
+import scipy.linalg  # noqa: F401
+t = step("import scipy.linalg (Numba's BLAS check imports it; its BLAS is what kernels call)", t)
+from numba.core import caching, codegen
+from numba.core.registry import cpu_target
+
+def timed(owner, name, label):
+    inner = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[label] += time.process_time() - start
+    setattr(owner, name, wrapper)
+
+cpu_target.typing_context.refresh()
+cpu_target.target_context.refresh()
+t = step("Numba's typing and lowering registries (refresh: imports and installs them)", t)
+import fastmlp.model  # noqa: F401
+t = step("import fastmlp's modules (model, engine, kernels: dispatchers made)", t)
+timed(caching.IndexDataCacheFile, "_load_index", "  cache: index read and unpickled")
+timed(caching.IndexDataCacheFile, "_load_data", "  cache: kernel file read and unpickled")
+timed(codegen.JITCPUCodegen, "unserialize_library", "  cache: LLVM object code loaded (llvmlite)")
+timed(type(cpu_target.target_context), "get_executable", "  cache: linked, symbols resolved, entry point")
+rng = np.random.RandomState(0)
+X = rng.randn(30, 569)
+Y = (rng.rand(1, 569) < 0.5).astype(float)
+model = fastmlp.model.MLP([30, 64, 32, 1], seed=1)
+t0 = time.process_time()
+model.fit(X, Y, epochs=1, learning_rate=0.05, batch_size=32)
+fit = time.process_time() - t0
+cache = sum(v for k, v in spent.items() if k.startswith("  cache"))
+spent["first fit: loading the kernel from the cache"] = cache
+spent["first fit: the rest (validation, workspaces, the epoch itself)"] = fit - cache
+total = time.process_time() - c0
+print(f"warm start breakdown (CPU s, total {total:.3f}):")
+order = ["interpreter start to here", "import numpy", "import numba",
+         "import numba.np.linalg (fastmlp's kernels need it)",
+         "import scipy.linalg (Numba's BLAS check imports it; its BLAS is what kernels call)",
+         "Numba's typing and lowering registries (refresh: imports and installs them)",
+         "import fastmlp's modules (model, engine, kernels: dispatchers made)",
+         "first fit: loading the kernel from the cache", "  cache: index read and unpickled",
+         "  cache: kernel file read and unpickled", "  cache: LLVM object code loaded (llvmlite)",
+         "  cache: linked, symbols resolved, entry point",
+         "first fit: the rest (validation, workspaces, the epoch itself)"]
+for label in order:
+    print(f"  {spent[label]:6.3f}  {label}")
+"""
+
 FLOOR = r"""
 import time
 c0 = time.process_time()
@@ -110,6 +178,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=1, help="cold/warm pairs to run (medians printed)")
     parser.add_argument("--breakdown", action="store_true", help="per-function compile times of a cold fit")
+    parser.add_argument("--warm-breakdown", action="store_true",
+                        help="where a warm-cache process's CPU time goes (imports, Numba's set-up, cache load)")
     args = parser.parse_args(argv)
     runs = {"cold cache": [], "warm cache": []}
     for _ in range(args.repeat):
@@ -127,6 +197,12 @@ def main(argv=None):
             env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTMLP_CACHE="1")
             print(_run(BREAKDOWN, env))
             print(_run(FLOOR, env))
+    if args.warm_breakdown:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTMLP_CACHE="1")
+            _run(CHILD, env)  # fills the cache
+            for _ in range(max(1, args.repeat)):
+                print(_run(WARM, env))
     with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else open(os.devnull) as f:
         load = f.read().split()[:3]
     if load:

@@ -129,8 +129,11 @@ rng = np.random.RandomState(0)
 sizes = [3, 4, 1] if sys.argv[1] == "tiny" else [3, 40, 1]  # a product of 8 x 3 x 4 is below BLAS's threshold
 fastmlp.MLP(sizes, seed=1).fit(rng.randn(3, 40), (rng.rand(1, 40) < 0.5).astype(float), epochs=1,
                                learning_rate=0.05, batch_size=8)
-make = KT.train_epochs_tiny_kernel if sys.argv[1] == "tiny" else K.train_epochs_kernel
-stats = make(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"]).stats
+if sys.argv[1] == "tiny":
+    kernel = KT.train_epochs_tiny_kernel(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"])
+else:  # the general kernel specialised to relu and sigmoid
+    kernel = K.train_epochs_kernel(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"], [K.ACT_RELU, K.ACT_SIGMOID])
+stats = kernel.stats
 print("hits", sum(stats.cache_hits.values()), "misses", sum(stats.cache_misses.values()))
 """
 
@@ -138,9 +141,9 @@ print("hits", sum(stats.cache_hits.values()), "misses", sum(stats.cache_misses.v
 @pytest.mark.parametrize("kernel", ["general", "tiny"])
 def test_a_fit_leaves_the_kernel_in_the_cache_and_info_says_so(kernel):
     """In the package's compile cache (shared with the other child processes): after one process has fitted
-    (plain SGD, binary cross-entropy, float64), ``info`` lists that kernel as cached, and the next process's
-    fit loads it (a cache hit, no miss) instead of compiling it -- the general training kernel, and the tiny
-    networks' one."""
+    (plain SGD, binary cross-entropy, float64; relu and sigmoid), ``info`` lists that kernel as cached, and the
+    next process's fit loads it (a cache hit, no miss) instead of compiling it -- the general training kernel,
+    and the tiny networks' one."""
     first = subprocess.run([sys.executable, "-c", FIRST_FIT, kernel], capture_output=True, text=True, env=ENV,
                            timeout=300)
     assert first.returncode == 0, first.stderr
@@ -149,7 +152,8 @@ def test_a_fit_leaves_the_kernel_in_the_cache_and_info_says_so(kernel):
     assert info.returncode == 0, info.stderr
     line = next(row for row in info.stdout.splitlines() if row.startswith("cached kernels"))
     section = line.split("tiny networks:")[1 if kernel == "tiny" else 0].split("forward_rows")[0]
-    sgd_bce = next(part for part in section.split(";") if "sgd/bce" in part)
+    sgd_bce = next(part for part in section.split(";") if ("sgd/bce" if kernel == "tiny" else
+                                                           "sgd/bce (relu+sigmoid)") in part)
     assert "float64" in sgd_bce, line
     second = subprocess.run([sys.executable, "-c", FIRST_FIT, kernel], capture_output=True, text=True, env=ENV,
                             timeout=300)
