@@ -61,6 +61,8 @@ def _call_arrays(kernel, direct, dtype, args, Wb, layout=None, slot=0):
     and that is known -- the kernel itself checks the arrays' shapes, strides and alignment, which the caller
     can change at any time -- else through the dispatcher when every array of ``Wb`` has exactly the compiled
     type (C-contiguous, aligned, writable). None otherwise: the caller copies them instead."""
+    if len(_THREADS) + len(_STARTING) != 1:
+        return None  # (see _guarded_entry: only a copy is safe from another thread reshaping the arrays)
     if direct:
         run = _ENTRIES.get((kernel, (dtype, len(Wb))))
         if run is not None:
@@ -88,13 +90,74 @@ def _arrays_still(Wb, dtype):
 
 
 def _learn_entry(kernel, dtype, args) -> None:
-    """Note ``kernel``'s compiled entry point for the types of ``args`` (a call just made with them)."""
+    """Note ``kernel``'s compiled entry point for the types of ``args`` (a call just made with them), guarded
+    by :func:`_guarded_entry`."""
     try:
         from numba import typeof
 
-        _ENTRIES[kernel, dtype] = kernel.overloads[tuple(map(typeof, args))].entry_point
-    except (AttributeError, KeyError):  # NUMBA_DISABLE_JIT: plain functions
+        entry = kernel.overloads[tuple(map(typeof, args))].entry_point
+        types = _fingerprint(args)
+    except (AttributeError, KeyError, TypeError, NotImplementedError):  # NUMBA_DISABLE_JIT: plain functions
         _ENTRIES[kernel, dtype] = kernel
+        return
+    _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, types, _COPY_STATUS.get(kernel))
+
+
+#: what a kernel that reads the caller's own arrays (a tuple of them) returns for "copy them instead"
+_COPY_STATUS = {_forward_arrays_kernel: 2, _backward_arrays_kernel: 3, _update_arrays_kernel: 1}
+
+
+try:  # the interpreter's threads started by ``threading`` (running, and starting)
+    from threading import _active as _THREADS, _limbo as _STARTING
+except ImportError:  # pragma: no cover - another Python
+    _THREADS, _STARTING = {None: None}, {None: None}  # (two: always the dispatcher)
+
+
+def _dispatch(kernel, args):
+    """``kernel(*args)`` through Numba's dispatcher; arguments Numba cannot type for it (an array reshaped or
+    re-typed in place while in use) give a ValueError."""
+    try:
+        return kernel(*args)
+    except _TypingError as exc:
+        raise ValueError("an array changed its number of dimensions or its dtype while fastmlp was using it "
+                         f"(another thread, or code run during the call?): {str(exc).splitlines()[0]}") from None
+
+
+try:
+    from numba.core.errors import TypingError as _TypingError
+except ImportError:  # pragma: no cover - NUMBA_DISABLE_JIT still has it; another Numba may not
+    class _TypingError(Exception):
+        pass
+
+
+def _guarded_entry(kernel, entry, types, copy_status=None):
+    """``kernel``'s compiled ``entry`` point for arguments whose Numba type fingerprint is ``types``.
+
+    An entry point trusts its arguments' types: an array of more dimensions than compiled for overruns the C
+    stack as it is unpacked, one of a smaller dtype is read past its end. The callers' checks run earlier, and
+    in between the caller's own code can run (a float subclass converted, a finaliser, another thread) and
+    reshape or re-type an array in place. So the fingerprint of all the arguments is taken again just before
+    the call, and while other threads run (which the interpreter may switch to between those two steps) the
+    dispatcher makes the call: it takes the fingerprint and calls in C, with nothing in between -- except for
+    a tuple of arrays it has not seen, whose type it works out in Python, where another thread can run. So a
+    kernel that takes the caller's own arrays in a tuple returns ``copy_status`` (its "copy them instead")
+    without running while other threads run: its caller then copies the arrays, and the kernel reads only
+    fastmlp's own arrays.
+    """
+
+    def run(*args):
+        if copy_status is not None and len(_THREADS) + len(_STARTING) != 1:
+            return copy_status
+        try:
+            exact = _fingerprint(args) == types
+        except NotImplementedError:  # (a value Numba has no type for: the dispatcher says so)
+            exact = False
+        if exact and len(_THREADS) + len(_STARTING) == 1:
+            return entry(*args)
+        return _dispatch(kernel, args)
+
+    run.__doc__ = f"{kernel.__name__} through its entry point, for exactly the types it was compiled for"
+    return run
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 _LAYOUTS: dict = {}
@@ -815,6 +878,8 @@ _KEEP_MAX_BYTES = 1 << 20
 def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
     """Keep ``kept`` in ``ring`` again; a ``fresh`` one first records its reference counts (the caller
     holds only ``kept``)."""
+    if len(_THREADS) + len(_STARTING) != 1:
+        return  # (see _reusable)
     if fresh:
         if kept.buffer.nbytes > _KEEP_MAX_BYTES:
             return
@@ -826,15 +891,22 @@ def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
 
 def _reusable(ring: list):
     """A kept result nobody else holds, taken out of ``ring`` while it is being reused (so that another
-    thread cannot take it too), or None."""
-    i = 0
+    thread cannot take it too), or None.
+
+    Nothing is reused or kept while other threads run: "nobody else holds it" is read off reference counts,
+    which another thread's passing references make meaningless (two threads then wrote into the same buffers).
+    """
+    if len(_THREADS) + len(_STARTING) != 1:
+        return None
     for kept in ring:  # (the older one first: in a loop, the result before last)
         # (free(), inline: this runs twice a step; the counts first, as a local name would count)
         if tuple(map(_REFCOUNT, kept.objects)) == kept.counts and (kept.items is None
                                                                     or unchanged(kept.value, kept.items)):
-            del ring[i]
+            try:  # (one call into C: of two threads that both found it free, only one takes it)
+                ring.remove(kept)
+            except ValueError:  # another thread took it first
+                return None
             return kept
-        i += 1
     return None
 
 

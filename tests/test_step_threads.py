@@ -1,0 +1,118 @@
+"""The per-step path (``functional``'s forward / backward / update on a plain dict of the caller's own arrays)
+when the caller's code or another thread changes those arrays while fastmlp is using them, and when several
+threads run their own loops at once. Each case runs in a child: the failure these guard against was a
+segmentation fault (an array reshaped to many dimensions reaching a compiled entry point) or buffers shared
+between threads (silently wrong results)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.child import describe, run_python
+
+SETUP = """
+import sys, threading, time
+import numpy as np
+from fastmlp import functional as F
+
+def make(seed, dims=(3, 5, 4, 1), m=16):
+    rng = np.random.RandomState(seed)
+    p = {}
+    for l in range(1, len(dims)):
+        p[f"W{l}"] = rng.randn(dims[l], dims[l - 1]) * 0.5
+        p[f"b{l}"] = rng.randn(dims[l], 1) * 0.1
+    return p, rng.randn(dims[0], m), (rng.rand(1, m) < 0.5).astype(float)
+
+def steps(p, X, Y, n, lr=0.05):
+    for _ in range(n):
+        AL, caches = F.L_model_forward(X, p)
+        F.update_parameters(p, F.L_model_backward(AL, Y, caches), lr)
+    return p
+"""
+
+OPENBLAS = [pytest.param({}, id="machine"),
+            pytest.param({"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}, id="openblas-unset")]
+
+
+@pytest.mark.parametrize("env", OPENBLAS)
+def test_array_reshaped_by_callers_code_during_the_call_gives_a_value_error(env):
+    """A ``leaky_slope`` whose conversion to float (run after the dict's arrays were checked) gives W1 thirty
+    dimensions: a ValueError naming the problem, then the loop goes on once W1 is back."""
+    code = SETUP + """
+p, X, Y = make(0)
+steps(p, X, Y, 3)  # (the compiled entry points are known from here on)
+class Slope(float):
+    def __float__(self):
+        p["W1"].shape = (1,) * 30 + (5, 3)
+        return 0.01
+try:
+    F.L_model_forward(X, p, leaky_slope=Slope(0.01))
+    print("no error")
+except ValueError as exc:
+    print("ValueError:", exc)
+p["W1"].shape = (5, 3)
+want = steps(make(0)[0], X, Y, 5)
+got = steps(p, X, Y, 2)
+print("equal" if all(np.array_equal(want[k], got[k]) for k in want) else "differs")
+"""
+    proc = run_python(code, env=env)
+    assert proc.returncode == 0, describe(proc)
+    lines = proc.stdout.split("\n")
+    assert lines[0].startswith("ValueError:"), describe(proc)
+    assert lines[1] == "equal", describe(proc)
+
+
+@pytest.mark.parametrize("env", OPENBLAS)
+def test_another_thread_reshaping_the_arrays_never_crashes(env):
+    """One thread steps a plain dict while another flips W1 between (4, 3) and sixty-two dimensions: every step
+    either works or raises a ValueError (as the reference does), for two seconds of steps."""
+    code = SETUP + """
+p, X, Y = make(0, dims=(3, 4, 4, 1), m=6)
+steps(p, X, Y, 3)
+sys.setswitchinterval(1e-6)  # (many switches: the thread lands between any two steps of the calls)
+stop = False
+def flip():
+    W = p["W1"]
+    while not stop:
+        W.shape = (1,) * 60 + (4, 3); time.sleep(0); W.shape = (4, 3); time.sleep(0)
+t = threading.Thread(target=flip, daemon=True)
+t.start()
+counts = {}
+t0 = time.time()
+while time.time() - t0 < 2.0:
+    try:
+        steps(p, X, Y, 1, lr=1e-9)
+        counts["ok"] = counts.get("ok", 0) + 1
+    except ValueError:
+        counts["ValueError"] = counts.get("ValueError", 0) + 1
+stop = True
+t.join()
+print(sorted(counts))
+"""
+    proc = run_python(code, env=env)
+    assert proc.returncode == 0, describe(proc)
+    assert "ValueError" in proc.stdout, describe(proc)  # (the race was reached)
+
+
+def test_threads_running_their_own_loops_get_what_each_loop_gives_alone():
+    """Four threads, each its own dict, data and 1500 steps, at once: each ends exactly where the same loop
+    ends alone (results kept for reuse are not shared between threads)."""
+    code = SETUP + """
+alone = [steps(*make(i), 1500) for i in range(4)]
+sys.setswitchinterval(1e-6)
+bad = 0
+for rep in range(12):
+    got = [None] * 4
+    def run(i):
+        got[i] = steps(*make(i), 1500)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bad += sum(not all(np.array_equal(alone[i][k], got[i][k]) for k in alone[i]) for i in range(4))
+print("differing:", bad)
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, describe(proc)
+    assert "differing: 0" in proc.stdout, describe(proc)
