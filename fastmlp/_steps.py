@@ -108,7 +108,8 @@ _COPY_STATUS = {_forward_arrays_kernel: 2, _backward_arrays_kernel: 3, _update_a
 
 
 try:  # the interpreter's threads started by ``threading`` (running, and starting)
-    from threading import _active as _THREADS, _limbo as _STARTING
+    from threading import _active as _THREADS
+    from threading import _limbo as _STARTING
 except ImportError:  # pragma: no cover - another Python
     _THREADS, _STARTING = {None: None}, {None: None}  # (two: always the dispatcher)
 
@@ -157,6 +158,7 @@ def _guarded_entry(kernel, entry, types, copy_status=None):
         return _dispatch(kernel, args)
 
     run.__doc__ = f"{kernel.__name__} through its entry point, for exactly the types it was compiled for"
+    run.entry = entry
     return run
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 

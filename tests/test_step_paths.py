@@ -444,7 +444,9 @@ for dtype in (np.float64, np.float32, np.float64):
                 assert_allclose(params[key], ref[key], **tol, err_msg=key)
 assert len(_steps._ENTRIES) >= 6, _steps._ENTRIES  # forward, backward, update, cost: float64 and float32
 # the compiled entry points themselves were called (not the dispatchers)
-assert all(type(run).__name__ == "builtin_function_or_method" for run in _steps._ENTRIES.values()), _steps._ENTRIES
+# (each behind its guard, which checks the arguments' types again just before the call)
+assert all(type(run.entry).__name__ == "builtin_function_or_method" for run in _steps._ENTRIES.values()), (
+    _steps._ENTRIES)
 print("ok")
 """
 
