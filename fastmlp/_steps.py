@@ -96,11 +96,20 @@ def _learn_entry(kernel, dtype, args) -> None:
         from numba import typeof
 
         entry = kernel.overloads[tuple(map(typeof, args))].entry_point
-        types = _fingerprint(args)
+        checked = _CHECKED_ARGS.get(kernel, 0)
+        types = _fingerprint(args[:checked]) if checked else None
     except (AttributeError, KeyError, TypeError, NotImplementedError):  # NUMBA_DISABLE_JIT: plain functions
         _ENTRIES[kernel, dtype] = kernel
         return
-    _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, types, _COPY_STATUS.get(kernel))
+    _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, checked, types, _COPY_STATUS.get(kernel))
+
+
+#: how many leading arguments of a kernel the caller's own code could have changed since the caller checked
+#: them (its X, Y and parameter arrays; code of the caller's runs in between, e.g. converting a float
+#: subclass): their fingerprint is taken again just before the call. The other kernels are called right
+#: after their arguments are checked, or take only fastmlp's own arrays.
+_CHECKED_ARGS = {_forward_kernel: 1, _forward_arrays_kernel: 2, _backward_kernel: 2, _backward_arrays_kernel: 3,
+                 _update_arrays_kernel: 1}
 
 
 #: what a kernel that reads the caller's own arrays (a tuple of them) returns for "copy them instead"
@@ -131,31 +140,39 @@ except ImportError:  # pragma: no cover - NUMBA_DISABLE_JIT still has it; anothe
         pass
 
 
-def _guarded_entry(kernel, entry, types, copy_status=None):
-    """``kernel``'s compiled ``entry`` point for arguments whose Numba type fingerprint is ``types``.
+def _guarded_entry(kernel, entry, checked, types, copy_status=None):
+    """``kernel``'s compiled ``entry`` point, for arguments whose first ``checked`` have the Numba type
+    fingerprint ``types``.
 
     An entry point trusts its arguments' types: an array of more dimensions than compiled for overruns the C
     stack as it is unpacked, one of a smaller dtype is read past its end. The callers' checks run earlier, and
     in between the caller's own code can run (a float subclass converted, a finaliser, another thread) and
-    reshape or re-type an array in place. So the fingerprint of all the arguments is taken again just before
-    the call, and while other threads run (which the interpreter may switch to between those two steps) the
-    dispatcher makes the call: it takes the fingerprint and calls in C, with nothing in between -- except for
-    a tuple of arrays it has not seen, whose type it works out in Python, where another thread can run. So a
-    kernel that takes the caller's own arrays in a tuple returns ``copy_status`` (its "copy them instead")
-    without running while other threads run: its caller then copies the arrays, and the kernel reads only
-    fastmlp's own arrays.
+    reshape or re-type an array in place. So the fingerprint of the arguments it could reach
+    (:data:`_CHECKED_ARGS`) is taken again just before the call, and while other threads run (which the
+    interpreter may switch to between those two steps) the dispatcher makes the call: it takes the fingerprint
+    and calls in C, with nothing in between -- except for a tuple of arrays it has not seen, whose type it
+    works out in Python, where another thread can run. So a kernel that takes the caller's own arrays in a
+    tuple returns ``copy_status`` (its "copy them instead") without running while other threads run: its
+    caller then copies the arrays, and the kernel reads only fastmlp's own arrays.
     """
 
     def run(*args):
-        if copy_status is not None and len(_THREADS) + len(_STARTING) != 1:
-            return copy_status
+        if len(_THREADS) + len(_STARTING) != 1:
+            return copy_status if copy_status is not None else _dispatch(kernel, args)
         try:
-            exact = _fingerprint(args) == types
+            if _fingerprint(args[:checked]) == types:
+                return entry(*args)
         except NotImplementedError:  # (a value Numba has no type for: the dispatcher says so)
-            exact = False
-        if exact and len(_THREADS) + len(_STARTING) == 1:
-            return entry(*args)
+            pass
         return _dispatch(kernel, args)
+
+    def run_unchecked(*args):
+        if len(_THREADS) + len(_STARTING) != 1:
+            return copy_status if copy_status is not None else _dispatch(kernel, args)
+        return entry(*args)
+
+    if not checked:
+        run = run_unchecked
 
     run.__doc__ = f"{kernel.__name__} through its entry point, for exactly the types it was compiled for"
     run.entry = entry
