@@ -318,7 +318,9 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     kernel : {"auto", "tiny", "general"}
         Which training kernel runs: ``"auto"`` takes :mod:`fastmlp._kernels_tiny` when no layer's product of a
         full batch reaches ``blas_min_flops`` (none would call BLAS: :func:`is_tiny`), the general kernel
-        otherwise; the others force one (tests compare both with the reference). Same numbers either way.
+        otherwise; the others force one. Both agree with the reference within its tolerances (tests compare
+        both), not bit for bit: their sums run in different orders (a last-digit difference that a very
+        large learning rate can grow, as any change of summation order would).
 
     Returns
     -------
