@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -15,3 +16,17 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("FASTMLP_HYPOTHESIS_PROFILE", "fastmlp"))
+
+
+@pytest.fixture(autouse=True)
+def only_this_thread(monkeypatch):
+    """The per-step fast paths (no copies, reuse of results) are taken only while no other thread runs
+    (``fastmlp._steps._guarded_entry``); a thread an earlier test leaves in this process (Dask's offload
+    thread) would turn them off for every later test that checks them. Tests run in this one thread, so it
+    is hidden; tests/test_step_threads.py checks what happens with threads, in children."""
+    import threading
+
+    from fastmlp import _steps
+
+    monkeypatch.setattr(_steps, "_THREADS", {threading.get_ident(): threading.current_thread()})
+    monkeypatch.setattr(_steps, "_STARTING", {})

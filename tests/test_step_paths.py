@@ -12,7 +12,6 @@
 
 import copy
 import pickle
-import threading
 
 import numpy as np
 import pytest
@@ -30,15 +29,6 @@ from fastmlp import functional as F
 from fastmlp import reference as R
 
 EXACT = dict(rtol=1e-11, atol=1e-14)  # the course dialect against its transcription (A - Y vs divisions)
-
-
-@pytest.fixture(autouse=True)
-def only_this_thread(monkeypatch):
-    """What these single-threaded tests check are the paths taken while no other thread runs. A thread an
-    earlier test left in this process (Dask's offload thread) would turn them off (see
-    ``_steps._guarded_entry``; tests/test_step_threads.py checks what happens with threads, in children)."""
-    monkeypatch.setattr(_steps, "_THREADS", {threading.get_ident(): threading.current_thread()})
-    monkeypatch.setattr(_steps, "_STARTING", {})
 
 
 @pytest.fixture
