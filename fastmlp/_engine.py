@@ -13,11 +13,13 @@ contiguity, shapes), so a mistake never reaches compiled code.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from fastmlp import _bounds as B
 from fastmlp import _config
 from fastmlp import _kernels as K
 from fastmlp import _kernels_general as KG
@@ -372,7 +374,10 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     def call(order_rows, rates_now, span, partial, mean_out, weighted_out):
         return run(*fixed, order_rows, rates_now, *opt_args, span, partial, mean_out, weighted_out)
 
-    return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset)
+    outputs_finite = output_check(net, Xc, Yc, loss, alpha,
+                                  lambda: cost(net, Xc.T if rows else Xc, Yc.T if rows else Yc, loss))
+    return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset,
+                         outputs_finite, ws["backup"])
 
 
 #: a network is tiny (:func:`is_tiny`) only while every layer's product of a batch stays below this many
@@ -389,12 +394,19 @@ def is_tiny(net: Network, batch_size: int, blas_min_flops: int) -> bool:
 
 
 def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, epochs: int, learning_rate, order,
-                  stop, progress, epoch_offset: int) -> TrainResult:
+                  stop, progress, epoch_offset: int, outputs_finite, backup: np.ndarray | None) -> TrainResult:
     """Drive a training kernel in calls of about :data:`CHUNK_SECONDS` (see :func:`train_epochs`).
 
     ``call(order_rows, rates, span, partial, mean_cost, weighted_cost)`` runs the kernel on the epochs whose
     orders and rates it is given, from minibatch ``span[0]`` of the first to ``span[1]`` of the last, and
     returns how many of those epochs (or pieces) completed.
+
+    The kernels check each minibatch's cost, computed before its update, and the parameters. After each call,
+    ``outputs_finite()`` (:func:`output_check`) checks the outputs and cost of the parameters it leaves on the
+    data, before they are reported: when they are not finite, the call's last epoch is treated as a diverged
+    one (:func:`_back_to_finite_outputs`). ``backup`` is the kernel's copy of the parameters and optimiser
+    state at the start of its call (their concatenation); None when the kernel keeps no such copy (one is
+    then made here before each call).
     """
     if isinstance(learning_rate, float):  # the common case, without broadcast_to's cost
         rates = np.full(epochs, learning_rate)
@@ -431,20 +443,26 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
                 orders = draw(min(epochs - done, max_epochs_per_call), done)
             n_epochs = min(n_epochs, orders.shape[0])
             order_rows = orders[:n_epochs]
+        if backup is None and batch == 0:
+            start_state = (net.params.copy(), opt.state_1.copy(), opt.state_2.copy(), opt.step.copy())
+        step_at_start = int(opt.step[0])
         started = time.perf_counter()
         ran = call(order_rows, rates[done:done + n_epochs], span, partial, mean_cost[done:], weighted_cost[done:])
         elapsed = time.perf_counter() - started
-        if ran < n_epochs:  # divergence: the kernel restored the start of that epoch (or of that piece)
-            if ran == 0 and batch > 0:
-                _restore(net, opt, snapshot)
-            done += ran
-            exc = FloatingPointError(
-                f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or weights "
-                f"(try a smaller learning rate); parameters are left at the end of epoch {epoch_offset + done}")
-            exc.completed = TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy())
-            raise exc
         batches_run = int(span[1] - span[0]) + (n_epochs - 1) * n_batches
-        finished = n_epochs if span[1] == n_batches else 0
+        finished = n_epochs if ran == n_epochs and span[1] == n_batches else 0
+        if ran < n_epochs or (finished and not outputs_finite()):
+            # a divergence: the kernel found it (and restored the start of that epoch, or of that piece), or the
+            # outputs of the parameters the call left are not finite (the last update ran no forward pass)
+            if batch > 0:  # a piece of an epoch: back to the epoch's start, which the last call checked
+                _restore(net, opt, snapshot)
+                ran = 0
+            else:
+                start = start_state if backup is None else _from_backup(net, opt, backup, step_at_start)
+                replay = functools.partial(_replay, call, net, opt, start, order_rows, rates[done:], span,
+                                           n_batches, partial, mean_cost[done:], weighted_cost[done:])
+                ran = _back_to_finite_outputs(min(ran, n_epochs - 1), ran == n_epochs, outputs_finite, replay)
+            raise _diverged(done + ran, epoch_offset, mean_cost, weighted_cost)
         batch = 0 if finished else int(span[1])
         if finished:
             snapshot = None
@@ -479,6 +497,84 @@ def _order_source(order, epochs: int, m: int):
 def _check_order(order, epochs, m):
     if order.shape != (epochs, m) or order.min() < 0 or order.max() >= m:
         raise ValueError(f"order must be an ({epochs}, {m}) array of sample indices")
+
+
+def _back_to_finite_outputs(good: int, rerun: bool, outputs_finite, replay) -> int:
+    """After a divergence in a call of whole epochs, bring the parameters back to the end of the call's last epoch
+    whose outputs are finite; return how many of the call's epochs that keeps.
+
+    ``good`` epochs of the call are candidates: when ``rerun``, the state must first be brought to the end of the
+    ``good``-th (the call finished one more, whose outputs were not finite); otherwise it is there already (the
+    kernel restored it). ``replay(n)`` restores the start of the call and runs its first ``n`` epochs again. The
+    outputs of the ``good``-th epoch are checked (a cost overflowing in an epoch's first minibatch means that
+    those of the epoch before did): if they are not finite either, one epoch fewer, and if those are not
+    finite, the start of the call (which the call before checked, or the caller gave).
+    """
+    if rerun:
+        replay(good)
+    if good == 0 or outputs_finite():
+        return good
+    replay(good - 1)
+    if good == 1 or outputs_finite():
+        return good - 1
+    replay(0)
+    return 0
+
+
+def _diverged(done: int, epoch_offset: int, mean_cost, weighted_cost) -> FloatingPointError:
+    """The error for a divergence in epoch ``done + 1``; ``completed`` holds the costs of the ``done`` before."""
+    exc = FloatingPointError(
+        f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost, outputs or weights "
+        f"(try a smaller learning rate); parameters are left at the end of epoch {epoch_offset + done}")
+    exc.completed = TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy())
+    return exc
+
+
+def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: float, real_check):
+    """``outputs_finite()``: whether ``net``'s outputs and cost on the training data ``(x, y)`` are finite now.
+
+    ``x``, ``y`` hold every input and target value (arrays of ``net.dtype``, any shape; a sparse ``X``'s stored
+    values), which must not change while the check is used (training reads them): their norms are read once,
+    here. Each check is first :func:`fastmlp._bounds.coarse` (a dot product and a loop over the
+    layers), then :func:`fastmlp._bounds.per_unit` (one product per layer); only when neither shows the outputs
+    and cost far below the dtype's overflow does ``real_check()``, the cost of a real forward pass, decide.
+    """
+    static = net.__dict__.get("_bound_static")
+    if static is None:  # what a network's bounds need of it, computed once
+        static = net._bound_static = (B.layer_factors(net), B.LIMITS[net.dtype], net.layer_sizes[-1])
+    factors, limit, n_out = static
+    cost_limit = limit / max(1, y.size // n_out)  # a total cost sums one term per sample
+    kind = B.COST_KINDS.get(loss, B.COST_LOGITS)
+    leak = max(1.0, abs(float(net.leaky_slope)))
+    x_norm = B.norm_bound(x)
+    y_top = B.largest_magnitude(y) if kind != B.COST_LOGITS else 0.0
+
+    def outputs_finite() -> bool:
+        if B.coarse(factors, leak, x_norm, net.params, n_out, y_top, kind, alpha, limit, cost_limit):
+            return True
+        if B.per_unit(net, B.largest_magnitude(x), y_top, kind, alpha, limit, cost_limit):
+            return True
+        with np.errstate(all="ignore"):
+            return bool(np.isfinite(real_check()))
+
+    return outputs_finite
+
+
+def _from_backup(net: Network, opt: Optimizer, backup: np.ndarray, step: int):
+    """A :func:`_restore` snapshot from a training kernel's ``backup`` (parameters and optimiser state, one after
+    the other) and Adam's ``step``."""
+    n_p, n_1, n_2 = net.params.size, opt.state_1.size, opt.state_2.size
+    return (backup[:n_p].copy(), backup[n_p:n_p + n_1].copy(), backup[n_p + n_1:n_p + n_1 + n_2].copy(),
+            np.array([step], np.int64))
+
+
+def _replay(call, net: Network, opt: Optimizer, start, order_rows, rates, span, n_batches: int, partial, mean_cost,
+            weighted_cost, n: int) -> None:
+    """Back to the ``start`` of a call of whole epochs and its first ``n`` epochs again (the same numbers)."""
+    _restore(net, opt, start)
+    if n:
+        span[0], span[1] = 0, n_batches
+        call(order_rows[:n], rates[:n], span, partial, mean_cost, weighted_cost)
 
 
 def _restore(net: Network, opt: Optimizer, snapshot) -> None:
@@ -862,7 +958,15 @@ def train_epochs_general(net: Network, X, Y, loss, *, learning_rate, epochs=1, b
         mean_out[:ran] = weighted_out[:ran]
         return ran
 
-    return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset)
+    def real_cost():
+        value, _ = loss_gradient_function(net, X, Yc, loss, alpha=alpha, sample_weight=sample_weight,
+                                          blas_min_flops=blas_min_flops)(net.params.copy())
+        return value
+
+    outputs_finite = output_check(net, data if sparse else Xc, Yc, loss, alpha, real_cost)
+    # (its backup is the start of each epoch, not of the call)
+    return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset,
+                         outputs_finite, None)
 
 
 def forward_general(net: Network, X, *, blas_min_flops=None) -> np.ndarray:
@@ -987,6 +1091,7 @@ def train_recording_outputs(net: Network, X, Y, loss, learning_rate: float, outp
     ws = net.workspace(m)
     epochs = outputs.shape[0]
     done = 0
+    outputs_finite = output_check(net, Xc, Yc, loss, 0.0, lambda: cost(net, Xc, Yc, loss))
     # in calls of about CHUNK_SECONDS, as train_epochs: Ctrl-C is raised between two of them
     per_call = max(1, int(CHUNK_SECONDS * _PESSIMISTIC_RATE / (3.0 * m * net.params.size)))
     while done < epochs:
@@ -1000,6 +1105,10 @@ def train_recording_outputs(net: Network, X, Y, loss, learning_rate: float, outp
         if ran < n:
             raise FloatingPointError(f"training diverged in epoch {epoch_offset + done + 1}: non-finite cost or "
                                      "weights (try a smaller learning rate)")
+        # the last update ran no forward pass (see _run_in_calls)
+        if not outputs_finite():
+            raise FloatingPointError(f"training diverged in epoch {epoch_offset + done}: non-finite cost, outputs "
+                                     "or weights (try a smaller learning rate)")
         per_call = max(1, min(4 * per_call, int(n * CHUNK_SECONDS / max(time.perf_counter() - started, 1e-6))))
 
 
