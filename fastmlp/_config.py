@@ -22,6 +22,7 @@ fastmlp never sets environment variables; ``OPENBLAS_CORETYPE`` is the user's (s
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
@@ -84,8 +85,66 @@ def _use_cache(fastmath: frozenset[str]) -> bool:
     return True
 
 
+#: the modules whose code is compiled into fastmlp's kernels (a kernel defined in one inlines or calls code of the
+#: others, and reads this module's options); tests/test_compile_cache.py checks that every module with Numba
+#: code is listed
+KERNEL_MODULES = ("_config.py", "_kernels.py", "_kernels_tiny.py", "_kernels_general.py", "_small_products.py")
+_SOURCE_DIGEST: list = []
+
+
+def source_digest() -> bytes:
+    """SHA-256 of the sources of :data:`KERNEL_MODULES`, read once per process."""
+    if not _SOURCE_DIGEST:
+        digest = hashlib.sha256()
+        for name in KERNEL_MODULES:
+            with open(os.path.join(_PACKAGE_DIR, name), "rb") as f:
+                source = f.read()
+            digest.update(f"{name}:{len(source)}:".encode())
+            digest.update(source)
+        _SOURCE_DIGEST.append(digest.digest())
+    return _SOURCE_DIGEST[0]
+
+
+def _install_cache_stamp() -> None:
+    """Make Numba's disk cache of fastmlp's kernels depend on the sources of every kernel module.
+
+    Numba keys a cached function on the source stamp of the one file that defines it, but a kernel defined in
+    ``_kernels.py`` also holds code of ``_kernels_tiny.py`` and ``_small_products.py``: after an upgrade or an
+    edit of those alone, the old machine code would be loaded, silently wrong. For functions defined in this
+    package, each of Numba's source-file cache locators is given a subclass whose stamp is
+    :func:`source_digest` (together with Numba's own stamp for a file outside :data:`KERNEL_MODULES`); other
+    packages' functions keep Numba's locators. Works with the locator classes of Numba 0.59 to 0.68 (private
+    ``_CacheImpl`` and ``_InTreeCacheLocator`` in older versions, public names in newer ones).
+    """
+    from numba.core import caching
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    mixin = caching._SourceFileBackedLocatorMixin
+    if any(getattr(cls, "_fastmlp_stamp", False) for cls in impl._locator_classes):
+        return
+
+    def from_function(cls, py_func, py_file):
+        if os.path.dirname(os.path.abspath(py_file)) != _PACKAGE_DIR:
+            return None
+        return cls._fastmlp_base.from_function.__func__(cls, py_func, py_file)
+
+    def get_source_stamp(self):
+        if os.path.basename(self._py_file) in KERNEL_MODULES:
+            return ("fastmlp", source_digest())
+        return ("fastmlp", source_digest(), self._fastmlp_base.get_source_stamp(self))
+
+    ours = [type(f"FastMLP{base.__name__.lstrip('_')}", (base,),
+                 {"__module__": __name__, "_fastmlp_stamp": True, "_fastmlp_base": base,
+                  "from_function": classmethod(from_function), "get_source_stamp": get_source_stamp})
+            for base in impl._locator_classes if issubclass(base, mixin)]
+    impl._locator_classes = ours + list(impl._locator_classes)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 FASTMATH: frozenset[str] = _fastmath_flags()
 CACHE: bool = _use_cache(FASTMATH)
+if CACHE:
+    _install_cache_stamp()
 #: kernels take it as an int64: larger values could not reach them
 BLAS_MIN_FLOPS: int = parse_int(os.environ.get("FASTMLP_BLAS_MIN_FLOPS", "256"), "FASTMLP_BLAS_MIN_FLOPS",
                                 minimum=0, maximum=2**63 - 1)
