@@ -40,9 +40,10 @@ _SQUASHING = frozenset({"sigmoid", "tanh", "softmax"})
 
 def norm_bound(values: np.ndarray) -> float:
     """An upper bound of ``max |values|``: their Euclidean norm (one dot product), with room for its rounding
-    in float32; inf or NaN when the sum of squares overflows or a value is not finite."""
+    in float32; inf or NaN when the sum of squares overflows or a value is not finite (the caller silences
+    NumPy's overflow warning)."""
     flat = values.reshape(-1)
-    return math.sqrt(2.0 * float(np.dot(flat, flat)))  # (BLAS raises no floating-point warnings)
+    return math.sqrt(2.0 * float(np.dot(flat, flat)))
 
 
 def largest_magnitude(values: np.ndarray) -> float:

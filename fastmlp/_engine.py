@@ -535,7 +535,7 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
 
     ``x``, ``y`` hold every input and target value (arrays of ``net.dtype``, any shape; a sparse ``X``'s stored
     values), which must not change while the check is used (training reads them): their norms are read once,
-    here. Each check is first :func:`fastmlp._bounds.coarse` (a dot product and a loop over the
+    at the first check. Each check is first :func:`fastmlp._bounds.coarse` (a dot product and a loop over the
     layers), then :func:`fastmlp._bounds.per_unit` (one product per layer); only when neither shows the outputs
     and cost far below the dtype's overflow does ``real_check()``, the cost of a real forward pass, decide.
     """
@@ -546,15 +546,18 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
     cost_limit = limit / max(1, y.size // n_out)  # a total cost sums one term per sample
     kind = B.COST_KINDS.get(loss, B.COST_LOGITS)
     leak = max(1.0, abs(float(net.leaky_slope)))
-    x_norm = B.norm_bound(x)
-    y_top = B.largest_magnitude(y) if kind != B.COST_LOGITS else 0.0
+    tops = []  # bounds of |x| and |y|, read at the first check
 
     def outputs_finite() -> bool:
-        if B.coarse(factors, leak, x_norm, net.params, n_out, y_top, kind, alpha, limit, cost_limit):
-            return True
-        if B.per_unit(net, B.largest_magnitude(x), y_top, kind, alpha, limit, cost_limit):
-            return True
+        # the sums of squares may overflow (a bound is then inf and the next check decides): no warning
         with np.errstate(all="ignore"):
+            if not tops:
+                tops.extend((B.norm_bound(x), B.largest_magnitude(y) if kind != B.COST_LOGITS else 0.0))
+            x_norm, y_top = tops
+            if B.coarse(factors, leak, x_norm, net.params, n_out, y_top, kind, alpha, limit, cost_limit):
+                return True
+            if B.per_unit(net, B.largest_magnitude(x), y_top, kind, alpha, limit, cost_limit):
+                return True
             return bool(np.isfinite(real_check()))
 
     return outputs_finite

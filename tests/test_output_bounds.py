@@ -32,11 +32,15 @@ def fuzz_case():
 
 
 def test_the_fuzz_case_raises_and_keeps_the_last_finite_parameters():
+    """(With NumPy set to raise on overflow and warnings made errors: the check itself warns of nothing.)"""
     X, Y = fuzz_case()
     model = MLP([30, 8, 2], loss="mse", activations=["relu", "linear"], dtype="float32", seed=617)
     start = {k: v.copy() for k, v in model.get_parameters().items()}
-    with pytest.raises(FloatingPointError, match="diverged in epoch 1: .*left at the end of epoch 0"):
-        model.fit(X, Y, epochs=1, learning_rate=1e-4, batch_size=1, shuffle=False, seed=1)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        with pytest.raises(FloatingPointError, match="diverged in epoch 1: .*left at the end of epoch 0") as info:
+            model.fit(X, Y, epochs=1, learning_rate=1e-4, batch_size=1, shuffle=False, seed=1)
+    assert len(info.value.completed.mean_batch_cost) == 0
     for key, value in model.get_parameters().items():
         assert_array_equal(value, start[key])
     assert model.history == []
