@@ -108,6 +108,8 @@ def _same_file(a, b) -> bool:
 
 def _check_output(path, *inputs, what="output") -> None:
     """Fail before any work when ``path`` cannot be written or would overwrite an input."""
+    if not path.strip():
+        raise UsageError(f"{what} needs a file name (got {path!r})")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{what} folder {os.path.dirname(path) or '.'!r} does not exist")

@@ -285,6 +285,11 @@ def test_usage_errors_in_process(capsys, tmp_path):
     (tmp_path / "d.csv").write_text("a,y\n1,0\n")
     assert cli.main(["train", str(tmp_path / "d.csv"), "--target", "y", "--out", str(tmp_path / "d.csv")]) == 2
     assert "would overwrite the input" in capsys.readouterr().err
+    # an empty file name is refused before any work (bench --plot '' ran every benchmark, then failed)
+    assert cli.main(["bench", "--plot", ""]) == 2
+    assert "plot needs a file name" in capsys.readouterr().err
+    assert cli.main(["train", "x.csv", "--target", "y", "--out", " "]) == 2
+    assert "output needs a file name" in capsys.readouterr().err
     assert cli.main(["--version"]) == 0
 
 
