@@ -720,6 +720,7 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
         interrupt = DeferredInterrupt()
         try:
             interrupt = interrupt.__enter__()
+            n_iter_before = getattr(self, "n_iter_", 0)
             self.n_iter_ = 0
             stop = False
             while not stop and self.n_iter_ < self.max_iter:
@@ -799,6 +800,8 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                 )
                 diverged = None
         if diverged is not None:
+            if incremental and self.n_iter_ == 0:  # partial_fit's one epoch diverged: nothing of it is kept
+                self.n_iter_ = n_iter_before
             raise ValueError(_NON_FINITE_MESSAGE + f" ({diverged}; the weights of the last finite epoch "
                              "were kept)") from diverged
 

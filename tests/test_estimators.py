@@ -326,6 +326,22 @@ def test_divergence_raises_valueerror_and_keeps_finite_weights():
     assert np.isfinite(reg.loss_curve_).all()
 
 
+def test_a_diverging_partial_fit_changes_nothing():
+    """n_iter_ stayed 0 after a partial_fit whose epoch diverged (the loop reset it first)."""
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(16, 3), np.arange(16) % 2
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=0.5, momentum=0.0, batch_size=16,
+                        shuffle=False, random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1])
+    state = (clf.n_iter_, clf.t_, list(clf.loss_curve_), [c.copy() for c in clf.coefs_ + clf.intercepts_])
+    assert state[0] == 1
+    with pytest.raises(ValueError, match="non-finite parameter weights"):
+        clf.partial_fit(X * 1e200, y)
+    assert (clf.n_iter_, clf.t_, clf.loss_curve_) == state[:3]
+    for got, want in zip(clf.coefs_ + clf.intercepts_, state[3], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_divergence_with_early_stopping_restores_best_weights():
     X, y = _regression_data(n=200)
     reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.5, momentum=0.9,
