@@ -10,6 +10,7 @@ trained on as inf.
 from __future__ import annotations
 
 import numbers
+import re
 
 import numpy as np
 
@@ -75,8 +76,9 @@ def as_float_array(x, name: str, *, ndim: int | None = 2, dtype=None, allow_empt
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if dtype is not None:
         target = check_dtype(dtype)
-    else:
-        target = arr.dtype if arr.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+    else:  # float32 and float64 keep their precision in either byte order (converted to the native one)
+        native = arr.dtype.newbyteorder("=")
+        target = native if native in FLOAT_DTYPES else np.dtype(np.float64)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
@@ -212,15 +214,38 @@ def count_layers(parameters) -> int:
     while f"W{L + 1}" in parameters:
         L += 1
     if L == 0:
-        raise ValueError("parameters has no 'W1'")
+        raise ValueError("parameters has no 'W1'" + (f" (keys: {_key_list(parameters)})" if parameters else ""))
+    if len(parameters) == 2 * L and all(f"b{l}" in parameters for l in range(1, L + 1)):
+        return L
+    # how deep the caller meant the network to be: of the unbroken chain W1, W2, ... and the highest layer key,
+    # the one that explains the keys with fewer missing or unexpected ones (W2 deleted from 3 layers is one
+    # missing key, not three unexpected ones; a stray W9 is one unexpected key, not thirteen missing ones)
+    deepest = max(int(k[1:]) for k in parameters if isinstance(k, str) and _LAYER_KEY.fullmatch(k))
+
+    def problems(depth):
+        return len({f"{p}{l}" for l in range(1, depth + 1) for p in "Wb"} ^ set(parameters))
+
+    L = deepest if problems(deepest) < problems(L) else L
     expected = {f"{p}{l}" for l in range(1, L + 1) for p in "Wb"}
-    missing = sorted(expected - set(parameters))
+    missing = sorted(expected - set(parameters), key=_layer_order)
     if missing:
-        raise ValueError(f"parameters is missing {missing}")
+        raise ValueError(f"parameters is missing {missing}; a network of {L} layers needs exactly "
+                         f"'W1', 'b1', ..., 'W{L}', 'b{L}' (keys: {_key_list(parameters)})")
     extra = sorted(map(str, set(parameters) - expected))
-    if extra:
-        raise ValueError(f"parameters has unexpected keys {extra}; expected exactly 'W1', 'b1', ..., 'W{L}', 'b{L}'")
-    return L
+    raise ValueError(f"parameters has unexpected keys {extra}; expected exactly 'W1', 'b1', ..., 'W{L}', 'b{L}'")
+
+
+_LAYER_KEY = re.compile(r"[Wb][1-9][0-9]*")
+
+
+def _layer_order(key: str) -> tuple:
+    return int(key[1:]), key[0] == "b"
+
+
+def _key_list(parameters) -> str:
+    keys = [k for k in parameters if isinstance(k, str)]
+    layer = sorted((k for k in keys if _LAYER_KEY.fullmatch(k)), key=_layer_order)
+    return ", ".join(repr(k) for k in layer + sorted(set(keys) - set(layer)))
 
 
 def check_parameters(parameters, *, writable: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:

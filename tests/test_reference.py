@@ -843,9 +843,17 @@ BAD_INPUT = {
     "W chain": (lambda: R.L_model_forward(_X, _with("W2", np.ones((1, 5)))), r"parameters\['W2'\] has 5 columns"),
     "missing key": (lambda: R.L_model_forward(_X, _drop("b2")), r"parameters is missing \['b2'\]"),
     "extra key": (lambda: R.L_model_forward(_X, _with("W9", np.ones((1, 1)))), r"unexpected keys \['W9'\]"),
+    "deleted middle W": (
+        lambda: R.L_model_forward(_X, {k: v for k, v in _p((3, 4, 2, 1)).items() if k != "W2"}),
+        r"parameters is missing \['W2'\]; a network of 3 layers .* \(keys: 'W1', 'b1', 'b2', 'W3', 'b3'\)",
+    ),
     "not a dict": (lambda: R.L_model_forward(_X, [np.ones((4, 3))]), r"parameters must be a dict"),
     "mixed dtype": (
         lambda: R.L_model_forward(_X, _with("b2", np.zeros((1, 1), np.float32))),
+        r"parameters\['b2'\] has dtype float32 but 'W1' has float64",
+    ),
+    "big-endian float32 b, float64 W": (  # the b's dtype is float32 in either byte order (was: float64)
+        lambda: R.L_model_forward(_X, _with("b2", np.zeros((1, 1), ">f4"))),
         r"parameters\['b2'\] has dtype float32 but 'W1' has float64",
     ),
     "unknown activation": (
@@ -977,6 +985,14 @@ BAD_INPUT = {
         r"memory has no 'Z1'",
     ),
 }
+
+
+def test_big_endian_float32_parameters_stay_float32():
+    params = {k: v.astype(">f4") for k, v in _p(dtype=np.float32).items()}
+    AL, _ = R.L_model_forward(_X.astype(">f4"), params)
+    assert AL.dtype == np.float32
+    want, _ = R.L_model_forward(_X.astype(np.float32), _p(dtype=np.float32))
+    np.testing.assert_array_equal(AL, want)
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT), ids=list(BAD_INPUT))
