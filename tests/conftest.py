@@ -37,3 +37,39 @@ def only_this_thread(monkeypatch):
 
     monkeypatch.setattr(_steps, "_THREADS", {threading.get_ident(): threading.current_thread()})
     monkeypatch.setattr(_steps, "_STARTING", {})
+
+
+# FASTMLP_COMPILE_REPORT=path: write, per test, the Numba compilations it ran in this process (top-level ones,
+# with the CPU time including what they compiled on the way) as JSON lines, to see where a cold suite's
+# compile time goes (children of subprocess tests are not included).
+_REPORT = os.environ.get("FASTMLP_COMPILE_REPORT")
+if _REPORT:
+    import json
+    import time
+
+    from numba.core import event as _event
+
+    _current = {"test": "(collection)"}
+
+    class _CompileReport(_event.Listener):
+        depth = 0
+
+        def on_start(self, ev):
+            if self.depth == 0:
+                self.started = time.process_time()
+            self.depth += 1
+
+        def on_end(self, ev):
+            self.depth -= 1
+            if self.depth == 0:
+                dispatcher = ev.data["dispatcher"]
+                with open(_REPORT, "a") as out:
+                    out.write(json.dumps({"test": _current["test"], "kernel": dispatcher.py_func.__qualname__,
+                                          "args": str(ev.data["args"])[:200],
+                                          "seconds": time.process_time() - self.started}) + "\n")
+
+    _event.register("numba:compile", _CompileReport())
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(item):
+        _current["test"] = item.nodeid
