@@ -98,7 +98,7 @@ class Network:
         self.relu_grad_at_zero = check_relu_grad_at_zero(relu_grad_at_zero)
         self.act_codes = activation_codes(activations, self.relu_grad_at_zero)
         self.offsets = param_offsets(self.dims)
-        #: the largest layer's multiply-adds per sample (a batch of b is tiny when b times this is below BLAS's)
+        #: the largest layer's multiply-adds per sample (its weights; :func:`is_tiny` reads it)
         self.max_layer_product = max(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.params = np.zeros(int(self.offsets[-1]), dtype=self.dtype)
         self.weights, self.biases = course_views(self.params, self.offsets, sizes)
@@ -318,11 +318,11 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     progress : callable or None, ``progress(costs)`` after each kernel call that finished epochs, with
         those epochs' mean batch costs
     kernel : {"auto", "tiny", "general"}
-        Which training kernel runs: ``"auto"`` takes :mod:`fastmlp._kernels_tiny` when no layer's product of a
-        full batch reaches ``blas_min_flops`` (none would call BLAS: :func:`is_tiny`), the general kernel
-        otherwise; the others force one. Both agree with the reference within its tolerances (tests compare
-        both), not bit for bit: their sums run in different orders (a last-digit difference that a very
-        large learning rate can grow, as any change of summation order would).
+        Which training kernel runs: ``"auto"`` takes :mod:`fastmlp._kernels_tiny` for narrow networks and
+        small batches (:func:`is_tiny`), the general kernel otherwise; the others force one. Both agree with the
+        reference within its tolerances (tests compare both), not bit for bit: their sums run in different orders
+        (a last-digit difference that a very large learning rate can grow, as any change of summation order
+        would).
 
     Returns
     -------
@@ -364,7 +364,7 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     tiny = kernel == "tiny" or (kernel == "auto" and is_tiny(net, batch_size, blas_min))
     opt_code, loss_code = K.OPTIMIZER_CODES[opt.kind], K.LOSS_CODES[loss]
     # compiles only this optimiser and loss (and, for the usual networks, these activations)
-    run = (KT.train_epochs_tiny_kernel(opt_code, loss_code) if tiny
+    run = (KT.train_epochs_tiny_kernel(opt_code, loss_code, batch_size) if tiny
            else K.train_epochs_kernel(opt_code, loss_code, net.act_codes))
     fixed = (Xc, Yc, net.params, net.dims, net.act_codes, dt(net.leaky_slope), dt(alpha), batch_size)
     opt_args = (dt(opt.momentum), dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon), opt.state_1, opt.state_2,
@@ -380,17 +380,21 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
                          outputs_finite, ws["backup"])
 
 
-#: a network is tiny (:func:`is_tiny`) only while every layer's product of a batch stays below this many
-#: multiply-adds, whatever the BLAS threshold: the tiny kernel's plain loops are not vectorised, the general
-#: kernel's compiled loops are (for a threshold raised by ``FASTMLP_BLAS_MIN_FLOPS``)
-TINY_MAX_MACS = 1024
+#: a network is tiny (:func:`is_tiny`) only while every layer has at most this many weights (``n_in * n_out``):
+#: narrow enough that the tiny kernel's loops along the batch, a row at a time, beat the general kernel's products
+#: (measured: 2-4-6-6-4-1 and 2-8-8-1 are faster on the tiny kernel, 2-16-16-1 no faster, 8-32-32-1 slower)
+TINY_MAX_LAYER = 64
+#: ... and while every layer's product of a batch stays within this many multiply-adds (measured: the
+#: 2-4-6-6-4-1 network is 1.4x faster on the tiny kernel with batches of 32, as fast with 64, 10% slower with 128)
+TINY_MAX_MACS = 4096
 
 
 def is_tiny(net: Network, batch_size: int, blas_min_flops: int) -> bool:
-    """Whether minibatches of ``batch_size`` train ``net`` with :mod:`fastmlp._kernels_tiny`: no layer's product
-    reaches ``blas_min_flops`` multiply-adds (so the general kernel would call no BLAS either), nor
-    :data:`TINY_MAX_MACS`."""
-    return batch_size * net.max_layer_product < min(blas_min_flops, TINY_MAX_MACS)
+    """Whether minibatches of ``batch_size`` train ``net`` with :mod:`fastmlp._kernels_tiny`: every layer has at most
+    :data:`TINY_MAX_LAYER` weights and its product of a batch at most :data:`TINY_MAX_MACS` multiply-adds. A BLAS
+    threshold of 0 (every product on BLAS: ``FASTMLP_BLAS_MIN_FLOPS=0``) keeps every network on the general kernel."""
+    return (blas_min_flops > 0 and net.max_layer_product <= TINY_MAX_LAYER
+            and batch_size * net.max_layer_product <= TINY_MAX_MACS)
 
 
 def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, epochs: int, learning_rate, order,

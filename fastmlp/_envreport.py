@@ -43,6 +43,10 @@ def _cached_kernels() -> str:
 
         train = training(K.train_epochs_kernel, (*K.SPECIALISED_ACTIVATIONS, K.ALL_ACTIVATIONS))
         tiny = training(lambda opt, loss, acts: KT.train_epochs_tiny_kernel(opt, loss), (K.ALL_ACTIVATIONS,))
+        rows = training(lambda opt, loss, acts: KT.train_epochs_tiny_kernel(opt, loss, KT.ROWS_MIN_BATCH),
+                        (K.ALL_ACTIVATIONS,))  # the tiny kernels for batches of 8 or more (_kernels_tiny.uses_rows)
+        tiny += [f"{name} (batches of {KT.ROWS_MIN_BATCH}+) {dtypes}"
+                 for name, dtypes in (found.split(" ", 1) for found in rows)]
         predict = cached_dtypes(K._forward_rows, 1)
         none = "none (first use compiles)"
         return (f"train_epochs: {'; '.join(train) or none}; tiny networks: {'; '.join(tiny) or none}; "

@@ -25,7 +25,10 @@ from __future__ import annotations
 import types as pytypes
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from fastmlp import _kernels as K
 from fastmlp._config import TINY_JIT_OPTIONS
@@ -41,6 +44,190 @@ _U = np.uint64
 _sigmoid = K._sigmoid
 _cost_and_delta = K._cost_and_delta
 jit_inline = njit(inline="always", **TINY_JIT_OPTIONS)
+
+
+# --- sums over the batch in a fixed order --------------------------------------------------------------
+#: the running sums a batch sum is split into (lane ``l`` adds the terms ``i = l, l + 8, l + 16, ...``): fixed, so
+#: that the result does not depend on the machine's vector width (8 float64 are one AVX-512 register, two AVX2)
+LANES = 8
+
+
+def _lane_sums(builder, align, xp, yps, n):
+    """IR for ``[sum(xp[i] * yp[i] for i < n) for yp in yps]`` (``xp`` None: ``sum(yp[i])``), each in a fixed order:
+    ``LANES`` running sums over the first ``n - n % LANES`` terms (one vector of them per ``yp``, all in flight
+    together), combined by halves (``((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))``), plus the remaining terms
+    summed in order.
+
+    Written out as vector instructions because Numba's loop vectoriser only vectorises such a sum when allowed to
+    reorder it ("reassoc", left out of these kernels: the order would then depend on the machine), and its SLP
+    vectoriser, which would pack eight scalar running sums, is off.
+    """
+    fty = yps[0].type.pointee
+    vty = ir.VectorType(fty, LANES)
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    blocks = builder.udiv(n, ir.Constant(i64, LANES))
+    sums = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in yps]
+    with cgutils.for_range(builder, blocks) as loop:
+        at = builder.mul(loop.index, ir.Constant(i64, LANES))
+        x = None if xp is None else builder.load(builder.bitcast(builder.gep(xp, [at]), vty.as_pointer()), align=align)
+        for yp, total in zip(yps, sums, strict=True):
+            term = builder.load(builder.bitcast(builder.gep(yp, [at]), vty.as_pointer()), align=align)
+            if x is not None:
+                term = builder.fmul(x, term)
+            builder.store(builder.fadd(builder.load(total), term), total)
+    rests = [cgutils.alloca_once_value(builder, ir.Constant(fty, 0.0)) for _ in yps]
+    done = builder.mul(blocks, ir.Constant(i64, LANES))
+    with cgutils.for_range(builder, builder.sub(n, done)) as loop:
+        at = builder.add(done, loop.index)
+        x = None if xp is None else builder.load(builder.gep(xp, [at]))
+        for yp, rest in zip(yps, rests, strict=True):
+            term = builder.load(builder.gep(yp, [at]))
+            if x is not None:
+                term = builder.fmul(x, term)
+            builder.store(builder.fadd(builder.load(rest), term), rest)
+    results = []
+    for total, rest in zip(sums, rests, strict=True):
+        v = builder.load(total)
+        width = LANES
+        while width > 1:
+            width //= 2
+            low = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, width), list(range(width))))
+            high = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, width), list(range(width, 2 * width))))
+            v = builder.fadd(low, high)
+        results.append(builder.fadd(builder.extract_element(v, ir.Constant(i32, 0)), builder.load(rest)))
+    return results
+
+
+def _flat_float_array(t):
+    return isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and t.dtype in (types.float32,
+                                                                                           types.float64)
+
+
+#: gradient rows summed together by :func:`_layer_gradient` (their running sums in registers at once)
+_ROWS_TOGETHER = 4
+
+
+def _gradient_rows(builder, align, xp, dp, n, n_out, store):
+    """IR: ``store(j, sum(xp[i] * dp[j * n + i] for i < n))`` for ``j < n_out`` (``xp`` None: the row sums), the
+    rows ``_ROWS_TOGETHER`` at a time, then one at a time."""
+    i64 = ir.IntType(64)
+    done = ir.Constant(i64, 0)
+    for together in (_ROWS_TOGETHER, 1):
+        times = builder.udiv(builder.sub(n_out, done), ir.Constant(i64, together))
+        with cgutils.for_range(builder, times) as loop:
+            first = builder.add(done, builder.mul(loop.index, ir.Constant(i64, together)))
+            rows = [builder.add(first, ir.Constant(i64, q)) for q in range(together)]
+            sums = _lane_sums(builder, align, xp, [builder.gep(dp, [builder.mul(j, n)]) for j in rows], n)
+            for j, total in zip(rows, sums, strict=True):
+                store(j, total)
+        done = builder.add(done, builder.mul(times, ir.Constant(i64, together)))
+
+
+@intrinsic
+def _layer_gradient(typingctx, grad, g_off, src, s_off, s_ld, n_in, dZ, d_off, n_out, n):
+    """A layer's gradient sums (not yet divided by the batch size), each in the fixed order of :func:`_lane_sums`:
+    ``grad[g_off + j * n_in + k] = sum(dZ[d_off + j * n + i] * src[s_off + k * s_ld + i] for i < n)`` (the weights,
+    ``W``'s layout) and ``grad[g_off + n_in * n_out + j] = sum(dZ[d_off + j * n + i] for i < n)`` (the intercepts).
+
+    1-D C-contiguous arrays of one dtype, ``uint64`` offsets, strides and counts (no bounds check: the caller's
+    offsets are its own).
+    """
+    if not (_flat_float_array(grad) and _flat_float_array(src) and _flat_float_array(dZ)
+            and grad.dtype == src.dtype == dZ.dtype):
+        return None
+    u = types.uint64
+
+    def codegen(context, builder, signature, args):
+        grad_a, g_off, src_a, s_off, s_ld, n_in, dz_a, d_off, n_out, n = args
+        align = context.get_abi_sizeof(context.get_value_type(signature.args[0].dtype))
+        gp = builder.gep(context.make_array(signature.args[0])(context, builder, grad_a).data, [g_off])
+        sp = builder.gep(context.make_array(signature.args[2])(context, builder, src_a).data, [s_off])
+        dp = builder.gep(context.make_array(signature.args[6])(context, builder, dz_a).data, [d_off])
+        with cgutils.for_range(builder, n_in) as loop:
+            k = loop.index
+            xp = builder.gep(sp, [builder.mul(k, s_ld)])
+            _gradient_rows(builder, align, xp, dp, n, n_out, lambda j, total, k=k: builder.store(
+                total, builder.gep(gp, [builder.add(builder.mul(j, n_in), k)])))
+        bp = builder.gep(gp, [builder.mul(n_in, n_out)])
+        _gradient_rows(builder, align, None, dp, n, n_out, lambda j, total: builder.store(total, builder.gep(bp, [j])))
+        return context.get_dummy_value()
+
+    return types.none(grad, u, src, u, u, u, dZ, u, u, u), codegen
+
+
+# --- rows that are combinations of rows ---------------------------------------------------------------
+#: elements of the vectors :func:`_row_combination` works in (results do not depend on it: every element is its
+#: own sum, in its own order); 8, not 16, float32 too, so that a minibatch of 8 samples is a vector in either dtype
+_WIDTH = 8
+#: vectors of a row that :func:`_row_combination` keeps in flight at once (independent running sums)
+_IN_FLIGHT = 4
+
+
+def _splat(builder, value, width):
+    vty = ir.VectorType(value.type, width)
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+
+
+def _combine_rows(builder, width, count, align, init, cp, c_step, sp, s_ld, rows, op, at):
+    """IR: ``op[at + e] = init + c_0 x_0[e] + c_1 x_1[e] + ...`` (that order) for the ``count * width`` elements
+    ``e`` from ``at`` (``width`` 1: scalars), with ``c_r = cp[r * c_step]`` and ``x_r[e] = sp[r * s_ld + e]``; the
+    ``count`` vectors' running sums stay in registers over the ``rows`` terms."""
+    i64 = ir.IntType(64)
+    start = init if width == 1 else _splat(builder, init, width)
+    vty = start.type
+    sums = [cgutils.alloca_once_value(builder, start) for _ in range(count)]
+    with cgutils.for_range(builder, rows) as loop:
+        r = loop.index
+        c = builder.load(builder.gep(cp, [builder.mul(r, c_step)]))
+        if width > 1:
+            c = _splat(builder, c, width)
+        row = builder.gep(sp, [builder.add(builder.mul(r, s_ld), at)])
+        for q, total in enumerate(sums):
+            where = builder.gep(row, [ir.Constant(i64, q * width)])
+            x = builder.load(builder.bitcast(where, vty.as_pointer()) if width > 1 else where, align=align)
+            builder.store(builder.fadd(builder.load(total), builder.fmul(c, x)), total)
+    for q, total in enumerate(sums):
+        where = builder.gep(op, [builder.add(at, ir.Constant(i64, q * width))])
+        builder.store(builder.load(total), builder.bitcast(where, vty.as_pointer()) if width > 1 else where,
+                      align=align)
+
+
+@intrinsic
+def _row_combination(typingctx, out, o_off, init, coef, c_off, c_step, src, s_off, s_ld, rows, n):
+    """``out[o_off + i] = init + sum(coef[c_off + r * c_step] * src[s_off + r * s_ld + i] for r < rows)`` for
+    ``i < n``, each element summed in that order (``init`` first, then ``r = 0, 1, ...``, as a loop over ``r`` per
+    element would), the elements a vector at a time with several vectors' sums in registers.
+
+    A layer's forward row (``init`` the bias, ``coef`` a row of ``W``) and its backward row (``init`` 0, ``coef``
+    a column of ``W``). 1-D C-contiguous arrays of one dtype, ``uint64`` offsets, steps and counts (no bounds
+    check: the caller's offsets are its own); ``out`` must not overlap the rows read.
+    """
+    arrays = (out, coef, src)
+    if not (all(_flat_float_array(a) for a in arrays) and out.dtype == coef.dtype == src.dtype == init):
+        return None
+    u = types.uint64
+
+    def codegen(context, builder, signature, args):
+        out_a, o_off, init, coef_a, c_off, c_step, src_a, s_off, s_ld, rows, n = args
+        fty = context.get_value_type(signature.args[2])
+        size = context.get_abi_sizeof(fty)
+        width = _WIDTH
+        op = builder.gep(context.make_array(signature.args[0])(context, builder, out_a).data, [o_off])
+        cp = builder.gep(context.make_array(signature.args[3])(context, builder, coef_a).data, [c_off])
+        sp = builder.gep(context.make_array(signature.args[6])(context, builder, src_a).data, [s_off])
+        i64 = ir.IntType(64)
+        done = ir.Constant(i64, 0)
+        for vector, count in ((width, _IN_FLIGHT), (width, 1), (1, 1)):  # then what is left, then one at a time
+            chunk = ir.Constant(i64, vector * count)
+            times = builder.udiv(builder.sub(n, done), chunk)
+            with cgutils.for_range(builder, times) as loop:
+                at = builder.add(done, builder.mul(loop.index, chunk))
+                _combine_rows(builder, vector, count, size, init, cp, c_step, sp, s_ld, rows, op, at)
+            done = builder.add(done, builder.mul(times, chunk))
+        return context.get_dummy_value()
+
+    return types.none(out, u, init, coef, u, u, src, u, u, u, u), codegen
 
 
 def _activation(z, act, slope, one):
@@ -209,6 +396,153 @@ def _tiny_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf,
     return cost, -1.0
 
 
+@jit_inline
+def _activate_row(Z, A, off, n, act, slope, one):
+    """``A[off:off + n] = g(Z[off:off + n])`` (not softmax): one loop per activation, each vectorised where its
+    formula is (relu, leaky relu, linear: selects and products)."""
+    zero = one - one
+    if act == ACT_RELU or act == ACT_RELU_PASS_AT_ZERO:
+        for i in range(n):
+            z = Z[off + i]
+            A[off + i] = z if z > zero else zero
+    elif act == ACT_SIGMOID:
+        for i in range(n):
+            A[off + i] = _sigmoid(Z[off + i], one)
+    elif act == ACT_TANH:
+        for i in range(n):
+            A[off + i] = np.tanh(Z[off + i])
+    elif act == ACT_LEAKY_RELU:
+        for i in range(n):
+            z = Z[off + i]
+            A[off + i] = z if z > zero else slope * z
+    else:
+        for i in range(n):
+            A[off + i] = Z[off + i]
+
+
+@jit_inline
+def _derivative_row(D, d_off, Z, A, z_off, n, act, slope, one):
+    """``D[d_off + i] *= g'(Z[z_off + i])`` for ``i < n``, with ``A = g(Z)`` (relu' at 0 is 0, 1 for the
+    pass-at-zero relu): one loop per activation."""
+    zero = one - one
+    if act == ACT_SIGMOID:
+        for i in range(n):
+            a = A[z_off + i]
+            D[d_off + i] = D[d_off + i] * a * (one - a)
+    elif act == ACT_RELU:
+        for i in range(n):
+            d = D[d_off + i]
+            D[d_off + i] = d if Z[z_off + i] > zero else zero
+    elif act == ACT_RELU_PASS_AT_ZERO:
+        for i in range(n):
+            d = D[d_off + i]
+            D[d_off + i] = d if Z[z_off + i] >= zero else zero
+    elif act == ACT_TANH:
+        for i in range(n):
+            a = A[z_off + i]
+            D[d_off + i] = D[d_off + i] * (one - a * a)
+    elif act == ACT_LEAKY_RELU:
+        for i in range(n):
+            d = D[d_off + i]
+            D[d_off + i] = d if Z[z_off + i] > zero else slope * d
+
+
+def _rows_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas, dims, acts, slope,
+                     loss, alpha, opt, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2, scalars,
+                     blas_min_flops, squares):
+    """One minibatch, as :func:`fastmlp._kernels._batch_step` (same arguments, same result; ``squares`` is not
+    used: the weights' ``sum(W^2)`` is computed here when the cost needs it, and -1 returned).
+
+    Every block is feature-major, as the general kernel's: a layer's input, ``Z``, ``A`` and delta are
+    ``(units, n_b)``, each unit's row contiguous, so that the work runs along the batch, in vectors, however narrow
+    the layer. Forward: row ``Z[j] = b[j] + W[j, 0] A_prev[0] + W[j, 1] A_prev[1] + ...`` (:func:`_row_combination`:
+    each element summed in that order, as a loop over the inputs per sample would), then its activation. The output
+    delta and the cost (bce inline; other losses through :func:`fastmlp._kernels._cost_and_delta`). Backward, top
+    layer first: row ``dZ_prev[k] = g'(Z_prev[k]) (W[0, k] dZ[0] + W[1, k] dZ[1] + ...)`` from the old weights of
+    layer ``l``, then layer ``l``'s gradient sums into ``grad`` (:func:`_layer_gradient`: sums over the batch, each
+    in a fixed order of eight lanes of running sums, whatever the machine's vector width), then the layer's
+    optimiser step, element by element. ``scalars`` and ``blas_min_flops`` are unused (no BLAS here).
+    """
+    n_layers = dims.shape[0] - 1
+    one = params.dtype.type(1)
+    zero = one - one
+    size = params.dtype.type(n_b)
+    half = _U(deltas.shape[0] // 2)
+    nb = _U(n_b)
+    x_off, x_ld, y_off, y_ld = b_off, b_ld, b_off, b_ld
+
+    penalty = 0.0
+    if alpha != zero:
+        for l in range(n_layers):
+            for t in range(_U(p_off[l]), _U(p_off[l] + dims[l] * dims[l + 1])):
+                penalty += params[t] * params[t]
+        penalty = 0.5 * alpha * penalty / n_b
+
+    top = n_layers - 1
+    for l in range(n_layers):
+        src, s_off, s_ld = (xb, _U(x_off), _U(x_ld)) if l == 0 else (Abuf, _U(a_off[l - 1]), nb)
+        n_in, n_out, w_off, z_off = _U(dims[l]), _U(dims[l + 1]), _U(p_off[l]), _U(a_off[l])
+        b_off = w_off + n_in * n_out
+        act = acts[l]
+        for j in range(n_out):
+            zj = z_off + j * nb
+            wj = w_off + j * n_in
+            _row_combination(Zbuf, zj, params[b_off + j], params, wj, _U(1), src, s_off, s_ld, n_in, nb)
+            if act != ACT_SOFTMAX:
+                _activate_row(Zbuf, Abuf, zj, nb, act, slope, one)
+        if act == ACT_SOFTMAX:  # the output layer only: each column (sample) over its n_out rows
+            for i in range(nb):
+                high = Zbuf[z_off + i]
+                for j in range(_U(1), n_out):
+                    high = max(high, Zbuf[z_off + j * nb + i])
+                total = zero
+                for j in range(n_out):
+                    e = np.exp(Zbuf[z_off + j * nb + i] - high)
+                    Abuf[z_off + j * nb + i] = e
+                    total += e
+                for j in range(n_out):
+                    Abuf[z_off + j * nb + i] = Abuf[z_off + j * nb + i] / total
+
+    n_y = _U(dims[n_layers])
+    z_top = _U(a_off[top])
+    if _LOSS == LOSS_BCE:  # sigmoid output: the sum first (loops that only read), then dZ = A - Y
+        total = 0.0
+        for j in range(n_y):
+            for i in range(nb):
+                z = Zbuf[z_top + j * nb + i]
+                a = Abuf[z_top + j * nb + i]
+                total += max(z, zero) - yb[_U(y_off) + j * _U(y_ld) + i] * z - np.log(max(a, one - a))
+        for j in range(n_y):
+            for i in range(nb):
+                t = j * nb + i
+                deltas[t] = Abuf[z_top + t] - yb[_U(y_off) + j * _U(y_ld) + i]
+    else:
+        total = _cost_and_delta(Zbuf, a_off[top], Abuf, a_off[top], yb, y_off, y_ld, dims[n_layers], n_b, acts[top],
+                                loss, slope, deltas, np.int64(0))
+    cost = total / n_b + penalty
+
+    for l in range(top, -1, -1):
+        n_in, n_out, w_off = _U(dims[l]), _U(dims[l + 1]), _U(p_off[l])
+        b_off = w_off + n_in * n_out
+        d_off = _U((top - l) % 2) * half
+        if l > 0:  # the delta of layer l - 1, from this layer's weights before their step
+            dp_off = half - d_off
+            zp_off = _U(a_off[l - 1])
+            act = acts[l - 1]
+            for k in range(n_in):
+                dk = dp_off + k * nb
+                _row_combination(deltas, dk, zero, params, w_off + k, n_in, deltas, d_off, nb, n_out, nb)
+                _derivative_row(deltas, dk, Zbuf, Abuf, zp_off + k * nb, nb, act, slope, one)
+        src, s_off, s_ld = (xb, _U(x_off), _U(x_ld)) if l == 0 else (Abuf, _U(a_off[l - 1]), nb)
+        _layer_gradient(grad, w_off, src, s_off, s_ld, n_in, deltas, d_off, n_out, nb)
+        for t in range(w_off, b_off):
+            _update(params, t, (grad[t] + alpha * params[t]) / size, lr, lr_adam, momentum, beta_1, beta_2, epsilon,
+                    state_1, state_2)
+        for t in range(b_off, b_off + n_out):
+            _update(params, t, grad[t] / size, lr, lr_adam, momentum, beta_1, beta_2, epsilon, state_1, state_2)
+    return cost, -1.0
+
+
 _TINY_KERNELS: dict = {}
 
 
@@ -220,19 +554,35 @@ def _copy(function, namespace, name):
     return copy
 
 
-def train_epochs_tiny_kernel(opt: int, loss: int):
-    """The tiny networks' training kernel for optimiser code ``opt`` and loss code ``loss``: the general epoch
-    template with :func:`_tiny_batch_step` as its minibatch step, both reading ``opt`` and ``loss`` as
-    constants (made on first use; it compiles, or loads from the disk cache, on its first call for a dtype)."""
-    kernel = _TINY_KERNELS.get((opt, loss))
+#: minibatches of at least this many samples train with :func:`_rows_batch_step` (a full vector of
+#: :data:`LANES` sums); smaller ones with :func:`_tiny_batch_step`, whose plain loops cost less for a handful
+#: of samples (XOR's four) and compile faster
+ROWS_MIN_BATCH = LANES
+
+
+def uses_rows(batch_size: int) -> bool:
+    """Whether minibatches of ``batch_size`` train with :func:`_rows_batch_step` (else :func:`_tiny_batch_step`)."""
+    return batch_size >= ROWS_MIN_BATCH
+
+
+def train_epochs_tiny_kernel(opt: int, loss: int, batch_size: int = 1):
+    """The tiny networks' training kernel for optimiser code ``opt``, loss code ``loss`` and minibatches of
+    ``batch_size``: the general epoch template with :func:`_rows_batch_step` (:func:`uses_rows`) or
+    :func:`_tiny_batch_step` as its minibatch step, reading ``opt`` and ``loss`` as constants (made on first use;
+    it compiles, or loads from the disk cache, on its first call for a dtype)."""
+    rows = uses_rows(batch_size)
+    kernel = _TINY_KERNELS.get((opt, loss, rows))
     if kernel is None:
-        suffix = f"_{K.OPTIMIZER_NAMES[opt]}_{K.LOSS_NAMES[loss]}"
+        suffix = f"{'_rows' if rows else ''}_{K.OPTIMIZER_NAMES[opt]}_{K.LOSS_NAMES[loss]}"
         namespace = dict(globals(), _OPT=opt, _LOSS=loss)
-        namespace["_activation"] = jit_inline(_copy(_activation, namespace, "_tiny_activation" + suffix))
-        namespace["_derivative"] = jit_inline(_copy(_derivative, namespace, "_tiny_derivative" + suffix))
         namespace["_update"] = jit_inline(_copy(_update, namespace, "_tiny_update" + suffix))
-        step = jit_inline(_copy(_tiny_batch_step, namespace, "_tiny_batch_step" + suffix))
+        if rows:
+            step = jit_inline(_copy(_rows_batch_step, namespace, "_rows_batch_step" + suffix))
+        else:
+            namespace["_activation"] = jit_inline(_copy(_activation, namespace, "_tiny_activation" + suffix))
+            namespace["_derivative"] = jit_inline(_copy(_derivative, namespace, "_tiny_derivative" + suffix))
+            step = jit_inline(_copy(_tiny_batch_step, namespace, "_tiny_batch_step" + suffix))
         epochs = dict(K._train_epochs.__globals__, _OPT=opt, _LOSS=loss, _batch_step=step)
         kernel = njit(**TINY_JIT_OPTIONS)(_copy(K._train_epochs, epochs, K._train_epochs.__name__ + "_tiny" + suffix))
-        _TINY_KERNELS[(opt, loss)] = kernel
+        _TINY_KERNELS[(opt, loss, rows)] = kernel
     return kernel

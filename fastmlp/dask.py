@@ -85,7 +85,7 @@ def warm_up(dtypes=("float64", "float32")) -> float:
     started = time.perf_counter()
     rng = np.random.RandomState(0)
     for dtype in dtypes:
-        X = rng.randn(24, 12).astype(dtype)  # a product of 24 x 12 x 4: not a tiny network (_engine.is_tiny)
+        X = rng.randn(24, 20).astype(dtype)  # 20 x 4 weights in a layer: not a tiny network (_engine.is_tiny)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             MLPClassifier((4,), max_iter=2, random_state=0).fit(X, np.arange(24) % 3).predict_proba(X)

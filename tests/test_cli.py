@@ -126,11 +126,11 @@ import numpy as np
 import fastmlp
 from fastmlp import _kernels as K, _kernels_tiny as KT
 rng = np.random.RandomState(0)
-sizes = [3, 4, 1] if sys.argv[1] == "tiny" else [3, 40, 1]  # a product of 8 x 3 x 4 is below BLAS's threshold
+sizes = [3, 4, 1] if sys.argv[1] == "tiny" else [3, 40, 1]  # 12 weights a layer: tiny; 120: not
 fastmlp.MLP(sizes, seed=1).fit(rng.randn(3, 40), (rng.rand(1, 40) < 0.5).astype(float), epochs=1,
                                learning_rate=0.05, batch_size=8)
 if sys.argv[1] == "tiny":
-    kernel = KT.train_epochs_tiny_kernel(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"])
+    kernel = KT.train_epochs_tiny_kernel(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"], 8)  # batches of 8
 else:  # the general kernel specialised to relu and sigmoid
     kernel = K.train_epochs_kernel(K.OPTIMIZER_CODES["sgd"], K.LOSS_CODES["bce"], [K.ACT_RELU, K.ACT_SIGMOID])
 stats = kernel.stats

@@ -26,6 +26,7 @@ from test_engine import HEADS, batch_sizes, cols, make_data, make_net, problems
 from tolerances import DTYPES, train_tol
 
 from fastmlp import MLP, _engine, reference
+from fastmlp import _kernels_tiny as KT
 from tests.child import BASE_ENV, describe
 
 KINDS = ["sgd", "momentum", "nesterov", "adam"]
@@ -38,15 +39,17 @@ def train(net, X, Y, loss, which, **kw):
     return _engine.train_epochs(net, cols(X), cols(Y), loss, **KERNELS[which], **kw)
 
 
-def test_the_engine_takes_the_tiny_kernel_exactly_when_no_product_reaches_blas():
-    net = _engine.Network([2, 2, 1], ["sigmoid", "sigmoid"])
-    assert _engine.is_tiny(net, 4, 256) and _engine.is_tiny(net, 63, 256)
-    assert not _engine.is_tiny(net, 64, 256) and not _engine.is_tiny(net, 1, 0)
-    wide = _engine.Network([30, 64, 32, 1], ["relu", "relu", "sigmoid"])
-    assert not _engine.is_tiny(wide, 1, 256)
-    # a raised threshold keeps larger products on the general kernel's (vectorised) compiled loops
-    assert not _engine.is_tiny(wide, 32, 10**18) and _engine.is_tiny(net, 4, 10**18)
-    assert not _engine.is_tiny(_engine.Network([32, 32, 1], ["relu", "sigmoid"]), 1, 10**18)
+def test_the_engine_takes_the_tiny_kernel_exactly_for_narrow_layers_and_small_batches():
+    net = _engine.Network([2, 2, 1], ["sigmoid", "sigmoid"])  # 4 weights in its widest layer
+    assert _engine.is_tiny(net, 4, 256) and _engine.is_tiny(net, 1024, 256)
+    assert not _engine.is_tiny(net, 1025, 256) and not _engine.is_tiny(net, 1, 0)
+    deep = _engine.Network([2, 4, 6, 6, 4, 1], ["relu"] * 4 + ["sigmoid"])  # W2-deep: 36
+    assert _engine.is_tiny(deep, 32, 256) and _engine.is_tiny(deep, 32, 10**18) and not _engine.is_tiny(deep, 128, 256)
+    wide = _engine.Network([30, 64, 32, 1], ["relu", "relu", "sigmoid"])  # W3-cancer
+    assert not _engine.is_tiny(wide, 1, 256) and not _engine.is_tiny(wide, 32, 10**18)
+    assert not _engine.is_tiny(_engine.Network([8, 9, 1], ["relu", "sigmoid"]), 1, 10**18)  # 72 weights
+    # batches of 8 or more run along the batch in vectors, smaller ones in plain loops (two kernels)
+    assert not KT.uses_rows(7) and KT.uses_rows(8)
 
 
 def test_a_first_xor_fit_compiles_the_tiny_kernel_and_not_the_general_one():
@@ -66,7 +69,7 @@ def test_a_first_xor_fit_compiles_the_tiny_kernel_and_not_the_general_one():
     proc = run_python(code, env={"FASTMLP_CACHE": "0"})
     assert proc.returncode == 0, describe(proc)
     made = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert made == {"tiny": ["(0, 0)"], "general": []}
+    assert made == {"tiny": ["(0, 0, False)"], "general": []}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -134,6 +137,51 @@ def test_every_head_and_optimiser_on_a_two_layer_net(loss, out, dtype):
             assert_allclose(net.coefs[l], c, err_msg=f"{kind} coef {l}", **tolerance)
             assert_allclose(net.intercepts[l], b, err_msg=f"{kind} intercept {l}", **tolerance)
         assert_allclose(result.mean_batch_cost, costs, err_msg=kind, **tolerance)
+
+
+#: one optimiser per loss (four kernels to compile), every optimiser, every head, every hidden activation
+_KIND_OF_LOSS = {"bce": "nesterov", "ce": "momentum", "mse": "adam", "half_mse": "sgd"}
+_HIDDEN = ["leaky_relu", "tanh", "sigmoid", "relu", "linear", "leaky_relu", "tanh", "relu"]
+
+
+@pytest.mark.parametrize("loss, out, hidden", [(*head, hidden) for head, hidden in zip(HEADS, _HIDDEN, strict=True)])
+def test_every_head_on_the_kernel_along_the_batch(loss, out, hidden):
+    """Batches of 10 over 21 samples: one vector of 8 and a tail of 2 per row, and a last batch of one sample."""
+    kind = _KIND_OF_LOSS[loss]
+    dims, acts = [3, 5, 2], [hidden, out]
+    X, Y = make_data(dims, loss, 21, np.float64)
+    net = make_net(dims, acts, np.float64, 0.2)
+    coefs, intercepts, costs, weighted, _ = np_train(net.coefs, net.intercepts, acts, X, Y, loss, learning_rate=0.01,
+                                                     epochs=3, batch_size=10, alpha=0.1, kind=kind, slope=0.2)
+    result = train(net, X, Y, loss, "tiny", learning_rate=0.01, epochs=3, batch_size=10, alpha=0.1,
+                   optimizer=_engine.Optimizer(net, kind))
+    for l, (c, b) in enumerate(zip(coefs, intercepts, strict=True)):
+        assert_allclose(net.coefs[l], c, err_msg=f"coef {l}", **train_tol(np.float64))
+        assert_allclose(net.intercepts[l], b, err_msg=f"intercept {l}", **train_tol(np.float64))
+    assert_allclose(result.mean_batch_cost, costs, **train_tol(np.float64))
+    assert_allclose(result.sample_weighted_cost, weighted, **train_tol(np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_size", [32, 13])
+def test_w2_deep_on_the_kernel_along_the_batch_equals_reference_train(batch_size, dtype):
+    """The W2-deep network (relu, sigmoid output, bce, SGD), 75 samples: full vectors, tails, a short last batch."""
+    dims, acts = [2, 4, 6, 6, 4, 1], ["relu"] * 4 + ["sigmoid"]
+    rng = np.random.RandomState(5)
+    X = rng.randn(2, 75).astype(dtype)
+    Y = (rng.rand(1, 75) > 0.5).astype(dtype)
+    params = reference.initialize_parameters(dims, init="he", seed=2, dtype=np.dtype(dtype))
+    net = _engine.Network(dims, acts, dtype)
+    net.set_course_parameters([params[f"W{l}"] for l in range(1, 6)], [params[f"b{l}"] for l in range(1, 6)])
+    assert _engine.is_tiny(net, batch_size, 256)
+    _, costs = reference.train(params, X, Y, activations=acts, loss="bce", learning_rate=0.05, epochs=20,
+                               batch_size=batch_size)
+    result = _engine.train_epochs(net, X, Y, "bce", learning_rate=0.05, epochs=20, batch_size=batch_size)
+    got = net.course_parameters()
+    for key in params:
+        assert got[key].dtype == np.dtype(dtype)
+        assert_allclose(got[key], params[key], err_msg=key, **train_tol(dtype))
+    assert_allclose(result.mean_batch_cost, costs, **train_tol(dtype))
 
 
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
