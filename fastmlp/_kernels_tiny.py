@@ -109,10 +109,10 @@ _ROWS_TOGETHER = 4
 
 def _gradient_rows(builder, align, xp, dp, n, n_out, store):
     """IR: ``store(j, sum(xp[i] * dp[j * n + i] for i < n))`` for ``j < n_out`` (``xp`` None: the row sums), the
-    rows ``_ROWS_TOGETHER`` at a time, then one at a time."""
+    rows ``_ROWS_TOGETHER`` at a time, then two, then one (a lone running sum waits on its own additions)."""
     i64 = ir.IntType(64)
     done = ir.Constant(i64, 0)
-    for together in (_ROWS_TOGETHER, 1):
+    for together in (_ROWS_TOGETHER, 2, 1):
         times = builder.udiv(builder.sub(n_out, done), ir.Constant(i64, together))
         with cgutils.for_range(builder, times) as loop:
             first = builder.add(done, builder.mul(loop.index, ir.Constant(i64, together)))
