@@ -11,10 +11,9 @@ the last epoch is treated as diverged.
 Each layer's pre-activations are bounded from ``max |X|``: with ``u`` a bound on each input unit's magnitude,
 ``|Z_i| <= sum_j |W_ij| u_j + |b_i|``; linear and relu pass that bound on, leaky relu multiplies it by
 ``max(1, |slope|)``, sigmoid, tanh and softmax reset it to 1; the cost is bounded from the output layer's bound
-(and ``max |Y|`` for the squared and Poisson losses). :func:`coarse` does it with one scalar per layer from
-the Euclidean norms of ``X`` and of the parameters (``sum_j |W_ij| u_j <= sqrt(n_in) ||params|| u``): two dot
-products and a loop over the layers, no compiled code (a kernel of its own cost a cold start 1 s of
-compilation).
+(and ``max |Y|`` for the squared and Poisson losses). :func:`coarse` bounds each layer's Euclidean norm
+instead, from the norms of ``X`` and of each layer's parameters: a dot product per layer, no compiled code (a
+kernel of its own cost a cold start 1 s of compilation).
 :func:`per_unit` keeps one bound per unit (a product per layer) for when the coarse bound is not enough, and
 only when that is not enough either does the caller run a real forward pass. Every bound must stay below
 the dtype's largest value over :data:`MARGIN` (rounding, and the sums of up to ``m`` terms of a cost, have
@@ -38,16 +37,9 @@ LIMITS = {np.dtype(t): float(np.finfo(t).max) / MARGIN for t in (np.float32, np.
 _SQUASHING = frozenset({"sigmoid", "tanh", "softmax"})
 
 
-def norm_bound(values: np.ndarray) -> float:
-    """An upper bound of ``max |values|``: their Euclidean norm (one dot product), with room for its rounding
-    in float32; inf or NaN when the sum of squares overflows or a value is not finite (the caller silences
-    NumPy's overflow warning)."""
-    flat = values.reshape(-1)
-    return math.sqrt(2.0 * float(np.dot(flat, flat)))
-
-
 def largest_magnitude(values: np.ndarray) -> float:
-    """``max |values|`` (0 for an empty array, NaN when one is NaN), without a temporary array."""
+    """``max |values|`` (0 for an empty array, NaN when one is NaN), without a temporary array and without BLAS (a
+    dot product's threads cost more than the sum on a busy machine)."""
     if values.size == 0:
         return 0.0
     return float(max(values.max(), -values.min()))
@@ -71,48 +63,53 @@ def _activation_bound(activation: str, z: float, leak: float) -> float:
 
 
 def layer_factors(net) -> tuple:
-    """Per layer ``(sqrt(n_in), kind)``, kind 0 passing the bound on (linear, relu), 1 resetting it to 1 (sigmoid,
-    tanh, softmax), 2 leaky relu; the first argument of :func:`coarse`."""
-    return tuple((math.sqrt(n_in), 1 if act in _SQUASHING else (2 if act == "leaky_relu" else 0))
-                 for n_in, act in zip(net.layer_sizes[:-1], net.activations, strict=True))
+    """Per layer ``(kind, start, stop, sqrt(n_out))``: kind 0 passes the bound on (linear, relu), 1 resets it (sigmoid,
+    tanh, softmax: every unit within 1), 2 is leaky relu; ``params[start:stop]`` holds the layer's ``W`` and ``b``.
+    The first argument of :func:`coarse`."""
+    offsets = [int(o) for o in net.offsets]
+    return tuple((1 if act in _SQUASHING else (2 if act == "leaky_relu" else 0), offsets[l], offsets[l + 1],
+                  math.sqrt(n_out))
+                 for l, (n_out, act) in enumerate(zip(net.layer_sizes[1:], net.activations, strict=True)))
 
 
-def coarse(factors: tuple, leak: float, x_norm: float, params: np.ndarray, n_out: int, y_top: float, kind: int,
+def coarse(factors: tuple, leak: float, x_norm: float, params: np.ndarray, n_out: int, y_norm: float, kind: int,
            alpha: float, limit: float, cost_limit: float) -> bool:
-    """True when one scalar bound per layer shows every pre-activation and the cost far from overflow.
+    """True when a bound of each layer's Euclidean norm shows every pre-activation and the cost far from overflow.
 
-    ``factors`` from :func:`layer_factors`; ``leak`` ``max(1, |slope|)``; ``x_norm`` >= ``max |X|`` (e.g. the
-    Euclidean norm of all of X); ``params`` the flat parameters: their norm bounds every weight and bias, and
-    ``sum_j |W_ij| u <= sqrt(n_in) ||params|| u``. Costs two dot products and a loop over the layers.
+    ``factors`` from :func:`layer_factors`; ``leak`` ``max(1, |slope|)``; ``x_norm`` >= every sample's Euclidean
+    norm (e.g. ``sqrt(n0) max |X|``), ``y_norm`` the same of the targets; ``params`` the flat parameters. For one
+    sample, ``||W a + b|| <= ||(W, b)||_F (||a|| + 1)``, and every ``|Z_i| <= ||Z||``. A dot product per layer.
     """
-    squares = float(np.dot(params, params))
-    norm = math.sqrt(squares)
-    if not (norm < limit and alpha * squares < limit):  # (a NaN fails too)
-        return False
     u = x_norm
     z = 0.0
-    for root, act in factors:
-        z = root * norm * u + norm
-        if not z < limit:
+    squares = 0.0
+    for act, start, stop, root_out in factors:
+        layer = params[start:stop]
+        layer_squares = float(np.inner(layer, layer))
+        squares += layer_squares
+        z = math.sqrt(layer_squares) * (u + 1.0)
+        if not z < limit:  # (a NaN fails too)
             return False
-        u = z if act == 0 else (1.0 if act == 1 else leak * z)
-    return _cost_within(z, u, y_top, n_out, kind, cost_limit)
+        u = z if act == 0 else (root_out if act == 1 else leak * z)
+    if alpha and not alpha * squares < limit:
+        return False
+    return _cost_within(z, u, y_norm, n_out, kind, cost_limit)
 
 
 def per_unit(net, x_top: float, y_top: float, kind: int, alpha: float, limit: float, cost_limit: float) -> bool:
-    """:func:`coarse` with one bound per unit: ``u = |W| u + |b|`` per layer, in float64."""
+    """:func:`coarse` with one bound per unit: ``u = |W| u + |b|`` per layer, in the parameters' dtype (a bound
+    that overflows it is inf, which fails the test as it should)."""
     leak = max(1.0, abs(float(net.leaky_slope)))
-    u = np.full(net.layer_sizes[0], x_top)
+    u = np.full(net.layer_sizes[0], x_top, net.dtype)
     squares = 0.0
     z = u
-    with np.errstate(over="ignore", invalid="ignore"):
-        for W, b, activation in zip(net.weights, net.biases, net.activations, strict=True):
-            W64 = W.astype(np.float64)
-            z = np.abs(W64) @ u + np.abs(b.astype(np.float64).ravel())
-            squares += float(np.dot(W64.ravel(), W64.ravel()))
-            if not z.max() < limit:
-                return False
-            u = np.ones_like(z) if activation in _SQUASHING else (leak * z if activation == "leaky_relu" else z)
-    if not alpha * squares < limit:
+    for W, b, activation in zip(net.weights, net.biases, net.activations, strict=True):
+        z = np.abs(W) @ u + np.abs(b[:, 0])
+        if not float(z.max()) < limit:
+            return False
+        if alpha:
+            squares += float(np.dot(W.ravel(), W.ravel()))
+        u = np.ones_like(z) if activation in _SQUASHING else (leak * z if activation == "leaky_relu" else z)
+    if alpha and not alpha * squares < limit:
         return False
     return _cost_within(float(z.max()), float(u.max()), y_top, net.layer_sizes[-1], kind, cost_limit)

@@ -14,6 +14,7 @@ contiguity, shapes), so a mistake never reaches compiled code.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass
 
@@ -545,8 +546,10 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
     """
     static = net.__dict__.get("_bound_static")
     if static is None:  # what a network's bounds need of it, computed once
-        static = net._bound_static = (B.layer_factors(net), B.LIMITS[net.dtype], net.layer_sizes[-1])
-    factors, limit, n_out = static
+        sizes = net.layer_sizes
+        static = net._bound_static = (B.layer_factors(net), B.LIMITS[net.dtype], sizes[-1], math.sqrt(sizes[0]),
+                                      math.sqrt(sizes[-1]))
+    factors, limit, n_out, root_in, root_out = static
     cost_limit = limit / max(1, y.size // n_out)  # a total cost sums one term per sample
     kind = B.COST_KINDS.get(loss, B.COST_LOGITS)
     leak = max(1.0, abs(float(net.leaky_slope)))
@@ -556,11 +559,13 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
         # the sums of squares may overflow (a bound is then inf and the next check decides): no warning
         with np.errstate(all="ignore"):
             if not tops:
-                tops.extend((B.norm_bound(x), B.largest_magnitude(y) if kind != B.COST_LOGITS else 0.0))
-            x_norm, y_top = tops
-            if B.coarse(factors, leak, x_norm, net.params, n_out, y_top, kind, alpha, limit, cost_limit):
+                tops.extend((B.largest_magnitude(x), B.largest_magnitude(y) if kind != B.COST_LOGITS else 0.0))
+            x_top, y_top = tops
+            # a sample's Euclidean norm is at most sqrt(its length) times its largest value
+            if B.coarse(factors, leak, root_in * x_top, net.params, n_out, root_out * y_top, kind, alpha, limit,
+                        cost_limit):
                 return True
-            if B.per_unit(net, B.largest_magnitude(x), y_top, kind, alpha, limit, cost_limit):
+            if B.per_unit(net, x_top, y_top, kind, alpha, limit, cost_limit):
                 return True
             return bool(np.isfinite(real_check()))
 
