@@ -156,10 +156,11 @@ def _layer_gradient(typingctx, grad, g_off, src, s_off, s_ld, n_in, dZ, d_off, n
 
 
 # --- rows that are combinations of rows ---------------------------------------------------------------
-#: elements of the vectors :func:`_row_combination` works in (results do not depend on it: every element is its
-#: own sum, in its own order); 8, not 16, float32 too, so that a minibatch of 8 samples is a vector in either dtype
+#: elements of the vectors :func:`_forward_row` and :func:`_backward_row` work in (results do not depend on it:
+#: every element is its own sum, in its own order); 8, not 16, float32 too, so that a minibatch of 8 samples is a
+#: vector in either dtype
 _WIDTH = 8
-#: vectors of a row that :func:`_row_combination` keeps in flight at once (independent running sums)
+#: vectors of a row that they keep in flight at once (independent running sums)
 _IN_FLIGHT = 4
 
 
@@ -169,10 +170,10 @@ def _splat(builder, value, width):
     return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
 
 
-def _combine_rows(builder, width, count, align, init, cp, c_step, sp, s_ld, rows, op, at):
-    """IR: ``op[at + e] = init + c_0 x_0[e] + c_1 x_1[e] + ...`` (that order) for the ``count * width`` elements
-    ``e`` from ``at`` (``width`` 1: scalars), with ``c_r = cp[r * c_step]`` and ``x_r[e] = sp[r * s_ld + e]``; the
-    ``count`` vectors' running sums stay in registers over the ``rows`` terms."""
+def _combine_rows(builder, width, count, align, init, cp, c_step, sp, s_ld, rows, at, finish):
+    """IR: ``finish(at + q * width, s_q)`` for the ``count`` vectors (``width`` 1: scalars) ``s_q[e] = init + c_0
+    x_0[e] + c_1 x_1[e] + ...`` (that order) of the elements ``e`` from ``at``, with ``c_r = cp[r * c_step]`` and
+    ``x_r[e] = sp[r * s_ld + e]``; the running sums stay in registers over the ``rows`` terms."""
     i64 = ir.IntType(64)
     start = init if width == 1 else _splat(builder, init, width)
     vty = start.type
@@ -188,46 +189,93 @@ def _combine_rows(builder, width, count, align, init, cp, c_step, sp, s_ld, rows
             x = builder.load(builder.bitcast(where, vty.as_pointer()) if width > 1 else where, align=align)
             builder.store(builder.fadd(builder.load(total), builder.fmul(c, x)), total)
     for q, total in enumerate(sums):
-        where = builder.gep(op, [builder.add(at, ir.Constant(i64, q * width))])
-        builder.store(builder.load(total), builder.bitcast(where, vty.as_pointer()) if width > 1 else where,
-                      align=align)
+        finish(builder.add(at, ir.Constant(i64, q * width)), builder.load(total))
 
 
-@intrinsic
-def _row_combination(typingctx, out, o_off, init, coef, c_off, c_step, src, s_off, s_ld, rows, n):
-    """``out[o_off + i] = init + sum(coef[c_off + r * c_step] * src[s_off + r * s_ld + i] for r < rows)`` for
-    ``i < n``, each element summed in that order (``init`` first, then ``r = 0, 1, ...``, as a loop over ``r`` per
-    element would), the elements a vector at a time with several vectors' sums in registers.
+def _access(builder, base, at, vty, align, value=None):
+    """Load (``value`` None) or store ``value`` at ``base + at``: one element, or a vector of type ``vty``."""
+    where = builder.gep(base, [at])
+    if isinstance(vty, ir.VectorType):
+        where = builder.bitcast(where, vty.as_pointer())
+    if value is None:
+        return builder.load(where, align=align)
+    return builder.store(value, where, align=align)
 
-    A layer's forward row (``init`` the bias, ``coef`` a row of ``W``) and its backward row (``init`` 0, ``coef``
-    a column of ``W``). 1-D C-contiguous arrays of one dtype, ``uint64`` offsets, steps and counts (no bounds
-    check: the caller's offsets are its own); ``out`` must not overlap the rows read.
-    """
-    arrays = (out, coef, src)
-    if not (all(_flat_float_array(a) for a in arrays) and out.dtype == coef.dtype == src.dtype == init):
-        return None
-    u = types.uint64
 
-    def codegen(context, builder, signature, args):
-        out_a, o_off, init, coef_a, c_off, c_step, src_a, s_off, s_ld, rows, n = args
-        fty = context.get_value_type(signature.args[2])
-        size = context.get_abi_sizeof(fty)
-        width = _WIDTH
-        op = builder.gep(context.make_array(signature.args[0])(context, builder, out_a).data, [o_off])
-        cp = builder.gep(context.make_array(signature.args[3])(context, builder, coef_a).data, [c_off])
-        sp = builder.gep(context.make_array(signature.args[6])(context, builder, src_a).data, [s_off])
-        i64 = ir.IntType(64)
-        done = ir.Constant(i64, 0)
-        for vector, count in ((width, _IN_FLIGHT), (width, 1), (1, 1)):  # then what is left, then one at a time
-            chunk = ir.Constant(i64, vector * count)
-            times = builder.udiv(builder.sub(n, done), chunk)
-            with cgutils.for_range(builder, times) as loop:
-                at = builder.add(done, builder.mul(loop.index, chunk))
-                _combine_rows(builder, vector, count, size, init, cp, c_step, sp, s_ld, rows, op, at)
-            done = builder.add(done, builder.mul(times, chunk))
-        return context.get_dummy_value()
+def _rectified(builder, z, d, act, slope):
+    """IR: ``d`` where ``z > 0``, else ``slope * d`` for leaky relu (``act``), 0 for relu (``z >= 0`` for the
+    pass-at-zero relu), and ``d`` itself for every other activation: the activation (``d = z``) or the derivative
+    factor of the rectifiers, as :mod:`fastmlp._kernels_tiny`'s per-element formulas have them."""
+    i64 = ir.IntType(64)
+    zero = ir.Constant(z.type, None)
+    if isinstance(z.type, ir.VectorType):
+        slope = _splat(builder, slope, z.type.count)
+    is_leaky = builder.icmp_signed("==", act, ir.Constant(i64, ACT_LEAKY_RELU))
+    is_pass = builder.icmp_signed("==", act, ir.Constant(i64, ACT_RELU_PASS_AT_ZERO))
+    rectifier = builder.or_(builder.or_(is_leaky, is_pass), builder.icmp_signed("==", act, ir.Constant(i64, ACT_RELU)))
+    gate = builder.select(is_pass, builder.fcmp_ordered(">=", z, zero), builder.fcmp_ordered(">", z, zero))
+    below = builder.select(is_leaky, builder.fmul(slope, d), zero)
+    return builder.select(rectifier, builder.select(gate, d, below), d)
 
-    return types.none(out, u, init, coef, u, u, src, u, u, u, u), codegen
+
+def _make_row_kernel(backward):
+    """The intrinsic :func:`_forward_row` (``backward`` False) or :func:`_backward_row`."""
+
+    def row(typingctx, out, o_off, init, coef, c_off, c_step, src, s_off, s_ld, rows, n, other, x_off, act, slope):
+        arrays = (out, coef, src, other)
+        if not (all(_flat_float_array(a) for a in arrays) and out.dtype == coef.dtype == src.dtype == other.dtype
+                == init == slope and isinstance(act, types.Integer)):
+            return None
+        u = types.uint64
+
+        def codegen(context, builder, signature, args):
+            out_a, o_off, init, coef_a, c_off, c_step, src_a, s_off, s_ld, rows, n, other_a, x_off, act, slope = args
+            act = context.cast(builder, act, signature.args[13], types.int64)
+            size = context.get_abi_sizeof(context.get_value_type(signature.args[2]))
+            data = [builder.gep(context.make_array(signature.args[i])(context, builder, a).data, [off])
+                    for i, a, off in ((0, out_a, o_off), (3, coef_a, c_off), (6, src_a, s_off), (11, other_a, x_off))]
+            op, cp, sp, xp = data
+
+            def finish(at, total):
+                if backward:  # the delta times the rectifier's derivative (xp: the previous layer's Z)
+                    _access(builder, op, at, total.type, size,
+                            _rectified(builder, _access(builder, xp, at, total.type, size), total, act, slope))
+                else:  # Z, and the rectifier's activation of it (xp: A)
+                    _access(builder, op, at, total.type, size, total)
+                    _access(builder, xp, at, total.type, size, _rectified(builder, total, total, act, slope))
+
+            i64 = ir.IntType(64)
+            done = ir.Constant(i64, 0)
+            for vector, count in ((_WIDTH, _IN_FLIGHT), (_WIDTH, 1), (1, 1)):  # then what is left, one at a time
+                chunk = ir.Constant(i64, vector * count)
+                times = builder.udiv(builder.sub(n, done), chunk)
+                with cgutils.for_range(builder, times) as loop:
+                    at = builder.add(done, builder.mul(loop.index, chunk))
+                    _combine_rows(builder, vector, count, size, init, cp, c_step, sp, s_ld, rows, at, finish)
+                done = builder.add(done, builder.mul(times, chunk))
+            return context.get_dummy_value()
+
+        return types.none(out, u, init, coef, u, u, src, u, u, u, u, other, u, act, slope), codegen
+
+    return row
+
+
+_forward_row = intrinsic(_make_row_kernel(False))
+_forward_row.__doc__ = """A layer's forward row (the arguments ``Z, o_off, init, coef, c_off, c_step, src, s_off, s_ld,
+rows, n, A, x_off, act, slope``): ``Z[o_off + i] = init + sum(coef[c_off + r * c_step] * src[s_off + r * s_ld + i]
+for r < rows)`` for ``i < n`` (``init`` the bias, ``coef`` a row of ``W``), each element summed in that order
+(``init`` first, then ``r = 0, 1, ...``, as a loop over ``r`` per element would), the elements a vector at a time with
+several vectors' sums in registers; and ``A[x_off + i]`` its activation when ``act`` is linear or a rectifier (for the
+others, ``Z``: the caller overwrites it).
+
+1-D C-contiguous arrays of one dtype, ``uint64`` offsets, steps and counts (no bounds check: the caller's offsets
+are its own); the rows written must not overlap the rows read.
+"""
+_backward_row = intrinsic(_make_row_kernel(True))
+_backward_row.__doc__ = """A layer's backward row (the arguments ``D, o_off, init, coef, c_off, c_step, src, s_off,
+s_ld, rows, n, Z, x_off, act, slope``): the sum of :func:`_forward_row` (``init`` 0, ``coef`` a column of ``W``) times
+the derivative at ``Z[x_off + i]`` when ``act`` is a rectifier, the sum alone otherwise (the caller multiplies by the
+derivative), into ``D[o_off + i]``."""
 
 
 def _activation(z, act, slope, one):
@@ -397,54 +445,28 @@ def _tiny_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf,
 
 
 @jit_inline
-def _activate_row(Z, A, off, n, act, slope, one):
-    """``A[off:off + n] = g(Z[off:off + n])`` (not softmax): one loop per activation, each vectorised where its
-    formula is (relu, leaky relu, linear: selects and products)."""
-    zero = one - one
-    if act == ACT_RELU or act == ACT_RELU_PASS_AT_ZERO:
-        for i in range(n):
-            z = Z[off + i]
-            A[off + i] = z if z > zero else zero
-    elif act == ACT_SIGMOID:
+def _smooth_activation_row(Z, A, off, n, act, one):
+    """``A[off:off + n] = g(Z[off:off + n])`` for sigmoid and tanh (the rectifiers' come with ``Z``)."""
+    if act == ACT_SIGMOID:
         for i in range(n):
             A[off + i] = _sigmoid(Z[off + i], one)
     elif act == ACT_TANH:
         for i in range(n):
             A[off + i] = np.tanh(Z[off + i])
-    elif act == ACT_LEAKY_RELU:
-        for i in range(n):
-            z = Z[off + i]
-            A[off + i] = z if z > zero else slope * z
-    else:
-        for i in range(n):
-            A[off + i] = Z[off + i]
 
 
 @jit_inline
-def _derivative_row(D, d_off, Z, A, z_off, n, act, slope, one):
-    """``D[d_off + i] *= g'(Z[z_off + i])`` for ``i < n``, with ``A = g(Z)`` (relu' at 0 is 0, 1 for the
-    pass-at-zero relu): one loop per activation."""
-    zero = one - one
+def _smooth_derivative_row(D, d_off, A, a_off, n, act, one):
+    """``D[d_off + i] *= g'`` for ``i < n``, from ``A = g(Z)`` at ``a_off``, for sigmoid and tanh (the rectifiers'
+    come with the delta)."""
     if act == ACT_SIGMOID:
         for i in range(n):
-            a = A[z_off + i]
+            a = A[a_off + i]
             D[d_off + i] = D[d_off + i] * a * (one - a)
-    elif act == ACT_RELU:
-        for i in range(n):
-            d = D[d_off + i]
-            D[d_off + i] = d if Z[z_off + i] > zero else zero
-    elif act == ACT_RELU_PASS_AT_ZERO:
-        for i in range(n):
-            d = D[d_off + i]
-            D[d_off + i] = d if Z[z_off + i] >= zero else zero
     elif act == ACT_TANH:
         for i in range(n):
-            a = A[z_off + i]
+            a = A[a_off + i]
             D[d_off + i] = D[d_off + i] * (one - a * a)
-    elif act == ACT_LEAKY_RELU:
-        for i in range(n):
-            d = D[d_off + i]
-            D[d_off + i] = d if Z[z_off + i] > zero else slope * d
 
 
 def _rows_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf, deltas, dims, acts, slope,
@@ -455,7 +477,7 @@ def _rows_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf,
 
     Every block is feature-major, as the general kernel's: a layer's input, ``Z``, ``A`` and delta are
     ``(units, n_b)``, each unit's row contiguous, so that the work runs along the batch, in vectors, however narrow
-    the layer. Forward: row ``Z[j] = b[j] + W[j, 0] A_prev[0] + W[j, 1] A_prev[1] + ...`` (:func:`_row_combination`:
+    the layer. Forward: row ``Z[j] = b[j] + W[j, 0] A_prev[0] + W[j, 1] A_prev[1] + ...`` (:func:`_forward_row`:
     each element summed in that order, as a loop over the inputs per sample would), then its activation. The output
     delta and the cost (bce inline; other losses through :func:`fastmlp._kernels._cost_and_delta`). Backward, top
     layer first: row ``dZ_prev[k] = g'(Z_prev[k]) (W[0, k] dZ[0] + W[1, k] dZ[1] + ...)`` from the old weights of
@@ -487,9 +509,9 @@ def _rows_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf,
         for j in range(n_out):
             zj = z_off + j * nb
             wj = w_off + j * n_in
-            _row_combination(Zbuf, zj, params[b_off + j], params, wj, _U(1), src, s_off, s_ld, n_in, nb)
-            if act != ACT_SOFTMAX:
-                _activate_row(Zbuf, Abuf, zj, nb, act, slope, one)
+            _forward_row(Zbuf, zj, params[b_off + j], params, wj, _U(1), src, s_off, s_ld, n_in, nb, Abuf, zj, act,
+                         slope)
+            _smooth_activation_row(Zbuf, Abuf, zj, nb, act, one)
         if act == ACT_SOFTMAX:  # the output layer only: each column (sample) over its n_out rows
             for i in range(nb):
                 high = Zbuf[z_off + i]
@@ -531,8 +553,9 @@ def _rows_batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf,
             act = acts[l - 1]
             for k in range(n_in):
                 dk = dp_off + k * nb
-                _row_combination(deltas, dk, zero, params, w_off + k, n_in, deltas, d_off, nb, n_out, nb)
-                _derivative_row(deltas, dk, Zbuf, Abuf, zp_off + k * nb, nb, act, slope, one)
+                _backward_row(deltas, dk, zero, params, w_off + k, n_in, deltas, d_off, nb, n_out, nb, Zbuf,
+                              zp_off + k * nb, act, slope)
+                _smooth_derivative_row(deltas, dk, Abuf, zp_off + k * nb, nb, act, one)
         src, s_off, s_ld = (xb, _U(x_off), _U(x_ld)) if l == 0 else (Abuf, _U(a_off[l - 1]), nb)
         _layer_gradient(grad, w_off, src, s_off, s_ld, n_in, deltas, d_off, n_out, nb)
         for t in range(w_off, b_off):

@@ -162,6 +162,31 @@ def test_every_head_on_the_kernel_along_the_batch(loss, out, hidden):
     assert_allclose(result.sample_weighted_cost, weighted, **train_tol(np.float64))
 
 
+@pytest.mark.parametrize("grad_at_zero", [0, 1])
+def test_relu_derivative_at_zero_on_the_kernel_along_the_batch(grad_at_zero):
+    """One SGD step on 8 samples whose hidden pre-activations are exactly 0 for some samples: relu' there is 0, or 1
+    for the course transcription's relu (``relu_grad_at_zero=1``), as in a step written out in NumPy."""
+    X = np.array([[0, 1, 0, 2, -1, 0, 1, 0], [0, 0, 1, -1, 1, 2, 0, 0]], float)
+    Y = np.array([[0, 1, 1, 0, 1, 0, 1, 0]], float)
+    W1, b1 = np.array([[1.0, 1.0], [2.0, -1.0], [-1.0, 0.5]]), np.zeros((3, 1))
+    W2, b2 = np.array([[0.5, -0.25, 1.0]]), np.array([[0.1]])
+    net = _engine.Network([2, 3, 1], ["relu", "sigmoid"], relu_grad_at_zero=grad_at_zero)
+    net.set_course_parameters([W1, W2], [b1, b2])
+    assert KT.uses_rows(8)
+    _engine.train_epochs(net, X, Y, "bce", learning_rate=0.5, epochs=1, batch_size=8, kernel="tiny")
+    Z1 = W1 @ X + b1
+    A1 = np.maximum(Z1, 0)
+    A2 = 1 / (1 + np.exp(-(W2 @ A1 + b2)))
+    dZ2 = (A2 - Y) / 8
+    dZ1 = (W2.T @ dZ2) * ((Z1 >= 0) if grad_at_zero else (Z1 > 0))
+    assert (Z1 == 0).any()
+    want = [W1 - 0.5 * dZ1 @ X.T, W2 - 0.5 * dZ2 @ A1.T]
+    got = net.course_parameters()
+    assert_allclose(got["W1"], want[0], rtol=1e-12)
+    assert_allclose(got["W2"], want[1], rtol=1e-12)
+    assert_allclose(got["b1"], b1 - 0.5 * dZ1.sum(axis=1, keepdims=True), rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_size", [32, 13])
 def test_w2_deep_on_the_kernel_along_the_batch_equals_reference_train(batch_size, dtype):
