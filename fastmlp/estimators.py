@@ -792,6 +792,12 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                 net.params[:] = self._best_params
             self._best_params = None
             if diverged is not None:
+                # the diverged epoch is booked as scikit-learn, which does not stop, books it: its weights (rolled
+                # back here) score NaN, and so does its loss
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_curve_.append(float("nan"))
+                self.validation_scores_.append(float("nan"))
                 warnings.warn(
                     f"Training diverged ({diverged}); the weights with the best validation score were "
                     "restored.",

@@ -349,6 +349,10 @@ def test_divergence_with_early_stopping_restores_best_weights():
     with pytest.warns(ConvergenceWarning, match="diverged"):
         reg.fit(X * 30, y * 30)
     assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
+    # the diverged epoch is booked as scikit-learn books it (its test_mlp_diverging_loss): a NaN score and loss
+    assert np.isnan(reg.validation_scores_[-1]) and np.isnan(reg.loss_curve_[-1])
+    assert np.all(np.isfinite(reg.validation_scores_[:-1]))
+    assert len(reg.validation_scores_) == len(reg.loss_curve_) == reg.n_iter_
 
 
 def test_batch_size_larger_than_data_warns(iris):
