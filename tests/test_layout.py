@@ -21,8 +21,8 @@ PACKAGE = ROOT / "fastmlp"
 #: each module's layer (docs/DESIGN.md, "Layout"); a module may import only from its own layer or below
 LAYERS = {
     # 0: leaves -- settings, validation, files, timing; NumPy at most
-    "_version": 0, "_config": 0, "_bounds": 0, "_checks": 0, "_atomic": 0, "_standardise": 0, "_tables": 0, "_timing": 0,
-    "_progress": 0, "_blas": 0, "_guard": 0,
+    "_version": 0, "_config": 0, "_bounds": 0, "_checks": 0, "_atomic": 0, "_standardise": 0, "_tables": 0,
+    "_timing": 0, "_progress": 0, "_blas": 0, "_guard": 0,
     # 1: the definition of correct, the kernels and their one door
     "reference": 1, "_kernels": 1, "_kernels_general": 1, "_kernels_tiny": 1, "_small_products": 1, "_engine": 1,
     "_steps": 1,
