@@ -1,23 +1,28 @@
-"""The training kernel of tiny networks: one compiled function per optimiser and loss, plain loops, no BLAS.
+"""The training kernel of tiny networks: one compiled function per optimiser, loss and kind of batch; no BLAS.
 
-Private. A network is *tiny* for a batch size when every layer's product ``batch * n_in * n_out`` is below
-the BLAS threshold (``blas_min_flops``): the general kernel (:func:`fastmlp._kernels._train_epochs`) would
-run all of it as compiled loops anyway, through some seven calls between separately compiled layer kernels
-per minibatch (each passing twenty-odd arguments), and for a 2-2-1 network those calls cost more than the
-arithmetic. Here the whole minibatch -- forward pass, cost and output delta, backward pass, gradient and
-optimiser step -- is one function inlined into the epoch loop, and it has no BLAS, transposed-copy or
-fused-update paths: what a first ``fit`` of a tiny network compiles is this kernel instead of the general
-one, which is both faster to run and faster to compile.
+Private. A network is *tiny* for a batch size when it is narrow and its products of a batch are small
+(:func:`fastmlp._engine.is_tiny`: at most 64 weights a layer, at most 4096 multiply-adds a product). The general
+kernel (:func:`fastmlp._kernels._train_epochs`) runs a minibatch through some seven calls between separately
+compiled layer kernels (each passing twenty-odd arguments) and BLAS calls sized for larger products; for such a
+network those calls cost more than the arithmetic. Here the whole minibatch -- forward pass, cost and output delta,
+backward pass, gradient and optimiser step -- is one function inlined into the epoch loop, with no BLAS,
+transposed-copy or fused-update paths: what a first ``fit`` of a tiny network compiles is this kernel instead of
+the general one, which is both faster to run and faster to compile. Two minibatch steps:
+
+- :func:`_rows_batch_step`, for batches of :data:`ROWS_MIN_BATCH` (8) samples or more, works along the batch: each
+  row of a layer's ``Z`` and delta (one unit, every sample) is made in vectors by LLVM vector instructions written
+  here (:func:`_forward_row`, :func:`_backward_row`), each element summed in the order a per-sample loop would
+  take; the gradient's sums over the batch in a fixed order of eight lanes (:func:`_layer_gradient`);
+- :func:`_tiny_batch_step`, for smaller batches (XOR's four samples), in plain per-sample loops.
 
 The epoch loop, the rollback on divergence, minibatch pieces (``span``/``partial``) and shuffled gathers are
 the general template's own: :func:`train_epochs_tiny_kernel` compiles a copy of
-:func:`fastmlp._kernels._train_epochs` whose ``_batch_step`` is :func:`_tiny_batch_step` (specialised, as the
-general kernel is, to one optimiser and one loss, which are constants here too; compiled with
-``_config.TINY_JIT_OPTIONS``). The arguments and results are those of the general kernel, so
-:func:`fastmlp._engine.train_epochs` calls either.
+:func:`fastmlp._kernels._train_epochs` whose ``_batch_step`` is one of the two (specialised, as the general kernel
+is, to one optimiser and one loss, which are constants here too; compiled with ``_config.TINY_JIT_OPTIONS``). The
+arguments and results are those of the general kernel, so :func:`fastmlp._engine.train_epochs` calls either.
 
-The numbers are those of the general kernel's compiled-loop path (same products in the same order, same
-formulas); ``tests/test_tiny_kernel.py`` holds both to :mod:`fastmlp.reference`.
+The formulas are those of the general kernel; the sums run in other orders (the gradients' in eight lanes), so the
+numbers agree to rounding: ``tests/test_tiny_kernel.py`` holds both kernels to :mod:`fastmlp.reference`.
 """
 
 from __future__ import annotations
