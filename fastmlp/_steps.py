@@ -578,9 +578,23 @@ def plain_arrays(parameters):
     return Wb, tuple(sizes), _F64 if dtype == _F64 else _F32, False
 
 
-def _flat_copy(Ws, bs) -> np.ndarray:
-    """The values of ``W1, b1, W2, ...`` (arrays of one dtype) in one new flat vector: the kernels' layout."""
-    return np.concatenate([a.ravel() for pair in zip(Ws, bs, strict=True) for a in pair])
+def _flat_copy(Ws, bs, sizes=None, dtype=None) -> np.ndarray:
+    """The values of ``W1, b1, W2, ...`` (arrays of one dtype) in one new flat vector: the kernels' layout.
+
+    With ``sizes`` and ``dtype`` (what the caller checked the arrays against), a ValueError when the copy does
+    not have that dtype and the length of those sizes' parameters: another thread (or code run in between)
+    changed an array's shape or dtype in place after the check. The kernels read the copy by ``sizes``
+    without checking its length, so this is what keeps them within it."""
+    flat = np.concatenate([a.ravel() for pair in zip(Ws, bs, strict=True) for a in pair])
+    if sizes is not None and (flat.dtype != dtype or flat.shape[0] != _n_params(sizes)):
+        raise ValueError("a parameter array changed its shape or dtype while fastmlp was copying it "
+                         "(another thread?)")
+    return flat
+
+
+def _n_params(sizes) -> int:
+    """How many parameters a network of layer sizes ``sizes`` (n0, ..., nL) has."""
+    return sum(sizes[l + 1] * (sizes[l] + 1) for l in range(len(sizes) - 1))
 
 
 def _flat_now(Ws, bs, layout):
@@ -592,7 +606,7 @@ def _flat_now(Ws, bs, layout):
         if (type(W) is not np.ndarray or type(b) is not np.ndarray or W.dtype != dtype or b.dtype != dtype
                 or W.shape != blocks[2 * l][1] or b.shape != blocks[2 * l + 1][1]):
             return None
-    return _flat_copy(Ws, bs)
+    return _flat_copy(Ws, bs, layout.sizes, dtype)
 
 
 def _as_grads(grads, sizes, dtype):
@@ -670,6 +684,8 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             layout = layout_for(p.sizes, acts, flat.dtype, relu_grad_at_zero)
             p._layout = (None if activations is None else acts, relu_grad_at_zero, layout)
     else:  # a plain dict: its own arrays, by structural checks (the rest by the kernel), or converted (a copy)
+        if len(_THREADS) + len(_STARTING) != 1:
+            arrays = False  # (another thread could reshape them while the kernel reads: copied; see _call_arrays)
         again = _plain_again(parameters) if arrays and type(parameters) is dict else None
         if again is not None:
             Wb, memo = again
@@ -685,21 +701,31 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             Ws, bs, flat = Wb[0::2], Wb[1::2], None
             found = None
         else:
-            found = plain_arrays(parameters) if arrays else None
+            found = plain_arrays(parameters)
+        flat = None
         if again is not None:
             pass
-        elif found is not None and found[3]:
-            Wb, sizes, dtype, _ = found
-            Ws, bs, flat = Wb[0::2], Wb[1::2], None
-        elif found is not None:
+        elif found is not None and found[3] and arrays:
             Wb, sizes, dtype, _ = found
             Ws, bs = Wb[0::2], Wb[1::2]
-            flat = _flat_copy(Ws, bs)
-        else:
+        elif found is not None and not found[3]:  # (plain_arrays checked their shapes)
+            Wb, sizes, dtype, _ = found
+            Ws, bs = Wb[0::2], Wb[1::2]
+            flat = _flat_copy(Ws, bs, sizes, dtype)
+        elif found is not None:  # exact arrays not to be read where they are (another thread runs, or the kernel
+            # found their shapes or alignment wrong): copied when their shapes fit, checked here, else validated
+            Wb, sizes, dtype, _ = found
+            Ws, bs = Wb[0::2], Wb[1::2]
+            layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), dtype,
+                                relu_grad_at_zero)
+            flat = _flat_now(Ws, bs, layout)
+            if flat is None:
+                found = None
+        if found is None and again is None:
             Ws, bs = _checks.check_parameters(parameters)
             sizes = (int(Ws[0].shape[1]),) + tuple(int(W.shape[0]) for W in Ws)
-            flat = _flat_copy(Ws, bs)
-            dtype = flat.dtype
+            dtype = Ws[0].dtype
+            flat = _flat_copy(Ws, bs, sizes, dtype)
         if again is None:
             layout = layout_for(sizes, _activations(activations, len(Ws), default_hidden, default_output), dtype,
                                 relu_grad_at_zero)
@@ -978,6 +1004,8 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     """
     own = _own_pass(caches, AL, activations, default_hidden, default_output)
     flat = Wb = None
+    if len(_THREADS) + len(_STARTING) != 1:
+        arrays = False  # (another thread could reshape the caller's arrays while the kernel reads: copied)
     if own is not None:
         layout, ZA, Xk = own.layout, own.ZA, own.Xk
         private = True  # whether flat is our own copy
@@ -1329,7 +1357,13 @@ def _update_plain(parameters, grads, lr, in_place):
             _UPDATE_SEEN.add((len(Wb), dtype))
         if status == 0:
             return parameters if in_place else packed_view(out, sizes, order=tuple(parameters))
-        return None  # (a value not finite, the shapes do not fit, or an array is not aligned: the full path)
+        if status is not None:
+            return None  # (a value not finite, the shapes do not fit, or an array is not aligned: the full path)
+        # another thread runs: through a copy, their shapes checked here (the kernel would have)
+        blocks = _param_blocks(sizes)[1]
+        for a, (_, shape) in zip(Wb, blocks, strict=True):
+            if a.shape != shape:
+                return None
     # not C-contiguous, or read-only: through a copy
     arrays = list(Wb)
     bases = set()
@@ -1338,6 +1372,8 @@ def _update_plain(parameters, grads, lr, in_place):
             return None  # (the full validation names the read-only array)
         bases.add(id(a if a.base is None else a.base))
     new = np.concatenate([a.ravel() for a in arrays])
+    if new.dtype != G.dtype or new.shape != G.shape:
+        return None  # (an array changed its shape or dtype since it was checked: the full path)
     if not _subtract(new, G, lr, new):
         return None
     if not in_place:

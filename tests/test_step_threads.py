@@ -116,3 +116,46 @@ print("differing:", bad)
     proc = run_python(code)
     assert proc.returncode == 0, describe(proc)
     assert "differing: 0" in proc.stdout, describe(proc)
+
+
+def test_with_another_thread_alive_plain_dicts_are_copied_exactly_and_retyping_never_crashes():
+    """While another thread is alive the caller's arrays are copied, never read in place: a plain dict (float64
+    and float32) then ends exactly where the same loop ends with no other thread; and a thread flipping W1's
+    dtype (float64 (4, 3) <-> float32 (4, 6), in place) and b2's shape makes each step either work or raise a
+    ValueError (the copies are checked against the shapes and dtype they were made for), for 1.5 s of steps."""
+    code = SETUP + """
+def typed(p, dtype):
+    return {k: v.astype(dtype) for k, v in p.items()}
+p, X, Y = make(1, dims=(3, 4, 4, 1), m=6)
+alone = [steps(typed(p, d), X.astype(d), Y.astype(d), 40) for d in (np.float64, np.float32)]
+idle = threading.Event()
+threading.Thread(target=idle.wait, daemon=True).start()
+with_thread = [steps(typed(p, d), X.astype(d), Y.astype(d), 40) for d in (np.float64, np.float32)]
+same = all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for a, b in zip(alone, with_thread) for k in p)
+print("equal" if same else "differs")
+sys.setswitchinterval(1e-6)
+stop = False
+def flip():
+    W, b = p["W1"], p["b2"]
+    while not stop:
+        W.dtype = np.float32; b.shape = (1, 4); time.sleep(0); W.dtype = np.float64; b.shape = (4, 1); time.sleep(0)
+t = threading.Thread(target=flip, daemon=True)
+t.start()
+counts = {}
+t0 = time.time()
+while time.time() - t0 < 1.5:
+    try:
+        steps(p, X, Y, 1, lr=1e-9)
+        counts["ok"] = counts.get("ok", 0) + 1
+    except ValueError:
+        counts["ValueError"] = counts.get("ValueError", 0) + 1
+stop = True
+t.join()
+idle.set()
+print(sorted(counts))
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, describe(proc)
+    lines = proc.stdout.split("\n")
+    assert lines[0] == "equal", describe(proc)
+    assert "ValueError" in lines[1], describe(proc)  # (the race was reached)
