@@ -97,8 +97,12 @@ def source_digest() -> bytes:
     if not _SOURCE_DIGEST:
         digest = hashlib.sha256()
         for name in KERNEL_MODULES:
-            with open(os.path.join(_PACKAGE_DIR, name), "rb") as f:
-                source = f.read()
+            # through the package's loader, which also reads a package imported from a zip archive; a source it
+            # cannot read (a build shipping bytecode only) counts by name, as Numba's own stamp would not see it
+            try:
+                source = __loader__.get_data(os.path.join(_PACKAGE_DIR, name))
+            except OSError:
+                source = b"unreadable"
             digest.update(f"{name}:{len(source)}:".encode())
             digest.update(source)
         _SOURCE_DIGEST.append(digest.digest())

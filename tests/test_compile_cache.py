@@ -69,3 +69,24 @@ def test_a_changed_helper_module_is_compiled_again(tmp_path):
     again = train()
     assert again["params"] == after["params"]
     assert "tiny networks: sgd/bce float64" in again["cached"], again["cached"]
+
+
+def test_the_stamp_reads_a_package_imported_from_a_zip(tmp_path):
+    """A zipped fastmlp (zipimport) with ``NUMBA_CACHE_DIR`` set: the stamp reads the sources through the
+    package's loader, so importing works and the stamp is the one of the same sources on disk."""
+    import zipfile
+
+    archive = tmp_path / "fastmlp.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in sorted(os.listdir(PACKAGE)):
+            if name.endswith(".py"):
+                zf.write(os.path.join(PACKAGE, name), f"fastmlp/{name}")
+    proc = run_python("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from fastmlp import _config
+        assert _config.__file__.startswith(sys.argv[1]), _config.__file__
+        print(_config.source_digest().hex())
+    """, str(archive), env={"NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.split()[-1] == _config.source_digest().hex()

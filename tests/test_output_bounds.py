@@ -112,6 +112,19 @@ def test_outputs_that_only_look_large_are_checked_by_a_real_forward_pass():
     assert np.all(np.isfinite(res.mean_batch_cost)) and np.all(np.isfinite(E.forward(net, X)))
 
 
+def test_a_real_pass_whose_total_cost_would_overflow_is_a_divergence():
+    """The real forward pass's mean cost is held to the bounds' rule: its total over the samples far below
+    overflow. A float32 mean of 2e37 over 4 samples is finite, but the sum of squares that ``score()`` adds up
+    is not (found by review: an ``MLPRegressor`` fit returned and its ``score`` on the training data was -inf)."""
+    X = np.ones((2, 4), np.float32)
+    Y = np.ones((1, 4), np.float32)
+    net = E.Network([2, 3, 1], ["relu", "linear"], np.float32)
+    W1, _ = E.course_views(net.params, net.offsets, net.layer_sizes)
+    W1[0][:] = -3e38  # the bounds do not decide: the real pass does
+    assert not E.output_check(net, X, Y, "mse", 0.0, lambda: np.float32(2e37))()
+    assert E.output_check(net, X, Y, "mse", 0.0, lambda: np.float32(1.0))()
+
+
 def test_functional_and_dialect_loops_refuse_overflowing_outputs():
     X, Y = overflowing_problem()
     params = {"W1": np.full((4, 3), 0.01), "b1": np.zeros((4, 1)), "W2": np.full((1, 4), 0.01), "b2": np.zeros((1, 1))}
