@@ -551,6 +551,7 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
                                       math.sqrt(sizes[-1]))
     factors, limit, n_out, root_in, root_out = static
     cost_limit = limit / max(1, y.size // n_out)  # a total cost sums one term per sample
+    total_terms, dtype_max = 4.0 * max(1, y.size // n_out), float(np.finfo(net.dtype).max)
     kind = B.COST_KINDS.get(loss, B.COST_LOGITS)
     leak = max(1.0, abs(float(net.leaky_slope)))
     tops = []  # bounds of |x| and |y|, read at the first check
@@ -567,11 +568,11 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
                 return True
             if B.per_unit(net, x_top, y_top, kind, alpha, limit, cost_limit):
                 return True
-            # the mean cost of a real pass is held to the bounds' own rule, a total of one term per sample far
-            # below overflow (a float32 mean of 2e37 over 13 samples is finite, but the sum of squares score()
+            # the mean cost of a real pass must also add up over the samples without overflow, with room for a
+            # factor of 4 (a float32 half-mse of 2e37 over 13 samples is finite, but the sum of squares score()
             # adds up is not)
             mean_cost = float(real_check())
-            return math.isfinite(mean_cost) and mean_cost < cost_limit
+            return math.isfinite(mean_cost) and mean_cost * total_terms < dtype_max
 
 
     return outputs_finite
