@@ -15,9 +15,11 @@ Each layer's pre-activations are bounded from ``max |X|``: with ``u`` a bound on
 instead, from the norms of ``X`` and of each layer's parameters: a dot product per layer, no compiled code (a
 kernel of its own cost a cold start 1 s of compilation).
 :func:`per_unit` keeps one bound per unit (a product per layer) for when the coarse bound is not enough, and
-only when that is not enough either does the caller run a real forward pass. Every bound must stay below
-the dtype's largest value over :data:`MARGIN` (rounding, and the sums of up to ``m`` terms of a cost, have
-room below overflow).
+only when that is not enough either does the caller run a real forward pass. The sums and products here are
+NumPy's own loops (``einsum``), never BLAS: a BLAS call wakes NumPy's OpenBLAS threads, which then spin
+against the threads of the BLAS the kernels use (W4-wide float64 ran at half speed, 68 -> 130 ms an epoch).
+Every bound must stay below the dtype's largest value over :data:`MARGIN` (rounding, and the sums of up to
+``m`` terms of a cost, have room below overflow).
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def coarse(factors: tuple, leak: float, x_norm: float, params: np.ndarray, n_out
     squares = 0.0
     for act, start, stop, root_out in factors:
         layer = params[start:stop]
-        layer_squares = float(np.inner(layer, layer))
+        layer_squares = float(np.einsum("i,i->", layer, layer))
         squares += layer_squares
         z = math.sqrt(layer_squares) * (u + 1.0)
         if not z < limit:  # (a NaN fails too)
@@ -104,11 +106,11 @@ def per_unit(net, x_top: float, y_top: float, kind: int, alpha: float, limit: fl
     squares = 0.0
     z = u
     for W, b, activation in zip(net.weights, net.biases, net.activations, strict=True):
-        z = np.abs(W) @ u + np.abs(b[:, 0])
+        z = np.einsum("ij,j->i", np.abs(W), u) + np.abs(b[:, 0])
         if not float(z.max()) < limit:
             return False
         if alpha:
-            squares += float(np.dot(W.ravel(), W.ravel()))
+            squares += float(np.einsum("i,i->", W.ravel(), W.ravel()))
         u = np.ones_like(z) if activation in _SQUASHING else (leak * z if activation == "leaky_relu" else z)
     if alpha and not alpha * squares < limit:
         return False
