@@ -777,7 +777,7 @@ def _forward_rows(X, params, dims, acts, slope, offsets, buffer, out, blas_min_f
                 row = d_off + i * n_out
                 if use_blas:
                     _add_intercept(dst, row, params, b_off, n_out)
-                if l == 0 and not np.isfinite(dst[row]):
+                if l == 0 and not _finite(dst[row]):
                     finite = False
                 if acts[l] == ACT_SOFTMAX:
                     if last and want_labels:
@@ -834,7 +834,7 @@ def _argmax_softmax_row(Z, row, n):
     # once d exceeds a few eps; this margin is generous (a tie is rare, and then only costs this row's softmax)
     # (a NaN or an infinite logit, which make probabilities NaN, also takes the softmax path)
     close = Z.dtype.type(1024) * np.finfo(Z.dtype).eps
-    tie = not np.isfinite(top)
+    tie = not _finite(top)
     for j in range(n):
         if j != best and not (top - Z[row + j] > close):
             tie = True
@@ -1015,9 +1015,20 @@ def _batch_step(xb, yb, b_off, b_ld, n_b, params, grad, p_off, a_off, Zbuf, Abuf
 
 
 @jit_inline
+def _finite(x):
+    """``np.isfinite(x)`` that the fast-math flags cannot fold away: every finiteness check of the kernels.
+
+    Numba computes ``isfinite(x)`` as "``x - x`` is ordered"; with ``reassoc`` and ``nsz`` (both default flags)
+    LLVM cancels ``x - x`` to 0 once ``x`` is a sum computed in the kernel, so that ``isfinite(nan + 1.0)`` is
+    True. One ordered comparison of ``|x|`` with infinity is False for NaN and +-inf, and only ``nnan``/``ninf``
+    (never used, see :mod:`fastmlp._config`) may fold it (tests/test_output_bounds.py checks both)."""
+    return abs(x) < np.inf
+
+
+@jit_inline
 def _all_finite(values):
     for i in range(values.shape[0]):
-        if not np.isfinite(values[i]):
+        if not _finite(values[i]):
             return False
     return True
 
@@ -1167,7 +1178,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
             total += cost
             weighted += cost * n_b
         if replay != 2:
-            finite = np.isfinite(total)
+            finite = _finite(total)
             if finite and (replay == 1 or e == n_epochs - 1):
                 finite = _all_finite(params)
             if not finite:
@@ -1355,7 +1366,7 @@ def _step_forward(X, params, spec, slope, ZA, blas_min_flops):
         s_off = S * m + z_off
         z_off += dims[l + 1] * m
     for t in range(S * m):
-        if not np.isfinite(flat[t]):
+        if not _finite(flat[t]):
             return False
     return True
 
@@ -1384,7 +1395,7 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
     Y_flat = _borrow(Y.reshape(Y.size))
     for t in range(Y_flat.shape[0]):
         y = Y_flat[t]
-        if not np.isfinite(y):
+        if not _finite(y):
             return 1
         if (loss == LOSS_BCE or loss == LOSS_CE) and (y < zero or y > one):
             return 1
@@ -1445,7 +1456,7 @@ def _scaled_difference(P, G, lr, out):
     Returns False, writing nothing, when ``P`` or ``G`` holds a non-finite value (the caller validates).
     """
     for i in range(P.shape[0]):
-        if not (np.isfinite(P[i]) and np.isfinite(G[i])):
+        if not (_finite(P[i]) and _finite(G[i])):
             return False
     lr = P.dtype.type(lr)
     for i in range(P.shape[0]):
@@ -1512,7 +1523,7 @@ def _arrays_finite(Wb):
     for a in Wb:
         for i in range(a.shape[0]):
             for j in range(a.shape[1]):
-                if not np.isfinite(a[i, j]):
+                if not _finite(a[i, j]):
                     return False
     return True
 
@@ -1559,7 +1570,7 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
         s_off = S * m + z_off
         z_off += n_out * m
     for t in range(S * m):
-        if not np.isfinite(flat[t]):
+        if not _finite(flat[t]):
             return 1
     return 0
 
@@ -1580,7 +1591,7 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
     Y_flat = _borrow(Y.reshape(Y.size))
     for t in range(Y_flat.shape[0]):
         y = Y_flat[t]
-        if not np.isfinite(y):
+        if not _finite(y):
             return 1
         if (loss == LOSS_BCE or loss == LOSS_CE) and (y < zero or y > one):
             return 1
@@ -1697,6 +1708,6 @@ def _train_full_batch_recording(X, Y, params, dims, acts, slope, loss, learning_
                               blas_min_flops, -1.0)
         for t in range(size):
             out[e * size + t] = Abuf[base + t]
-        if not (np.isfinite(cost) and _all_finite(params)):
+        if not (_finite(cost) and _all_finite(params)):
             return e
     return outputs.shape[0]

@@ -36,6 +36,7 @@ from fastmlp._kernels import (
     _activate_block,
     _affine_activation,
     _backprop_delta,
+    _finite,
     _gemm,
     _neg_log_softmax,
     _optimizer_step,
@@ -411,9 +412,9 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
             _optimizer_step(params, grad, 0, n_params, 0, params.dtype.type(0), opt, lr, lr_adam, momentum, beta_1,
                             beta_2, epsilon, state_1, state_2)
             weighted += cost * n_b
-        finite = np.isfinite(weighted)
+        finite = _finite(weighted)
         for t in range(n_params):
-            if not np.isfinite(params[t]):
+            if not _finite(params[t]):
                 finite = False
                 break
         if not finite:

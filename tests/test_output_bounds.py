@@ -221,3 +221,55 @@ def test_largest_magnitude(dtype):
     assert B.largest_magnitude(values[:0]) == 0.0
     values[1, 500] = np.nan
     assert np.isnan(B.largest_magnitude(values))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_kernels_finiteness_check_survives_their_fast_math_flags(dtype):
+    """Numba computes ``np.isfinite(x)`` as "``x - x`` is ordered", which the kernels' ``reassoc`` and ``nsz``
+    let LLVM cancel to 0 once ``x`` is computed in the kernel: ``np.isfinite(nan + 1.0)`` was True in a function
+    compiled with these flags. The kernels' own check (``_kernels._finite``) must see NaN and inf there."""
+    from numba import njit
+
+    from fastmlp import _config
+    from fastmlp import _kernels as K
+
+    @njit(**{**_config.JIT_OPTIONS, "cache": False})
+    def finite_results(x, y):
+        return K._finite(x + y), K._finite(x * y + x), K._finite(x)
+
+    for bad in (np.nan, np.inf, -np.inf):
+        assert finite_results(dtype(bad), dtype(1)) == (False, False, False), bad
+    assert finite_results(dtype(2), dtype(1)) == (True, True, True)
+    assert finite_results(np.finfo(dtype).max, dtype(0)) == (True, True, True)
+
+
+def test_no_kernel_module_calls_numbas_isfinite():
+    """Every finiteness check in compiled code goes through ``_kernels._finite`` (see the test above)."""
+    import ast
+    from pathlib import Path
+
+    from fastmlp import _config
+
+    package = Path(E.__file__).parent
+    for name in _config.KERNEL_MODULES:
+        for node in ast.walk(ast.parse((package / name).read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "isfinite":
+                raise AssertionError(f"{name}:{node.lineno} calls isfinite; use _kernels._finite")
+
+
+@pytest.mark.parametrize("kernel", ["tiny", "general"])
+def test_a_nan_made_mid_epoch_is_caught_by_the_kernel_itself(kernel, monkeypatch):
+    """Epoch 2's first minibatch makes the weights about 1e200, its second one's cost is NaN (inf - inf): the kernel
+    (the output check after each call switched off here) rolls epoch 2 back and reports one epoch done."""
+    X, Y = overflowing_problem(m=8)
+    Y[0, :] = 1.0
+    monkeypatch.setattr(E, "output_check", lambda *args: lambda: True)
+    rates = np.array([1e-300, 1.0])
+    net = E.Network([3, 4, 1], ["relu", "sigmoid"], np.float64)
+    net.params[:] = np.random.RandomState(1).randn(net.params.size) * 0.1
+    again = net.copy()
+    with pytest.raises(FloatingPointError, match="diverged in epoch 2") as info:
+        E.train_epochs(net, X, Y, "bce", learning_rate=rates, epochs=2, batch_size=4, kernel=kernel)
+    assert len(info.value.completed.mean_batch_cost) == 1
+    E.train_epochs(again, X, Y, "bce", learning_rate=rates[:1], epochs=1, batch_size=4, kernel=kernel)
+    assert_array_equal(net.params, again.params)
