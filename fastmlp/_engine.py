@@ -257,6 +257,8 @@ class TrainResult:
 
 #: a kernel call runs for about this long before control returns to Python (Ctrl-C, progress)
 CHUNK_SECONDS = 0.1
+#: the per-epoch costs of a training call are first given room for this many epochs, then grown as epochs finish
+_FIRST_COSTS = 1024
 #: shuffled training draws the sample orders of at most this many (epochs x samples) entries at once
 #: (and at least one epoch's): memory O(n_samples), whatever the number of epochs
 ORDER_ENTRIES = 1 << 18
@@ -413,15 +415,16 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
     state at the start of its call (their concatenation); None when the kernel keeps no such copy (one is
     then made here before each call).
     """
-    if isinstance(learning_rate, float):  # the common case, without broadcast_to's cost
-        rates = np.full(epochs, learning_rate)
-    else:
-        rates = np.array(np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (epochs,)))
+    # memory in proportion to the epochs run, not to those asked for (``epochs`` may be 10**10, to train until
+    # interrupted): one rate is expanded per call, and the costs' arrays grow as epochs finish
+    rate = learning_rate if isinstance(learning_rate, float) else np.asarray(learning_rate, dtype=np.float64)
+    if not isinstance(rate, float):
+        rate = float(rate.reshape(1)[0]) if rate.size == 1 else np.ascontiguousarray(np.broadcast_to(rate, (epochs,)))
     draw = _order_source(order, epochs, m)
     n_batches = -(-m // batch_size)
     max_epochs_per_call = max(1, ORDER_ENTRIES // m) if draw is not None else epochs
-    mean_cost = np.empty(epochs, np.float64)
-    weighted_cost = np.empty(epochs, np.float64)
+    mean_cost = np.empty(min(epochs, _FIRST_COSTS), np.float64)
+    weighted_cost = np.empty_like(mean_cost)
     span = np.zeros(2, np.int64)
     partial = np.zeros(2, np.float64)
     done, batch = 0, 0  # epochs completed; minibatches of epoch `done` already run
@@ -451,8 +454,13 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
         if backup is None and batch == 0:
             start_state = (net.params.copy(), opt.state_1.copy(), opt.state_2.copy(), opt.step.copy())
         step_at_start = int(opt.step[0])
+        rates = np.full(n_epochs, rate) if isinstance(rate, float) else rate[done:done + n_epochs]
+        if done + n_epochs > mean_cost.shape[0]:
+            grown = min(epochs, max(2 * mean_cost.shape[0], done + n_epochs))
+            mean_cost = np.concatenate([mean_cost[:done], np.empty(grown - done)])
+            weighted_cost = np.concatenate([weighted_cost[:done], np.empty(grown - done)])
         started = time.perf_counter()
-        ran = call(order_rows, rates[done:done + n_epochs], span, partial, mean_cost[done:], weighted_cost[done:])
+        ran = call(order_rows, rates, span, partial, mean_cost[done:], weighted_cost[done:])
         elapsed = time.perf_counter() - started
         batches_run = int(span[1] - span[0]) + (n_epochs - 1) * n_batches
         finished = n_epochs if ran == n_epochs and span[1] == n_batches else 0
@@ -464,7 +472,7 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
                 ran = 0
             else:
                 start = start_state if backup is None else _from_backup(net, opt, backup, step_at_start)
-                replay = functools.partial(_replay, call, net, opt, start, order_rows, rates[done:], span,
+                replay = functools.partial(_replay, call, net, opt, start, order_rows, rates, span,
                                            n_batches, partial, mean_cost[done:], weighted_cost[done:])
                 ran = _back_to_finite_outputs(min(ran, n_epochs - 1), ran == n_epochs, outputs_finite, replay)
             raise _diverged(done + ran, epoch_offset, mean_cost, weighted_cost)
@@ -479,9 +487,9 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
         per_call = max(1, min(4 * per_call, int(batches_run * CHUNK_SECONDS / max(elapsed, 1e-6))))
     if interrupted and batch > 0:  # roll back the unfinished epoch
         _restore(net, opt, snapshot)
-    if done < epochs:
-        return TrainResult(mean_cost[:done].copy(), weighted_cost[:done].copy(), interrupted=True)
-    return TrainResult(mean_cost, weighted_cost)
+    if done < mean_cost.shape[0]:
+        mean_cost, weighted_cost = mean_cost[:done].copy(), weighted_cost[:done].copy()
+    return TrainResult(mean_cost, weighted_cost, interrupted=done < epochs)
 
 
 def _order_source(order, epochs: int, m: int):

@@ -273,6 +273,34 @@ print("RESULT " + json.dumps(state), flush=True)
 """
 
 
+@pytest.mark.parametrize("general", [False, True])
+@pytest.mark.parametrize("rate", [0.05, np.array([0.05])])
+def test_a_huge_number_of_epochs_runs_in_memory_of_the_epochs_run(general, rate):
+    """``epochs=10**12`` (train until stopped): nothing is allocated per epoch asked for (the per-epoch rates and
+    costs were, 7.3 TiB here); the epochs run until ``stop`` are those of a run asked for that many."""
+    X, Y = _problem()
+    net = _engine.Network([5, 6, 2], ["tanh", "sigmoid"], "float64")
+    net.params[:] = np.random.RandomState(1).uniform(-0.5, 0.5, net.params.size)
+    again = net.copy()
+    train = _engine.train_epochs_general if general else _engine.train_epochs
+    train(net.copy(), X, Y, "bce", learning_rate=rate, epochs=1, batch_size=5)  # compiled before memory is traced
+    calls = []
+    tracemalloc.start()
+    try:
+        result = train(net, X, Y, "bce", learning_rate=rate, epochs=10**12, batch_size=5,
+                       stop=lambda: len(calls) > 3 or calls.append(None))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    done = len(result.mean_batch_cost)
+    assert result.interrupted and done > 0 and len(result.sample_weighted_cost) == done
+    assert peak < 64 * done + 10**6, (peak, done)
+    plain = train(again, X, Y, "bce", learning_rate=0.05, epochs=done, batch_size=5)
+    assert_array_equal(result.mean_batch_cost, plain.mean_batch_cost)
+    assert_array_equal(result.sample_weighted_cost, plain.sample_weighted_cost)
+    assert_array_equal(net.params, again.params)
+
+
 @pytest.mark.parametrize("case", ["mlp", "functional", "classifier", "partial_fit", "lbfgs"])
 def test_ctrl_c_stops_training_promptly_with_a_consistent_state(case):
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_CHILD), case], stdout=subprocess.PIPE,
