@@ -796,7 +796,8 @@ class _BaseMLP(_modelfile.ModelFileMixin, BaseEstimator):
                 # back here) score NaN, and so does its loss
                 self.n_iter_ += 1
                 self.t_ += n_samples
-                self.loss_curve_.append(float("nan"))
+                self.loss_ = float("nan")  # scikit-learn's loss_ is its last epoch's, here the NaN one
+                self.loss_curve_.append(self.loss_)
                 self.validation_scores_.append(float("nan"))
                 warnings.warn(
                     f"Training diverged ({diverged}); the weights with the best validation score were "

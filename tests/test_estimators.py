@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from fastmlp import MLPClassifier, MLPRegressor  # noqa: E402
+from tests.tolerances import SKLEARN  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -353,6 +354,23 @@ def test_divergence_with_early_stopping_restores_best_weights():
     assert np.isnan(reg.validation_scores_[-1]) and np.isnan(reg.loss_curve_[-1])
     assert np.all(np.isfinite(reg.validation_scores_[:-1]))
     assert len(reg.validation_scores_) == len(reg.loss_curve_) == reg.n_iter_
+    # scikit-learn trains on with NaN weights (to max_iter: a NaN score never counts as no improvement) and
+    # restores its best weights; its loss_ is its last epoch's, NaN, as is this one's (it was the epoch before's)
+    from sklearn.neural_network import MLPRegressor as SKLearnRegressor
+
+    sk = SKLearnRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.5, momentum=0.9,
+                          max_iter=50, shuffle=False, random_state=0, early_stopping=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk.fit(X * 30, y * 30)
+    assert isinstance(reg.loss_, float) and np.isnan(reg.loss_) and np.isnan(sk.loss_)
+    assert reg.best_loss_ is None and sk.best_loss_ is None
+    done = reg.n_iter_ - 1
+    assert_allclose(reg.loss_curve_[:done], sk.loss_curve_[:done], **SKLEARN)
+    assert_allclose(reg.validation_scores_[:done], sk.validation_scores_[:done], **SKLEARN)
+    assert_allclose(reg.best_validation_score_, sk.best_validation_score_, **SKLEARN)
+    for got, want in zip(reg.coefs_ + reg.intercepts_, sk.coefs_ + sk.intercepts_, strict=True):
+        assert_allclose(got, want, **SKLEARN)
 
 
 def test_batch_size_larger_than_data_warns(iris):
