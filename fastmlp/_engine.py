@@ -182,6 +182,8 @@ class Network:
                 "param_offsets": self.offsets,
                 "act_offsets": act_offsets(self.dims, batch_size),
                 "scalars": np.zeros(2, dt),
+                # minibatches per kernel call that the last call measured (0: none yet); see _run_in_calls
+                "batches_per_call": np.zeros(1, np.int64),
             }
             self._workspaces = {batch_size: ws}  # keep only the latest size
         return ws
@@ -380,7 +382,7 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
     outputs_finite = output_check(net, Xc, Yc, loss, alpha,
                                   lambda: cost(net, Xc.T if rows else Xc, Yc.T if rows else Yc, loss))
     return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset,
-                         outputs_finite, ws["backup"])
+                         outputs_finite, ws["backup"], ws["batches_per_call"])
 
 
 #: a network is tiny (:func:`is_tiny`) only while every layer has at most this many weights (``n_in * n_out``):
@@ -401,7 +403,8 @@ def is_tiny(net: Network, batch_size: int, blas_min_flops: int) -> bool:
 
 
 def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, epochs: int, learning_rate, order,
-                  stop, progress, epoch_offset: int, outputs_finite, backup: np.ndarray | None) -> TrainResult:
+                  stop, progress, epoch_offset: int, outputs_finite, backup: np.ndarray | None,
+                  batches_per_call: np.ndarray | None = None) -> TrainResult:
     """Drive a training kernel in calls of about :data:`CHUNK_SECONDS` (see :func:`train_epochs`).
 
     ``call(order_rows, rates, span, partial, mean_cost, weighted_cost)`` runs the kernel on the epochs whose
@@ -413,7 +416,10 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
     data, before they are reported: when they are not finite, the call's last epoch is treated as a diverged
     one (:func:`_back_to_finite_outputs`). ``backup`` is the kernel's copy of the parameters and optimiser
     state at the start of its call (their concatenation); None when the kernel keeps no such copy (one is
-    then made here before each call).
+    then made here before each call). ``batches_per_call`` (a (1,) int64 array kept with the workspace, or None)
+    carries the call size measured by one training run over to the next: a warm-started ``fit`` then runs its
+    epochs in as few calls as a long one (each call costs a dispatch, a rollback copy and an output check),
+    instead of starting again from :data:`_PESSIMISTIC_RATE`.
     """
     # memory in proportion to the epochs run, not to those asked for (``epochs`` may be 10**10, to train until
     # interrupted): one rate is expanded per call, and the costs' arrays grow as epochs finish
@@ -431,6 +437,8 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
     orders = None  # rows: the orders of epochs done, done + 1, ...
     snapshot = None  # parameters and optimiser state at the start of an epoch run in pieces
     per_call = max(1, int(CHUNK_SECONDS * _PESSIMISTIC_RATE / (3.0 * batch_size * net.params.size)))
+    if batches_per_call is not None and batches_per_call[0] > 0:
+        per_call = int(batches_per_call[0])
     interrupted = False
     while done < epochs:
         if stop is not None and stop():
@@ -485,6 +493,8 @@ def _run_in_calls(call, net: Network, opt: Optimizer, m: int, batch_size: int, e
                 progress(mean_cost[done:done + finished])
             done += finished
         per_call = max(1, min(4 * per_call, int(batches_run * CHUNK_SECONDS / max(elapsed, 1e-6))))
+        if batches_per_call is not None:
+            batches_per_call[0] = per_call
     if interrupted and batch > 0:  # roll back the unfinished epoch
         _restore(net, opt, snapshot)
     if done < mean_cost.shape[0]:
