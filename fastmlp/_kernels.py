@@ -276,20 +276,6 @@ if numba.config.DISABLE_JIT:
             out[...] = product + C.dtype.type(beta) * out
 
 
-# --- which products run as tile products (fastmlp._small_products) ---------------------------------------------------
-#: Tile products (:data:`fastmlp._small_products.tile_product`) for the small products of training, where
-#: :func:`_tile_pays`. Off (a constant: Numba prunes the branches before typing, so nothing of them is compiled):
-#: they made a W3-cancer epoch 5% (float64) and 7% (float32) faster, but added about 1.3 CPU-s to a first fit's
-#: compilation (7.34 against 6.07 s, cold_start --breakdown back to back, load 8), over the 5 s budget. Turning
-#: them on needs that cost cut first (then every kernel cache must be rebuilt: the disk cache does not see this).
-_TILES = False
-@jit_internal
-def _tile_pays(M, N, K):
-    """:func:`fastmlp._small_products.tile_pays`, compiled once (its IR inlined at each of the three sites that ask
-    cost a first fit more compilation than the tile products themselves)."""
-    return _sp.tile_pays(M, N, K)
-
-
 # --- activations -----------------------------------------------------------------------------------
 @jit_inline
 def _sigmoid(z, one):
@@ -393,20 +379,11 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
     """
     one = Z.dtype.type(1)
     b_off = p_off + n_in * n_out
-    # register-blocked product, the bias (and relu) added from registers
-    if _TILES and use_blas and _tile_pays(n_out, n_b, n_in):
-        relu = (_RELU or _RELU_PASS_AT_ZERO) and (act == ACT_RELU or act == ACT_RELU_PASS_AT_ZERO)
-        _sp.tile_product(_sp.BIAS_RELU if relu else _sp.BIAS, Z, z_off, n_b, params, p_off, n_in, 1, src, s_off, s_ld,
-                         n_out, n_b, n_in, one, one, A, a_off, n_b, params, b_off)
-        if relu:
-            return
+    _fill_bias(params, b_off, n_out, n_b, Z, z_off)
+    if use_blas:
+        _gemm(False, False, n_out, n_b, n_in, one, params, p_off, n_in, src, s_off, s_ld, one, Z, z_off, n_b, scalars)
     else:
-        _fill_bias(params, b_off, n_out, n_b, Z, z_off)
-        if use_blas:
-            _gemm(False, False, n_out, n_b, n_in, one, params, p_off, n_in, src, s_off, s_ld, one, Z, z_off, n_b,
-                  scalars)
-        else:
-            _small_product(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, Z, z_off)
+        _small_product(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, Z, z_off)
     _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
 
 
@@ -446,14 +423,7 @@ def _backprop_delta(dZ, d_off, n_out, n_b, params, p_off, n_in, Z, zp_off, A, ap
     """
     one = dZ.dtype.type(1)
     zero = one - one
-    # register-blocked product (W.T read through its strides), relu's derivative applied to it in registers
-    if _TILES and use_blas and _tile_pays(n_in, n_b, n_out):
-        relu = _RELU and act_prev == ACT_RELU
-        _sp.tile_product(_sp.RELU_MASK if relu else _sp.STORE, dZ_prev, dp_off, n_b, params, p_off, 1, n_in, dZ, d_off,
-                         n_b, n_in, n_b, n_out, one, zero, Z, zp_off, n_b, params, p_off)
-        if relu:
-            return
-    elif use_blas:
+    if use_blas:
         _gemm(True, False, n_in, n_b, n_out, one, params, p_off, n_in, dZ, d_off, n_b, zero, dZ_prev, dp_off, n_b,
               scalars)
     else:
@@ -929,14 +899,10 @@ def _layer_update(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, gra
             _sp.transpose_block(src, s_off, s_ld, n_in, n_b, scratch, t_off)
             right, r_off, r_ld, r_trans = scratch, t_off, n_in, False
             chunk = n_in
-        if _TILES and not r_trans and _tile_pays(n_out, n_in, n_b):  # register-blocked product of dZ and the copy
-            _sp.tile_product(_sp.UPDATE if fused else _sp.STORE, target, lo, n_in, deltas, d_off, n_b, 1, scratch,
-                             t_off, n_in, n_out, n_in, n_b, scale, keep, target, lo, n_in, target, lo)
-        else:
-            for k0 in range(0, n_in, chunk):  # columns k0.. of the gradient: rows k0.. of A_prev
-                cols = chunk if chunk < n_in - k0 else n_in - k0  # (Numba's min is a function of its own to compile)
-                _gemm(False, r_trans, n_out, cols, n_b, scale, deltas, d_off, n_b, right, r_off + k0 * r_ld, r_ld,
-                      keep, target, lo + k0, n_in, scalars)
+        for k0 in range(0, n_in, chunk):  # columns k0.. of the gradient: rows k0.. of A_prev
+            cols = chunk if chunk < n_in - k0 else n_in - k0  # (Numba's min is a function of its own to compile)
+            _gemm(False, r_trans, n_out, cols, n_b, scale, deltas, d_off, n_b, right, r_off + k0 * r_ld, r_ld, keep,
+                  target, lo + k0, n_in, scalars)
     else:
         _weight_gradient_loops(src, s_off, s_ld, n_in, n_b, deltas, d_off, n_out, params, lo, alpha, grad)
     squares = 0.0

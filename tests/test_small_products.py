@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from numba import njit
 from numpy.testing import assert_allclose, assert_array_equal
 from references.sklearn_step import np_train
 from tolerances import DTYPES, tol, train_tol
@@ -98,59 +97,3 @@ def test_training_through_the_transposed_product_matches_numpy(dims, batch, m, k
         assert_allclose(net.intercepts[l], intercepts[l], err_msg=f"intercept {l}", **kw)
     assert_allclose(result.mean_batch_cost, costs, **kw)
     assert not np.allclose(net.coefs[0], _net(dims, acts, dtype).coefs[0], rtol=1e-6, atol=0)  # it moved
-
-
-@njit
-def _run_tile_product(mode, C, c_off, ldc, A, a_off, a_rs, a_cs, B, b_off, ldb, M, N, K, alpha, beta, E, e_off, e_ld,
-                      bias, bias_off):
-    SP.tile_product(mode, C, c_off, ldc, A, a_off, a_rs, a_cs, B, b_off, ldb, M, N, K, alpha, beta, E, e_off, e_ld,
-                    bias, bias_off)
-
-
-@given(M=st.integers(1, 19), N=st.integers(1, 70), K=st.integers(0, 40), mode=st.sampled_from(
-    [SP.STORE, SP.UPDATE, SP.BIAS, SP.BIAS_RELU, SP.RELU_MASK]), transposed=st.booleans(), pad=st.integers(0, 3),
-    off=st.integers(0, 5), f32=st.booleans())
-def test_tile_product_is_numpys_product(M, N, K, mode, transposed, pad, off, f32):
-    """Every mode of the register-blocked product against NumPy, for row counts that take every block size, partial
-    column tiles (masked lanes), strided (transposed) left operands, padded rows and offsets; nothing outside the
-    result block is written, nothing read is changed."""
-    dtype = np.float32 if f32 else np.float64
-    rng = np.random.RandomState(M * 1000 + N * 10 + K)
-    a_rs, a_cs = (1, M + pad) if transposed else (K + pad, 1)
-    A = rng.randn(off + max(M, K) * (max(M, K) + pad) + 1).astype(dtype)
-    ldb, ldc = N + pad, N + pad
-    B = rng.randn(off + K * ldb + 1).astype(dtype)
-    C = rng.randn(off + M * ldc + 2).astype(dtype)
-    E = rng.randn(off + M * ldc + 2).astype(dtype)
-    bias = rng.randn(off + M).astype(dtype)
-    A0, B0, C0, E0, bias0 = A.copy(), B.copy(), C.copy(), E.copy(), bias.copy()
-    alpha, beta = dtype(0.75), dtype(-1.5)
-    _run_tile_product(mode, C, off, ldc, A, off, a_rs, a_cs, B, off, ldb, M, N, K, alpha, beta, E, off, ldc, bias, off)
-
-    def block(buf, rows, cols, rs, cs):
-        return np.array([[buf[off + i * rs + j * cs] for j in range(cols)] for i in range(rows)], np.float64)
-
-    acc = block(A0, M, K, a_rs, a_cs) @ block(B0, K, N, ldb, 1) if K else np.zeros((M, N))
-    old_c, old_e = block(C0, M, N, ldc, 1), block(E0, M, N, ldc, 1)
-    expect_e = old_e
-    if mode == SP.STORE:
-        expect = alpha * acc
-    elif mode == SP.UPDATE:
-        expect = beta * old_c + alpha * acc
-    elif mode == SP.RELU_MASK:
-        expect = np.where(old_e > 0, acc, 0.0)
-    else:
-        expect = acc + bias0[off:off + M, None]
-        if mode == SP.BIAS_RELU:
-            expect_e = np.maximum(expect, 0.0)
-    kw = tol(dtype)
-    scale = max(1.0, np.abs(block(A0, M, K, a_rs, a_cs)).sum(axis=1).max() if K else 1.0)
-    assert_allclose(block(C, M, N, ldc, 1), expect, rtol=kw["rtol"], atol=kw["rtol"] * scale * 10)
-    assert_allclose(block(E, M, N, ldc, 1), expect_e, rtol=kw["rtol"], atol=kw["rtol"] * scale * 10)
-    inside = np.zeros(C.size, bool)
-    for i in range(M):
-        inside[off + i * ldc:off + i * ldc + N] = True
-    assert_array_equal(C[~inside], C0[~inside])
-    assert_array_equal(E[~inside], E0[~inside])
-    for before, after in ((A0, A), (B0, B), (bias0, bias)):
-        assert_array_equal(after, before)
