@@ -61,7 +61,7 @@ def _call_arrays(kernel, direct, dtype, args, Wb, layout=None, slot=0):
     and that is known -- the kernel itself checks the arrays' shapes, strides and alignment, which the caller
     can change at any time -- else through the dispatcher when every array of ``Wb`` has exactly the compiled
     type (C-contiguous, aligned, writable). None otherwise: the caller copies them instead."""
-    if len(_THREADS) + len(_STARTING) != 1:
+    if not _alone():
         return None  # (see _guarded_entry: only a copy is safe from another thread reshaping the arrays)
     if direct:
         run = _ENTRIES.get((kernel, (dtype, len(Wb))))
@@ -123,6 +123,13 @@ except ImportError:  # pragma: no cover - another Python
     _THREADS, _STARTING = {None: None}, {None: None}  # (two: always the dispatcher)
 
 
+def _alone() -> bool:
+    """Whether this is the interpreter's only thread (of those ``threading`` started or is starting): only then
+    may a compiled entry point be called on arrays checked a moment before, and results be reused by their
+    reference counts (another thread could reshape an array in between, or hold a reference in passing)."""
+    return len(_THREADS) + len(_STARTING) == 1
+
+
 def _dispatch(kernel, args):
     """``kernel(*args)`` through Numba's dispatcher; arguments Numba cannot type for it (an array reshaped or
     re-typed in place while in use) give a ValueError."""
@@ -157,7 +164,7 @@ def _guarded_entry(kernel, entry, checked, types, copy_status=None):
     """
 
     def run(*args):
-        if len(_THREADS) + len(_STARTING) != 1:
+        if not _alone():
             return copy_status if copy_status is not None else _dispatch(kernel, args)
         try:
             if _fingerprint(args[:checked]) == types:
@@ -167,7 +174,7 @@ def _guarded_entry(kernel, entry, checked, types, copy_status=None):
         return _dispatch(kernel, args)
 
     def run_unchecked(*args):
-        if len(_THREADS) + len(_STARTING) != 1:
+        if not _alone():
             return copy_status if copy_status is not None else _dispatch(kernel, args)
         return entry(*args)
 
@@ -626,9 +633,10 @@ class Pass:
     """What a forward pass leaves for backward: the kernel's buffer ``ZA`` ``(2 S, m)``, the input the kernel
     read ``Xk``, the flat parameters (None when they were a copy of a plain dict), the layout, the output
     view ``AL``, the parameters' ``W`` / ``b`` arrays, the list its result is kept in for reuse (or None) and
-    whether ``Xk`` may go to a kernel's entry point (see ``_ENTRIES``)."""
+    whether ``Xk`` may go to a kernel's entry point (see ``_ENTRIES``); ``hot``: the record of the call that
+    made it (:data:`_HOT_FORWARD`) when the next call with the same objects may reuse it, else None."""
 
-    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct", "x_meta", "Wb")
+    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct", "x_meta", "Wb", "hot")
 
 
 class Caches(list):
@@ -684,7 +692,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             layout = layout_for(p.sizes, acts, flat.dtype, relu_grad_at_zero)
             p._layout = (None if activations is None else acts, relu_grad_at_zero, layout)
     else:  # a plain dict: its own arrays, by structural checks (the rest by the kernel), or converted (a copy)
-        if len(_THREADS) + len(_STARTING) != 1:
+        if not _alone():
             arrays = False  # (another thread could reshape them while the kernel reads: copied; see _call_arrays)
         again = _plain_again(parameters) if arrays and type(parameters) is dict else None
         if again is not None:
@@ -761,6 +769,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         ZA = np.empty((2 * layout.n_rows, Xk.shape[1]), dtype)
         result = Pass()
         result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
+    result.hot = None
     if Wb is not None:  # the caller's own arrays, read where they are
         run = layout.arrays_entries[0] if direct else None
         if run is not None:
@@ -815,6 +824,11 @@ def forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, *, defau
         fp = forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
                           default_output)
         return fp.AL, _fill_caches(Caches(), X, fp, fp.layout.z_rows, fp.layout.a_rows)
+    if _HOT_FORWARD is not None:
+        again = _forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
+                               default_output)
+        if again is not None:
+            return again
     fp, kept = forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
                             default_output, recycle="caches")
     fresh = kept is None
@@ -838,6 +852,7 @@ def forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, *, defau
         caches = entries = None
     del fp  # (no local name may hold what the kept result's reference counts are taken of)
     keep_result("caches", kept, fresh)
+    _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden, default_output, kept)
     return kept.value._pass.AL, kept.value
 
 
@@ -923,7 +938,7 @@ _KEEP_MAX_BYTES = 1 << 20
 def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
     """Keep ``kept`` in ``ring`` again; a ``fresh`` one first records its reference counts (the caller
     holds only ``kept``)."""
-    if len(_THREADS) + len(_STARTING) != 1:
+    if not _alone():
         return  # (see _reusable)
     if fresh:
         if kept.buffer.nbytes > _KEEP_MAX_BYTES:
@@ -941,7 +956,7 @@ def _reusable(ring: list):
     Nothing is reused or kept while other threads run: "nobody else holds it" is read off reference counts,
     which another thread's passing references make meaningless (two threads then wrote into the same buffers).
     """
-    if len(_THREADS) + len(_STARTING) != 1:
+    if not _alone():
         return None
     for kept in ring:  # (the older one first: in a loop, the result before last)
         # (free(), inline: this runs twice a step; the counts first, as a local name would count)
@@ -1002,9 +1017,14 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     ``slow_caches()`` making validated caches when the pass or the parameters do not fit. Plain parameter
     dicts are read where they are (their arrays); ``arrays=False`` copies them instead.
     """
+    if _HOT_BACKWARD is not None and type(caches) is Caches and parameters_now is None and slow_caches is None:
+        again = _backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order,
+                                default_hidden, default_output)
+        if again is not None:
+            return again
     own = _own_pass(caches, AL, activations, default_hidden, default_output)
     flat = Wb = None
-    if len(_THREADS) + len(_STARTING) != 1:
+    if not _alone():
         arrays = False  # (another thread could reshape the caller's arrays while the kernel reads: copied)
     if own is not None:
         layout, ZA, Xk = own.layout, own.ZA, own.Xk
@@ -1102,6 +1122,9 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     kept.value._Wb = Wb  # (an update of the same arrays need not check them all again)
     _keep(ring, kept, fresh)
+    if not status and direct and Yk is Y and own is not None and own.hot is not None and parameters_now is None:
+        _note_backward(own, Y, loss, leaky_slope, relu_grad_at_zero, key_order, default_hidden, default_output,
+                       layout, flat, Wb, kept)
     return kept.value
 
 
@@ -1236,6 +1259,9 @@ def _all_writeable(p) -> bool:
 def update(parameters, grads, learning_rate, *, in_place: bool):
     """One SGD step. ``in_place``: the arrays of ``parameters`` are updated and the same dict returned;
     otherwise a new dict is returned and ``parameters`` and its arrays are left untouched."""
+    if _HOT_UPDATE is not None and parameters is _HOT_UPDATE[0] and in_place and _update_again(
+            parameters, grads, learning_rate):
+        return parameters
     # (check_positive_float's own first test, inline: this runs every step)
     lr = learning_rate if type(learning_rate) is float and 0 < learning_rate < np.inf else check_positive_float(
         learning_rate, "learning_rate")
@@ -1254,6 +1280,8 @@ def update(parameters, grads, learning_rate, *, in_place: bool):
         if in_place:
             run = _ENTRIES.get((_scaled_difference, p.flat.dtype))  # (_subtract, inline)
             if run(p.flat, G, lr, p.flat) if run is not None else _subtract(p.flat, G, lr, p.flat):
+                if g is not None and type(learning_rate) is float:
+                    _note_update(parameters, g, learning_rate, None, None)
                 return parameters
         else:
             if len(_PACKED_RINGS) > 64:
@@ -1336,6 +1364,8 @@ def _update_plain(parameters, grads, lr, in_place):
                 run = _UPDATE_ENTRIES.get(len(Wb), _NO_ENTRY)[dtype is _F64]
                 if run is not None:
                     if run(Wb, grads._spec, grads.flat, lr, out) == 0:
+                        if in_place and type(lr) is float:
+                            _note_update(parameters, grads, lr, keys, Wb)
                         return parameters if in_place else packed_view(out, grads.sizes, order=tuple(parameters))
                     return None  # (a value not finite, the shapes do not fit, or an array not aligned: the full path)
     found = plain_arrays(parameters)
@@ -1392,6 +1422,17 @@ def _update_plain(parameters, grads, lr, in_place):
 def bce_cost(AL, Y) -> float | None:
     """The cross-entropy cost of probabilities ``AL`` against ``Y`` compiled, or None when the inputs are not
     two C-contiguous arrays of one float dtype and shape with valid values (the caller's full path then runs)."""
+    hot = _HOT_COST
+    if hot is not None and Y is hot[0] and type(AL) is np.ndarray and _alone():
+        # (the same Y as the call before, checked as it is now; AL's shape and alignment: the kernel checks them)
+        _, types, dtype, entry = hot
+        try:
+            same = _fingerprint((AL, Y)) == types
+        except NotImplementedError:
+            same = False
+        if same and AL.dtype is dtype and Y.dtype is dtype:
+            cost = entry(AL, Y)
+            return cost if cost == cost else None
     if type(AL) is np.ndarray and type(Y) is np.ndarray:
         exact = _EXACT.get(2) or _exact_table(2)
         # (Numba's fingerprint: both 2-D, C-contiguous, writable, of a float type; then native byte order and
@@ -1408,6 +1449,8 @@ def bce_cost(AL, Y) -> float | None:
                 _BCE_ENTRIES[dtype] = _ENTRIES[_bce_of_probabilities, dtype]
             else:
                 cost = run(AL, Y)
+            if cost == cost:
+                _note_cost(AL, Y, dtype)
         elif ((dtype := AL.dtype) is _F64 or dtype is _F32) and Y.dtype is dtype and AL.ndim == 2 and (
                 AL.shape == Y.shape and AL.flags.c_contiguous and Y.flags.c_contiguous):
             cost = _bce_of_probabilities(AL, Y)  # (read-only, unaligned: the dispatcher)
@@ -1419,3 +1462,273 @@ def bce_cost(AL, Y) -> float | None:
 
 
 _BCE_ENTRIES: dict = {}
+
+
+# --- the hot path: a loop's next step with the very objects of the step before --------------------------
+# A loop calls forward, cost, backward and update with the same objects step after step: its X, Y, parameter
+# dict, activation list and arrays; the kernels' buffers alternate between two kept results. The general paths
+# above note, after a call that went through them, what they worked out for those objects (one record per
+# function: the last call's). A call that passes the very same objects then re-checks only what the caller
+# can change in place between two calls -- the arrays' Numba types, all of them in one fingerprint of the
+# kernel's argument tuple (dimensions, layout, writability, item type: what an entry point trusts), the shapes
+# the kernel does not check itself, the byte order (``dtype is``, which the fingerprint does not see), the
+# dicts (watched, or their arrays by identity) and the activation list (its items by identity) -- and calls
+# the kernel's entry point for exactly those types. Anything else -- another object, a change, another thread
+# alive, a result still held, a kernel reporting a problem -- takes the general path, which raises the usual
+# errors. The records hold what the kept results hold already (X, the parameters' arrays).
+_HOT_FORWARD = None
+_HOT_BACKWARD = None
+_HOT_UPDATE = None
+_HOT_COST = None
+_FP_ENTRIES: dict = {}
+
+
+def _entry_for(kernel, args):
+    """``(fingerprint, entry)``: Numba's type fingerprint of the tuple ``args`` and ``kernel``'s compiled entry
+    point for exactly their types; None when it has none (or Numba cannot type a value)."""
+    if _fingerprint is None:
+        return None
+    try:
+        types = _fingerprint(args)
+    except NotImplementedError:
+        return None
+    entry = _FP_ENTRIES.get((kernel, types))
+    if entry is None:
+        try:
+            from numba import typeof
+
+            entry = kernel.overloads[tuple(map(typeof, args))].entry_point
+        except (AttributeError, KeyError, TypeError, ValueError, NotImplementedError):  # (NUMBA_DISABLE_JIT too)
+            return None
+        if len(_FP_ENTRIES) > 256:
+            _FP_ENTRIES.clear()
+        _FP_ENTRIES[kernel, types] = entry
+    return types, entry
+
+
+def _same_items(activations, items) -> bool:
+    """Whether the activation list ``activations`` (or None) still holds exactly ``items`` (by identity)."""
+    if items is None:
+        return activations is None
+    return len(activations) == len(items) and all(map(_IS, activations, items))
+
+
+def _same_arrays(parameters, getter, n_keys, Wb, dtype) -> bool:
+    """Whether the plain dict ``parameters`` still holds exactly the arrays ``Wb`` under its ``n_keys`` keys
+    (``getter`` reads them) and every one still has the ``dtype`` object ``dtype`` (its byte order too)."""
+    if len(parameters) != n_keys:
+        return False
+    try:
+        now = getter(parameters)
+    except KeyError:
+        return False
+    if not all(map(_IS, now, Wb)):
+        return False
+    for a in Wb:
+        if a.dtype is not dtype:
+            return False
+    return True
+
+
+def _forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden, default_output):
+    """:func:`forward`'s ``(AL, caches)`` (``recycle``) when this call passes the objects the call
+    :data:`_HOT_FORWARD` records and a result kept for them is free; else None (the general path runs)."""
+    h = _HOT_FORWARD
+    (h_parameters, h_X, h_activations, items, h_slope, h_relu, h_hidden, h_output, getter, n_keys, Wb, arg, dtype,
+     x_shape, ring, types, entry, spec, ok) = h
+    if not (X is h_X and parameters is h_parameters and activations is h_activations and leaky_slope is h_slope
+            and relu_grad_at_zero is h_relu and default_hidden is h_hidden and default_output is h_output
+            and _same_items(activations, items)):
+        return None
+    if getter is None:
+        if parameters._changed:  # (a Packed dict: its views, as long as nothing was set in it)
+            return None
+    elif not _same_arrays(parameters, getter, n_keys, Wb, dtype):
+        return None
+    if X.shape != x_shape or X.dtype is not dtype or not _alone():
+        return None
+    for kept in ring:  # (_reusable, inline: no local name holds any of the kept objects here)
+        if tuple(map(_REFCOUNT, kept.objects)) == kept.counts:
+            break
+    else:
+        return None
+    caches = kept.value
+    fp = caches._pass
+    if fp.hot is not h:
+        return None
+    args = (X, arg, spec, leaky_slope, fp.ZA, _config.BLAS_MIN_FLOPS)
+    if _fingerprint(args) != types or entry(*args) != ok:  # (the kernel also checks Wb's shapes and alignment)
+        return None  # (an array changed, or a value is not finite: the general path)
+    caches[:] = caches._entries  # as handed out the first time, whatever was done to the list since
+    ring.remove(kept)
+    ring.append(kept)
+    return fp.AL, caches
+
+
+def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden, default_output,
+                  kept) -> None:
+    """Record a :func:`forward` call (``recycle``) that read ``X`` and the parameters where they are, for
+    :func:`_forward_again`, and mark its result as made for it."""
+    global _HOT_FORWARD
+    fp = kept.value._pass
+    ring = fp.ring
+    if (not _alone() or not fp.direct or fp.Xk is not X or fp.x_meta is None or type(leaky_slope) is not float
+            or type(relu_grad_at_zero) is not int or ring is None or not any(map(_IS, ring, (kept,) * len(ring)))):
+        return
+    if activations is None:
+        items = None
+    elif type(activations) in (list, tuple):
+        items = tuple(activations)
+    else:
+        return
+    layout = fp.layout
+    dtype = layout.dtype
+    if X.dtype is not dtype:
+        return
+    if fp.flat is not None and type(parameters) is Packed and fp.flat is parameters.flat:
+        getter = n_keys = Wb = None
+        arg, kernel, ok = fp.flat, _forward_kernel, True
+    elif fp.Wb is not None and type(parameters) is dict:
+        keys = _PLAIN_KEYS.get(len(parameters))
+        Wb = fp.Wb
+        if keys is None or len(keys) != len(Wb):
+            return
+        getter, n_keys = operator.itemgetter(*keys), len(keys)
+        if not _same_arrays(parameters, getter, n_keys, Wb, dtype):
+            return
+        arg, kernel, ok = Wb, _forward_arrays_kernel, 0
+    else:
+        return
+    found = _entry_for(kernel, (X, arg, layout.spec, leaky_slope, fp.ZA, _config.BLAS_MIN_FLOPS))
+    if found is None:
+        return
+    h = _HOT_FORWARD
+    if not (h is not None and h[0] is parameters and h[1] is X and h[2] is activations and h[3] == items
+            and h[4] is leaky_slope and h[5] is relu_grad_at_zero and h[6] is default_hidden
+            and h[7] is default_output and h[12] is dtype and h[13] == X.shape and h[14] is ring
+            and h[15] == found[0] and h[17] is layout.spec
+            and (Wb is None and h[10] is None or Wb is not None and h[10] is not None
+                 and all(map(_IS, Wb, h[10])))):
+        h = _HOT_FORWARD = (parameters, X, activations, items, leaky_slope, relu_grad_at_zero, default_hidden,
+                            default_output, getter, n_keys, Wb, arg, dtype, X.shape, ring, found[0], found[1],
+                            layout.spec, ok)
+    fp.hot = h
+    if Wb is not None:
+        fp.Wb = h[10]  # (the same arrays: the record's tuple, which backward and update recognise)
+
+
+def _backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order, default_hidden,
+                    default_output):
+    """:func:`backward`'s gradients when this call passes the caches of a hot forward pass (unchanged) and the
+    objects the call :data:`_HOT_BACKWARD` records, and a result kept for them is free; else None."""
+    (h, h_Y, h_loss, h_slope, h_relu, h_key_order, h_hidden, h_output, y_shape, ring, types, entry, spec, code,
+     with_dA0, arg) = _HOT_BACKWARD
+    fp = caches._pass
+    if not (fp.hot is h and AL is fp.AL and Y is h_Y and loss is h_loss and leaky_slope is h_slope
+            and relu_grad_at_zero is h_relu and key_order is h_key_order and default_hidden is h_hidden
+            and default_output is h_output and activations is h[2] and _same_items(activations, h[3])):
+        return None
+    entries = caches._entries
+    if len(caches) != len(entries) or not all(map(_IS, caches, entries)):
+        return None
+    X, Wb, dtype = h[1], h[10], h[12]
+    if X.shape != h[13] or X.dtype is not dtype or Y.shape != y_shape or Y.dtype is not dtype:
+        return None
+    if Wb is not None:
+        for a in Wb:
+            if a.dtype is not dtype:
+                return None
+    if not _alone():
+        return None
+    for kept in ring:  # (_reusable, inline)
+        if tuple(map(_REFCOUNT, kept.objects)) == kept.counts and unchanged(kept.value, kept.items):
+            break
+    else:
+        return None
+    args = (X, Y, arg, spec, leaky_slope, code, fp.ZA, kept.buffer, with_dA0, _config.BLAS_MIN_FLOPS)
+    if _fingerprint(args) != types or entry(*args) != 0:
+        return None  # (an array changed, or a value is not finite: the general path, which raises)
+    grads = kept.value
+    grads._Wb = Wb
+    ring.remove(kept)
+    ring.append(kept)
+    return grads
+
+
+def _note_backward(own, Y, loss, leaky_slope, relu_grad_at_zero, key_order, default_hidden, default_output,
+                   layout, flat, Wb, kept) -> None:
+    """Record a :func:`backward` call on a hot forward pass (``own``) for :func:`_backward_again`."""
+    global _HOT_BACKWARD
+    h = own.hot
+    m = own.ZA.shape[1]
+    ring = layout.rings.get((key_order, m))
+    if (type(leaky_slope) is not float or type(relu_grad_at_zero) is not int or not _alone()
+            or type(Y) is not np.ndarray or Y.dtype is not layout.dtype or ring is None
+            or not any(map(_IS, ring, (kept,) * len(ring)))):
+        return
+    if Wb is not None:
+        if Wb is not h[10]:
+            return
+        arg, kernel = Wb, _backward_arrays_kernel
+    else:
+        if flat is None or flat is not h[11]:
+            return
+        arg, kernel = flat, _backward_kernel
+    code, with_dA0 = _LOSS_CODES[loss], key_order != "architecture"
+    found = _entry_for(kernel, (own.Xk, Y, arg, layout.spec, leaky_slope, code, own.ZA, kept.buffer, with_dA0,
+                                _config.BLAS_MIN_FLOPS))
+    if found is not None:
+        _HOT_BACKWARD = (h, Y, loss, leaky_slope, relu_grad_at_zero, key_order, default_hidden, default_output,
+                         Y.shape, ring, found[0], found[1], layout.spec, code, with_dA0, arg)
+
+
+def _update_again(parameters, grads, lr) -> bool:
+    """An in-place :func:`update` of the parameters the call :data:`_HOT_UPDATE` records, done; False when it
+    does not apply or a value is not finite (nothing written: the general path runs)."""
+    (_, getter, n_keys, Wb, dtype, sizes, types, entry, spec, out, flat) = _HOT_UPDATE
+    if not (type(lr) is float and 0 < lr < np.inf and type(grads) is Grads and not grads._changed):
+        return False
+    G = grads.flat
+    if getter is None:  # a Packed dict: its flat vector, its views' flags (a read-only one refuses)
+        if parameters._changed or grads.sizes is not sizes or not _alone():
+            return False
+        return _fingerprint((parameters._views, flat, G, lr)) == types and entry(flat, G, lr, flat)
+    if grads._Wb is not Wb or not _same_arrays(parameters, getter, n_keys, Wb, dtype) or not _alone():
+        return False
+    args = (Wb, spec, G, lr, out)
+    return _fingerprint(args) == types and entry(*args) == 0  # (the kernel checks the shapes and G's length)
+
+
+def _note_update(parameters, grads, lr, keys, Wb) -> None:
+    """Record an in-place :func:`update` just done by a compiled call, for :func:`_update_again`: of a
+    :class:`Packed` dict (``keys`` None) or of the plain dict's arrays ``Wb`` under ``keys``."""
+    global _HOT_UPDATE
+    if type(grads) is not Grads or grads._changed or not _alone():
+        return
+    G = grads.flat
+    if keys is None:
+        flat = parameters.flat
+        dtype = flat.dtype
+        found = _entry_for(_scaled_difference, (flat, G, lr, flat))
+        if found is None or G.dtype is not dtype:
+            return
+        _HOT_UPDATE = (parameters, None, None, None, dtype, grads.sizes,
+                       _fingerprint((parameters._views, flat, G, lr)), found[1], None, None, flat)
+        return
+    dtype = G.dtype
+    getter = operator.itemgetter(*keys)
+    if not _same_arrays(parameters, getter, len(keys), Wb, dtype):
+        return
+    out = _NO_OUTPUT[dtype]
+    found = _entry_for(_update_arrays_kernel, (Wb, grads._spec, G, lr, out))
+    if found is not None:
+        _HOT_UPDATE = (parameters, getter, len(keys), Wb, dtype, None, found[0], found[1], grads._spec, out, None)
+
+
+def _note_cost(AL, Y, dtype) -> None:
+    """Record a compiled :func:`bce_cost` call (exact arrays of ``dtype``) for its next call with the same ``Y``."""
+    global _HOT_COST
+    if _alone() and AL.dtype is dtype and Y.dtype is dtype:
+        found = _entry_for(_bce_of_probabilities, (AL, Y))
+        if found is not None:
+            _HOT_COST = (Y, found[0], dtype, found[1])
