@@ -25,6 +25,18 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+#: the test files that take longest on an empty compile cache, longest first (a cold run's ``--durations`` and
+#: FASTMLP_COMPILE_REPORT). pytest-xdist hands each process the next file in collection order (pyproject's
+#: ``-n auto --dist loadfile``): started first, the long files do not end the run alone on one core.
+LONGEST_FIRST = ("test_sklearn_suite.py", "test_benchmarks.py", "test_step_paths.py", "test_tiny_kernel.py",
+                 "test_engine.py", "test_model.py", "test_estimators_general.py", "test_reference.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def only_this_thread(monkeypatch):
     """The per-step fast paths (no copies, reuse of results) are taken only while no other thread runs
