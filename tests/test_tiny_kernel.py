@@ -95,6 +95,8 @@ def test_xor_plain_sgd_equals_reference_train(which, dtype):
        shuffle=st.booleans())
 def test_any_tiny_problem_matches_the_reference_on_both_kernels(problem, data, kind, alpha, shuffle):
     dims, acts, loss, slope, dtype, net, X, Y = problem
+    if dtype == np.float32:  # the float32 kernels the parametrised cases compile (one optimiser per loss)
+        kind = _KIND_OF_LOSS[loss]
     if dtype == np.float32 and kind == "adam":  # as in test_engine: Adam amplifies float32 noise in a cancelled g
         dtype = np.float64
         net = make_net(dims, acts, dtype, slope)
