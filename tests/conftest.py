@@ -25,11 +25,12 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-#: the test files that take longest on an empty compile cache, longest first (a cold run's ``--durations`` and
+#: the test files that take longest on an empty compile cache, longest first (a cold run's ``--junitxml`` and
 #: FASTMLP_COMPILE_REPORT). pytest-xdist hands each process the next file in collection order (pyproject's
-#: ``-n auto --dist loadfile``): started first, the long files do not end the run alone on one core.
-LONGEST_FIRST = ("test_sklearn_suite.py", "test_benchmarks.py", "test_step_paths.py", "test_tiny_kernel.py",
-                 "test_engine.py", "test_model.py", "test_estimators_general.py", "test_reference.py")
+#: ``-n auto --dist loadfile --no-loadscope-reorder``): started first, the long files do not end the run alone.
+LONGEST_FIRST = ("test_sklearn_suite.py", "test_benchmarks.py", "test_tiny_kernel.py", "test_engine.py",
+                 "test_estimators_equivalence.py", "test_bounded.py", "test_step_paths.py", "test_crash_fuzz.py",
+                 "test_cli.py")
 
 
 def pytest_collection_modifyitems(config, items):
