@@ -116,18 +116,24 @@ _CHECKED_ARGS = {_forward_kernel: 1, _forward_arrays_kernel: 2, _backward_kernel
 _COPY_STATUS = {_forward_arrays_kernel: 2, _backward_arrays_kernel: 3, _update_arrays_kernel: 1}
 
 
-try:  # the interpreter's threads started by ``threading`` (running, and starting)
+try:  # the interpreter's threads: those ``threading`` knows (running, starting), and those ``_thread`` runs
+    from _thread import _count as _RUNNING
     from threading import _active as _THREADS
     from threading import _limbo as _STARTING
 except ImportError:  # pragma: no cover - another Python
     _THREADS, _STARTING = {None: None}, {None: None}  # (two: always the dispatcher)
 
+    def _RUNNING():
+        return 0
+
 
 def _alone() -> bool:
-    """Whether this is the interpreter's only thread (of those ``threading`` started or is starting): only then
-    may a compiled entry point be called on arrays checked a moment before, and results be reused by their
-    reference counts (another thread could reshape an array in between, or hold a reference in passing)."""
-    return len(_THREADS) + len(_STARTING) == 1
+    """Whether this is the interpreter's only thread: only then may a compiled entry point be called on arrays
+    checked a moment before, and results be reused by their reference counts (another thread could reshape an
+    array in between, or hold a reference in passing). ``threading`` lists the threads it started (and the
+    main one, and foreign threads that asked for their ``Thread``), not those ``_thread.start_new_thread``
+    started directly: ``_thread._count()`` counts every thread of either kind that runs Python code."""
+    return len(_THREADS) + len(_STARTING) + _RUNNING() == 1
 
 
 def _dispatch(kernel, args):

@@ -94,6 +94,76 @@ print(sorted(counts))
     assert "ValueError" in proc.stdout, describe(proc)  # (the race was reached)
 
 
+def test_every_other_thread_running_python_code_is_seen():
+    """The per-step path trusts checks made a moment before a compiled call only while no other thread can run
+    in between: a thread ``threading`` started, and one ``_thread.start_new_thread`` started (which
+    ``threading`` does not list), both count."""
+    import _thread
+    import threading
+    import time
+
+    from fastmlp import _steps
+
+    assert _steps._alone()
+    for start in ("threading", "_thread"):
+        started, release = threading.Event(), _thread.allocate_lock()
+        release.acquire()
+
+        def idle():
+            started.set()
+            release.acquire()
+            release.release()
+
+        if start == "threading":
+            thread = threading.Thread(target=idle)
+            thread.start()
+        else:
+            _thread.start_new_thread(idle, ())
+        started.wait()
+        try:
+            assert not _steps._alone(), start
+        finally:
+            release.release()
+        if start == "threading":
+            thread.join()
+        while not _steps._alone():  # (the other thread ending)
+            time.sleep(0.001)
+
+
+def test_a_thread_started_by_the_thread_module_counts_as_another_thread():
+    """``_thread.start_new_thread`` starts threads ``threading`` does not list: one flipping W1 between (4, 3)
+    and thirty-two dimensions while this thread steps must make each step work or raise a ValueError (it
+    crashed: the per-step path thought itself alone and called an entry point on the re-shaped array)."""
+    code = SETUP + """
+import _thread
+p, X, Y = make(0, dims=(3, 4, 4, 1), m=6)
+steps(p, X, Y, 3)
+sys.setswitchinterval(1e-6)
+stop, done = [False], _thread.allocate_lock()
+done.acquire()
+def flip():
+    W = p["W1"]
+    while not stop[0]:
+        W.shape = (1,) * 30 + (4, 3); time.sleep(0); W.shape = (4, 3); time.sleep(0)
+    done.release()
+_thread.start_new_thread(flip, ())
+counts = {}
+t0 = time.time()
+while time.time() - t0 < 2.0:
+    try:
+        steps(p, X, Y, 1, lr=1e-9)
+        counts["ok"] = counts.get("ok", 0) + 1
+    except ValueError:
+        counts["ValueError"] = counts.get("ValueError", 0) + 1
+stop[0] = True
+done.acquire()
+print(sorted(counts))
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, describe(proc)
+    assert "ValueError" in proc.stdout, describe(proc)  # (the race was reached)
+
+
 def test_threads_running_their_own_loops_get_what_each_loop_gives_alone():
     """Four threads, each its own dict, data and 1500 steps, at once: each ends exactly where the same loop
     ends alone (results kept for reuse are not shared between threads)."""
