@@ -42,14 +42,16 @@ def pytest_collection_modifyitems(config, items):
 def only_this_thread(monkeypatch):
     """The per-step fast paths (no copies, reuse of results) are taken only while no other thread runs
     (``fastmlp._steps._guarded_entry``); a thread an earlier test leaves in this process (Dask's offload
-    thread) would turn them off for every later test that checks them. Tests run in this one thread, so it
-    is hidden; tests/test_step_threads.py checks what happens with threads, in children."""
+    thread), or pytest-xdist's own (execnet's, started by ``_thread``), would turn them off for every test that
+    checks them. Tests run in this one thread, so the others are hidden; tests/test_step_threads.py checks what
+    happens with threads, in children."""
     import threading
 
     from fastmlp import _steps
 
     monkeypatch.setattr(_steps, "_THREADS", {threading.get_ident(): threading.current_thread()})
     monkeypatch.setattr(_steps, "_STARTING", {})
+    monkeypatch.setattr(_steps, "_RUNNING", lambda: 0)
 
 
 # FASTMLP_COMPILE_REPORT=path: write, per test, the Numba compilations it ran in this process (top-level ones,

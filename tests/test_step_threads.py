@@ -98,36 +98,31 @@ def test_every_other_thread_running_python_code_is_seen():
     """The per-step path trusts checks made a moment before a compiled call only while no other thread can run
     in between: a thread ``threading`` started, and one ``_thread.start_new_thread`` started (which
     ``threading`` does not list), both count."""
-    import _thread
-    import threading
-    import time
-
-    from fastmlp import _steps
-
-    assert _steps._alone()
-    for start in ("threading", "_thread"):
-        started, release = threading.Event(), _thread.allocate_lock()
+    code = """
+import _thread, threading, time
+from fastmlp import _steps
+seen = [_steps._alone()]
+for start in ("threading", "_thread"):
+    started, release = threading.Event(), _thread.allocate_lock()
+    release.acquire()
+    def idle():
+        started.set()
         release.acquire()
-
-        def idle():
-            started.set()
-            release.acquire()
-            release.release()
-
-        if start == "threading":
-            thread = threading.Thread(target=idle)
-            thread.start()
-        else:
-            _thread.start_new_thread(idle, ())
-        started.wait()
-        try:
-            assert not _steps._alone(), start
-        finally:
-            release.release()
-        if start == "threading":
-            thread.join()
-        while not _steps._alone():  # (the other thread ending)
-            time.sleep(0.001)
+        release.release()
+    if start == "threading":
+        threading.Thread(target=idle).start()
+    else:
+        _thread.start_new_thread(idle, ())
+    started.wait()
+    seen.append(_steps._alone())
+    release.release()
+    while not _steps._alone():  # (the other thread ending)
+        time.sleep(0.001)
+print(seen)
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.split("\n")[0] == "[True, False, False]", describe(proc)
 
 
 def test_a_thread_started_by_the_thread_module_counts_as_another_thread():
