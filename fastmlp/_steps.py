@@ -96,20 +96,11 @@ def _learn_entry(kernel, dtype, args) -> None:
         from numba import typeof
 
         entry = kernel.overloads[tuple(map(typeof, args))].entry_point
-        checked = _CHECKED_ARGS.get(kernel, 0)
-        types = _fingerprint(args[:checked]) if checked else None
+        types = _fingerprint(args)
     except (AttributeError, KeyError, TypeError, NotImplementedError):  # NUMBA_DISABLE_JIT: plain functions
         _ENTRIES[kernel, dtype] = kernel
         return
-    _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, checked, types, _COPY_STATUS.get(kernel))
-
-
-#: how many leading arguments of a kernel the caller's own code could have changed since the caller checked
-#: them (its X, Y and parameter arrays; code of the caller's runs in between, e.g. converting a float
-#: subclass): their fingerprint is taken again just before the call. The other kernels are called right
-#: after their arguments are checked, or take only fastmlp's own arrays.
-_CHECKED_ARGS = {_forward_kernel: 1, _forward_arrays_kernel: 2, _backward_kernel: 2, _backward_arrays_kernel: 3,
-                 _update_arrays_kernel: 1}
+    _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, types, _COPY_STATUS.get(kernel))
 
 
 #: what a kernel that reads the caller's own arrays (a tuple of them) returns for "copy them instead"
@@ -153,15 +144,16 @@ except ImportError:  # pragma: no cover - NUMBA_DISABLE_JIT still has it; anothe
         pass
 
 
-def _guarded_entry(kernel, entry, checked, types, copy_status=None):
-    """``kernel``'s compiled ``entry`` point, for arguments whose first ``checked`` have the Numba type
-    fingerprint ``types``.
+def _guarded_entry(kernel, entry, types, copy_status=None):
+    """``kernel``'s compiled ``entry`` point, for arguments of the Numba type fingerprint ``types``.
 
     An entry point trusts its arguments' types: an array of more dimensions than compiled for overruns the C
     stack as it is unpacked, one of a smaller dtype is read past its end. The callers' checks run earlier, and
     in between the caller's own code can run (a float subclass converted, a finaliser, another thread) and
-    reshape or re-type an array in place. So the fingerprint of the arguments it could reach
-    (:data:`_CHECKED_ARGS`) is taken again just before the call, and while other threads run (which the
+    reshape or re-type an array in place -- the caller's own arrays, and fastmlp's too (a packed dict's flat
+    vector is the ``base`` of its arrays, a gradient buffer that of the gradients). So the fingerprint of all
+    the arguments (as cheap as that of the first few) is taken again just before the call, and while other
+    threads run (which the
     interpreter may switch to between those two steps) the dispatcher makes the call: it takes the fingerprint
     and calls in C, with nothing in between -- except for a tuple of arrays it has not seen, whose type it
     works out in Python, where another thread can run. So a kernel that takes the caller's own arrays in a
@@ -173,19 +165,11 @@ def _guarded_entry(kernel, entry, checked, types, copy_status=None):
         if not _alone():
             return copy_status if copy_status is not None else _dispatch(kernel, args)
         try:
-            if _fingerprint(args[:checked]) == types:
+            if _fingerprint(args) == types:
                 return entry(*args)
         except NotImplementedError:  # (a value Numba has no type for: the dispatcher says so)
             pass
         return _dispatch(kernel, args)
-
-    def run_unchecked(*args):
-        if not _alone():
-            return copy_status if copy_status is not None else _dispatch(kernel, args)
-        return entry(*args)
-
-    if not checked:
-        run = run_unchecked
 
     run.__doc__ = f"{kernel.__name__} through its entry point, for exactly the types it was compiled for"
     run.entry = entry
@@ -437,6 +421,8 @@ class LazyGrads(Grads):
 def packed_view(flat: np.ndarray, sizes: tuple, order=None) -> Packed:
     """A :class:`Packed` dict of views into ``flat`` (keys ``W1, b1, ...``, or in the order ``order``)."""
     keys, blocks = _param_blocks(sizes)
+    if flat.base is None:  # (the kernels get a view: the arrays' ``base``, which the caller can reshape or re-type
+        flat = flat[:]     # in place, is then the buffer behind it, not the vector the kernels trust)
     views = [flat[sl].reshape(shape) for sl, shape in blocks]
     p = Packed(zip(keys, views, strict=True))
     reordered = order is not None and tuple(order) != keys
@@ -450,7 +436,7 @@ def packed_view(flat: np.ndarray, sizes: tuple, order=None) -> Packed:
 
 def _new_packed(flat, sizes, order):
     p = packed_view(flat, sizes, order)
-    return p, flat, p._Ws + p._bs
+    return p, p.flat, p._Ws + p._bs
 
 
 _PACKED_RINGS: dict = {}
@@ -772,7 +758,9 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         result = kept.value._pass
         ZA = result.ZA
     else:
-        ZA = np.empty((2 * layout.n_rows, Xk.shape[1]), dtype)
+        # (a view of a buffer of its own: the caller's arrays view that buffer, so their ``base`` is not ZA, whose
+        # shape the kernels trust -- ``AL.base.shape = (ZA.size, 1)`` would have made them write past its end)
+        ZA = np.empty(2 * layout.n_rows * Xk.shape[1], dtype).reshape(2 * layout.n_rows, Xk.shape[1])
         result = Pass()
         result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
     result.hot = None
@@ -901,7 +889,7 @@ def _cache_objects(kept) -> None:
     the pass and the ``((A_prev, W, b), Z)`` tuples (outer and inner) it holds."""
     caches = kept.value
     entries = caches._entries
-    kept.objects = ((caches, kept.buffer) + tuple(entry[1] for entry in entries)
+    kept.objects = ((caches, _owner(kept.buffer)) + tuple(entry[1] for entry in entries)
                     + tuple(entry[0][0] for entry in entries[1:]) + (caches._pass.AL, caches._pass) + entries
                     + tuple(entry[0] for entry in entries))
 
@@ -932,8 +920,13 @@ _REFCOUNT = sys.getrefcount
 def _kept(value, buffer, arrays) -> _Kept:
     kept = _Kept()
     kept.value, kept.buffer, kept.items = value, buffer, tuple(value.items())
-    kept.objects = (value, buffer) + tuple(arrays)
+    kept.objects = (value, _owner(buffer)) + tuple(arrays)
     return kept
+
+
+def _owner(buffer):
+    """The array that owns the memory of ``buffer`` (the ``base`` of every view of it a caller can hold)."""
+    return buffer if buffer.base is None else buffer.base
 
 
 #: results larger than this are not kept: making them anew costs little next to their arithmetic, and a
@@ -1185,7 +1178,8 @@ def _grads_views(layout, m, key_order, lazy=False):
     (a :class:`LazyGrads`, ``"dA0"`` pending) the buffer has the layout of a backward pass without ``dA0``."""
     with_dA0 = key_order != "architecture" and not lazy
     height, rows = (layout.dA_height, layout.dA_rows) if with_dA0 else (layout.lazy_height, layout.lazy_rows)
-    out = np.empty(layout.backward_length(m, with_dA0), layout.dtype)  # (the kernel's scratch at the end)
+    # (the kernel's scratch at the end; a view, so that the ``base`` of the gradients is not what the kernels get)
+    out = np.empty(layout.backward_length(m, with_dA0), layout.dtype)[:]
     arrays = [out[sl].reshape(shape) for sl, shape in layout.param_blocks]
     dA = out[layout.n_params:layout.n_params + height * m].reshape(height, m)
     arrays += [dA[r] for r in rows]

@@ -822,3 +822,71 @@ def test_a_plain_dict_s_deferred_dA0_is_that_of_the_backward_pass(always_lazy):
     want = R.L_model_backward(AL_r, Y, caches_r)
     for key in want:
         assert_allclose(grads[key], want[key], **tol(np.float64), err_msg=key)
+
+
+BUFFERS_CHANGED_THROUGH_BASE = r"""
+import numpy as np
+from fastmlp import architecture as A, functional as F
+
+arch = [{"input_dim": 3, "output_dim": 5, "activation": "relu"}, {"input_dim": 5, "output_dim": 1,
+        "activation": "sigmoid"}]
+rng = np.random.RandomState(0)
+X, Y = rng.randn(3, 8), (rng.rand(1, 8) < 0.5).astype(float)
+
+
+def plain():
+    r = np.random.RandomState(1)
+    return {"W1": r.randn(5, 3), "b1": r.randn(5, 1), "W2": r.randn(1, 5), "b2": r.randn(1, 1)}
+
+
+def spoil(a, how):  # the array a result's arrays view, changed in place (and let go)
+    if how == "column":
+        a.shape = (a.size, 1) if a.ndim == 2 else (a.size,)
+    elif how == "ndim30":
+        a.shape = (1,) * 29 + (a.size,)
+    elif how == "float32":
+        a.dtype = np.float32
+
+
+def loop(kind, how=None):
+    p = plain() if kind != "packed" else F.initialize_parameters([3, 5, 1], seed=1)
+    for step in range(6):
+        if kind == "architecture":
+            AL, c = A.full_forward_propagation(X, p, arch)
+            if step == 3 and how:
+                spoil(c["Z1"].base, how)
+            A.update(p, A.full_backward_propagation(AL, Y, c, p, arch), arch, 0.1)
+            continue
+        AL, c = F.L_model_forward(X, p)
+        if step == 2 and how:
+            spoil(AL.base, how)  # the forward buffer, before backward reads it
+        g = F.L_model_backward(AL, Y, c)
+        if step == 3 and how:
+            spoil(g["dW1"].base, how)  # the gradient buffer, reused by a later step
+        if step == 4 and how and kind == "packed":
+            spoil(p["W1"].base, how)  # the parameters' flat vector
+        p = F.update_parameters(p, g, 0.1)
+        del AL, c, g
+    return p
+
+
+for kind in ("plain", "packed", "architecture"):
+    want = loop(kind)
+    for how in ("column", "ndim30", "float32"):
+        got = loop(kind, how)
+        print(kind, how, "equal" if all(np.array_equal(got[k], want[k]) for k in want) else "differs", flush=True)
+print("survived")
+"""
+
+
+def test_fastmlp_s_own_buffers_changed_through_a_result_s_base_never_reach_a_kernel():
+    """A result's arrays are views; their ``base`` (the forward buffer behind ``AL`` and the caches, the gradient
+    buffer, a packed dict's flat vector) is a NumPy array the caller can reshape or re-type in place. The
+    kernels trust the shapes of the buffers they get (a forward buffer reshaped to one column made them write
+    past its end; a flat vector given thirty dimensions crashed the interpreter): they get views of their own,
+    so every step goes on exactly as without the change. In a child, under MALLOC_PERTURB_."""
+    from tests.child import describe, run_python
+
+    proc = run_python(BUFFERS_CHANGED_THROUGH_BASE, env={"MALLOC_PERTURB_": "165"})
+    assert proc.returncode == 0 and "survived" in proc.stdout, describe(proc)
+    assert proc.stdout.count("equal") == 9 and "differs" not in proc.stdout, describe(proc)
