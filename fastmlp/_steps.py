@@ -96,23 +96,28 @@ def _learn_entry(kernel, dtype, args) -> None:
         from numba import typeof
 
         entry = kernel.overloads[tuple(map(typeof, args))].entry_point
-        types = _fingerprint(args)
+        types = None if kernel in _UNCHECKED else _fingerprint(args)
     except (AttributeError, KeyError, TypeError, NotImplementedError):  # NUMBA_DISABLE_JIT: plain functions
         _ENTRIES[kernel, dtype] = kernel
         return
     _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, types, _COPY_STATUS.get(kernel))
 
 
+#: the kernels called with arrays only this module can reach (flat vectors it made, views whose ``base`` is
+#: another array) or the caller's checked right before the call, with no code of anyone's in between: their
+#: entry points are called without taking the fingerprint again
+_UNCHECKED = {_scaled_difference, _bce_of_probabilities}
+
+
 #: what a kernel that reads the caller's own arrays (a tuple of them) returns for "copy them instead"
 _COPY_STATUS = {_forward_arrays_kernel: 2, _backward_arrays_kernel: 3, _update_arrays_kernel: 1}
 
 
-try:  # the interpreter's threads: those ``threading`` knows (running, starting), and those ``_thread`` runs
+try:  # the interpreter's threads: those ``threading`` lists, and those ``_thread`` runs
     from _thread import _count as _RUNNING
     from threading import _active as _THREADS
-    from threading import _limbo as _STARTING
 except ImportError:  # pragma: no cover - another Python
-    _THREADS, _STARTING = {None: None}, {None: None}  # (two: always the dispatcher)
+    _THREADS = {None: None, 0: None}  # (two: always the dispatcher)
 
     def _RUNNING():
         return 0
@@ -121,10 +126,12 @@ except ImportError:  # pragma: no cover - another Python
 def _alone() -> bool:
     """Whether this is the interpreter's only thread: only then may a compiled entry point be called on arrays
     checked a moment before, and results be reused by their reference counts (another thread could reshape an
-    array in between, or hold a reference in passing). ``threading`` lists the threads it started (and the
-    main one, and foreign threads that asked for their ``Thread``), not those ``_thread.start_new_thread``
-    started directly: ``_thread._count()`` counts every thread of either kind that runs Python code."""
-    return len(_THREADS) + len(_STARTING) + _RUNNING() == 1
+    array in between, or hold a reference in passing). ``_thread._count()`` counts every thread started by
+    ``_thread.start_new_thread`` (``threading``'s too) from before it runs any Python code until it ends; those
+    started directly are not listed by ``threading``, which lists the main thread and the foreign threads that
+    asked it for their ``Thread``. (A ``Thread`` in ``threading._limbo`` is being started by a thread that
+    ``start()`` blocks until the new one runs: either this one, not in fastmlp meanwhile, or one counted here.)"""
+    return len(_THREADS) + _RUNNING() == 1
 
 
 def _dispatch(kernel, args):
@@ -145,16 +152,16 @@ except ImportError:  # pragma: no cover - NUMBA_DISABLE_JIT still has it; anothe
 
 
 def _guarded_entry(kernel, entry, types, copy_status=None):
-    """``kernel``'s compiled ``entry`` point, for arguments of the Numba type fingerprint ``types``.
+    """``kernel``'s compiled ``entry`` point, for arguments of the Numba type fingerprint ``types`` (None: see
+    :data:`_UNCHECKED`).
 
     An entry point trusts its arguments' types: an array of more dimensions than compiled for overruns the C
     stack as it is unpacked, one of a smaller dtype is read past its end. The callers' checks run earlier, and
     in between the caller's own code can run (a float subclass converted, a finaliser, another thread) and
-    reshape or re-type an array in place -- the caller's own arrays, and fastmlp's too (a packed dict's flat
-    vector is the ``base`` of its arrays, a gradient buffer that of the gradients). So the fingerprint of all
+    reshape or re-type an array in place (its own, or one of fastmlp's it reached). So the fingerprint of all
     the arguments (as cheap as that of the first few) is taken again just before the call, and while other
-    threads run (which the
-    interpreter may switch to between those two steps) the dispatcher makes the call: it takes the fingerprint
+    threads run (which the interpreter may switch to between those two steps) the dispatcher makes the call:
+    it takes the fingerprint
     and calls in C, with nothing in between -- except for a tuple of arrays it has not seen, whose type it
     works out in Python, where another thread can run. So a kernel that takes the caller's own arrays in a
     tuple returns ``copy_status`` (its "copy them instead") without running while other threads run: its
@@ -170,6 +177,14 @@ def _guarded_entry(kernel, entry, types, copy_status=None):
         except NotImplementedError:  # (a value Numba has no type for: the dispatcher says so)
             pass
         return _dispatch(kernel, args)
+
+    def run_unchecked(*args):
+        if not _alone():
+            return copy_status if copy_status is not None else _dispatch(kernel, args)
+        return entry(*args)
+
+    if types is None:
+        run = run_unchecked
 
     run.__doc__ = f"{kernel.__name__} through its entry point, for exactly the types it was compiled for"
     run.entry = entry

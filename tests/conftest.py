@@ -50,7 +50,6 @@ def only_this_thread(monkeypatch):
     from fastmlp import _steps
 
     monkeypatch.setattr(_steps, "_THREADS", {threading.get_ident(): threading.current_thread()})
-    monkeypatch.setattr(_steps, "_STARTING", {})
     monkeypatch.setattr(_steps, "_RUNNING", lambda: 0)
 
 
