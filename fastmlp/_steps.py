@@ -685,6 +685,8 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
     :class:`_Kept` result of an earlier call kept under that name whose ``value._pass`` was rewritten with
     this pass (or None: the caller makes a new result and keeps it with :func:`keep_result`).
     """
+    if type(leaky_slope) is not float:  # converted first: code of the caller's (a float subclass's __float__) then runs
+        leaky_slope = _checks.check_slope(leaky_slope)  # before the checks, not between them and the kernel call
     p = as_packed(parameters)
     again = None
     if p is not None:
@@ -1036,6 +1038,8 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
                                 default_hidden, default_output)
         if again is not None:
             return again
+    if type(leaky_slope) is not float:  # converted first: code of the caller's (a float subclass's __float__) then runs
+        leaky_slope = _checks.check_slope(leaky_slope)  # before the checks, not between them and the kernel call
     own = _own_pass(caches, AL, activations, default_hidden, default_output)
     flat = Wb = None
     if not _alone():

@@ -890,3 +890,40 @@ def test_fastmlp_s_own_buffers_changed_through_a_result_s_base_never_reach_a_ker
     proc = run_python(BUFFERS_CHANGED_THROUGH_BASE, env={"MALLOC_PERTURB_": "165"})
     assert proc.returncode == 0 and "survived" in proc.stdout, describe(proc)
     assert proc.stdout.count("equal") == 9 and "differs" not in proc.stdout, describe(proc)
+
+
+def test_a_float_subclass_slope_whose_conversion_changes_the_parameters_counts_as_changed_before_the_call():
+    """``leaky_slope`` is converted before anything is checked: a float subclass whose ``__float__`` byte-swaps
+    W1 in place (once) gives what a plain call on the swapped W1 gives (the kernels had read the bytes with the
+    byte order checked before the conversion: other numbers, silently)."""
+    rng = np.random.RandomState(0)
+    p = {"W1": rng.randn(4, 3) * 1e-3, "b1": rng.randn(4, 1), "W2": rng.randn(1, 4), "b2": rng.randn(1, 1)}
+    X, Y = rng.randn(3, 6), (rng.rand(1, 6) < 0.5).astype(float)
+    acts = ["leaky_relu", "sigmoid"]
+
+    def swap():
+        p["W1"].dtype = p["W1"].dtype.newbyteorder()
+
+    class Slope(float):
+        armed = True
+
+        def __float__(self):
+            if self.armed:
+                swap()
+                self.armed = False
+            return 0.01
+
+    for _ in range(3):  # (entry points learnt, results kept)
+        AL, caches = F.L_model_forward(X, p, acts)
+        F.update_parameters(p, F.L_model_backward(AL, Y, caches, acts), 0.1)
+    got = F.L_model_forward(X, p, acts, leaky_slope=Slope(0.01))[0].copy()
+    want = F.L_model_forward(X, p, acts)[0]
+    assert_allclose(got, want, **tol(np.float64))
+    swap()
+    AL, caches = F.L_model_forward(X, p, acts)
+    got = F.L_model_backward(AL, Y, caches, acts, leaky_slope=Slope(0.01))["dW1"].copy()
+    swap()
+    AL, caches = F.L_model_forward(X, p, acts)
+    swap()
+    want = F.L_model_backward(AL, Y, caches, acts)["dW1"]
+    assert_allclose(got, want, **tol(np.float64))
