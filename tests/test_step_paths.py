@@ -927,3 +927,23 @@ def test_a_float_subclass_slope_whose_conversion_changes_the_parameters_counts_a
     swap()
     want = F.L_model_backward(AL, Y, caches, acts)["dW1"]
     assert_allclose(got, want, **tol(np.float64))
+
+
+def test_the_base_of_a_result_s_arrays_the_caller_keeps_never_changes():
+    """Results are reused once nobody holds them or any of their arrays; the ``base`` of those arrays (the buffer
+    the kernels write through a view of their own) counts as one of them: kept, it stays as it was."""
+    X, Y = np.array([[0.0, 0, 1, 1], [0, 1, 0, 1]]), np.array([[0.0, 1, 1, 0]])
+    for make in (lambda: F.initialize_parameters([2, 3, 1], seed=1), lambda: _copy(F.initialize_parameters(
+            [2, 3, 1], seed=1)), lambda: C.initialize_parameters_deep([2, 3, 1])):
+        p, held = make(), []
+        for i in range(8):
+            AL, caches = F.L_model_forward(X, p)
+            g = F.L_model_backward(AL, Y, caches)
+            if i == 2:
+                held += [(AL.base, AL.base.copy()), (g["dW1"].base, g["dW1"].base.copy())]
+            p = C.update_parameters(p, g, 0.5)  # (a new dict each step: the one before is let go)
+            if i == 3:
+                held.append((p["W1"].base, p["W1"].base.copy()))
+            del AL, caches, g
+        for base, values in held:
+            assert_array_equal(base, values)
