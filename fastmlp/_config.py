@@ -163,5 +163,11 @@ EXACT_JIT_OPTIONS = {**JIT_OPTIONS, "fastmath": False}
 #: checks, which cost a 2-2-1 network more than the arithmetic (sums then also run in their written order)
 TINY_JIT_OPTIONS = {**JIT_OPTIONS, "fastmath": set(FASTMATH - {"reassoc"})}
 #: for kernels only other kernels call: no wrappers for calls from Python (less to compile)
+#: the per-step kernels (``_kernels.jit_step``): without Numba's reference counting (NRT). Their call from Python
+#: then unboxes each argument array as a plain view (no memory-info block allocated, no reference taken and
+#: dropped under the GIL) and nothing in them counts references: on a tiny network that halves the cost of a
+#: call. Such a kernel cannot allocate (it does not compile), so every array in it is an argument, an element
+#: of an argument tuple or a view of one, which the Python caller holds for the whole call (docs/DESIGN.md, §5)
+STEP_JIT_OPTIONS = {**JIT_OPTIONS, "_nrt": False}
 INTERNAL_JIT_OPTIONS = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 EXACT_INTERNAL_JIT_OPTIONS = {**EXACT_JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}

@@ -1087,7 +1087,7 @@ def step_forward(layout: StepLayout, X: np.ndarray, params: np.ndarray, slope: f
     (O(1) checks)."""
     if ZA is None:
         ZA = np.empty((2 * layout.n_rows, X.shape[1]), layout.dtype)
-    return ZA, K._step_forward(X, params, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
+    return ZA, K._step_forward(X, params, layout.spec, slope, ZA, np.empty(2, layout.dtype), _config.BLAS_MIN_FLOPS)
 
 
 def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA, out=None,

@@ -32,7 +32,7 @@ from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
 from fastmlp import _small_products as _sp
-from fastmlp._config import EXACT_INTERNAL_JIT_OPTIONS, INTERNAL_JIT_OPTIONS, JIT_OPTIONS
+from fastmlp._config import EXACT_INTERNAL_JIT_OPTIONS, INTERNAL_JIT_OPTIONS, JIT_OPTIONS, STEP_JIT_OPTIONS
 
 # --- integer codes used inside kernels -----------------------------------------------------------
 ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = range(6)
@@ -72,6 +72,9 @@ jit_inline = njit(inline="always", **JIT_OPTIONS)
 #: a separately compiled kernel that only other kernels call: Numba builds no wrappers for calls from Python
 #: (with 15-25 arguments to unbox, those were a tenth of the LLVM code of a first fit)
 jit_internal = njit(**INTERNAL_JIT_OPTIONS)
+#: a per-step kernel called from Python once per step of a user's loop: compiled without reference counting
+#: (see ``_config.STEP_JIT_OPTIONS``), so it allocates nothing and every array in it borrows its arguments
+jit_step = njit(**STEP_JIT_OPTIONS)
 #: the optimiser and loss codes of a training kernel made by :func:`train_epochs_kernel` (None in the template)
 _OPT = _LOSS = None
 #: Which branches a kernel compiles: one flag per activation, optimiser and loss. In the module's own kernels
@@ -1297,6 +1300,14 @@ def _subtract_scaled(P, G, lr):
 # A user's own loop calls forward, cost, backward and update once per step on a tiny network, so the
 # call itself is the cost: these kernels take few arguments (``spec`` packs the layer sizes, activation
 # codes and parameter offsets), allocate their scratch themselves, and check finiteness while they read.
+@jit_inline
+def _copy_block(src, s_off, dst, d_off, n):
+    """``dst[d_off:d_off + n] = src[s_off:s_off + n]`` for blocks that do not overlap, as a loop: a slice
+    assignment may copy its source into a new array first, which a kernel without NRT cannot allocate."""
+    for i in range(n):
+        dst[d_off + i] = src[s_off + i]
+
+
 @jit
 def _spec_parts(spec):
     """``dims`` (L + 1,), ``acts`` (L,), ``p_off`` (L + 1,) packed in one int64 array of length 3 L + 2."""
@@ -1304,8 +1315,8 @@ def _spec_parts(spec):
     return spec[:n_layers + 1], spec[n_layers + 1:2 * n_layers + 1], spec[2 * n_layers + 1:]
 
 
-@jit
-def _step_forward(X, params, spec, slope, ZA, blas_min_flops):
+@jit_step
+def _step_forward(X, params, spec, slope, ZA, scalars, blas_min_flops):
     """Forward pass keeping every layer's ``Z`` and ``A``; returns whether every ``Z`` is finite.
 
     ``X`` (n0, m) C-contiguous; ``ZA`` (2 S, m) C-contiguous with ``S = sum(dims[1:])``: rows ``[0, S)`` hold
@@ -1320,7 +1331,6 @@ def _step_forward(X, params, spec, slope, ZA, blas_min_flops):
     m = X.shape[1]
     S = ZA.shape[0] // 2
     flat = _borrow(ZA.reshape(ZA.size))
-    scalars = np.empty(2, params.dtype)
     slope = params.dtype.type(slope)
     src = _borrow(X.reshape(X.size))
     s_off = 0
@@ -1337,7 +1347,7 @@ def _step_forward(X, params, spec, slope, ZA, blas_min_flops):
     return True
 
 
-@jit
+@jit_step
 def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_flops):
     """Gradients of the mean cost from a :func:`_step_forward` pass; returns a status code.
 
@@ -1396,11 +1406,11 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
             _backprop_delta(deltas, d_off, n_out, m, params, p_off[l], n_in, dA_flat, d_l, dA_flat, d_l,
                             ACT_LINEAR, slope, dA_flat, d_l, use_blas, scalars)
         else:  # dZ_1 kept instead of dA_0
-            dA_flat[:n_out * m] = deltas[d_off:d_off + n_out * m]
+            _copy_block(deltas, d_off, dA_flat, 0, n_out * m)
         if l > 0:
             z_prev = z_l - m * n_in
             dp_off = half - d_off
-            deltas[dp_off:dp_off + n_in * m] = dA_flat[d_l:d_l + n_in * m]
+            _copy_block(dA_flat, d_l, deltas, dp_off, n_in * m)
             _apply_derivative(deltas, dp_off, flat, z_prev, flat, a_base + z_prev, n_in * m, acts[l - 1], slope)
             _layer_gradients(flat, a_base + z_prev, m, n_in, m, deltas, d_off, n_out, params, p_off[l], zero,
                              grad, use_blas, scalars)
@@ -1415,7 +1425,7 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
     return 0
 
 
-@jit
+@jit_step
 def _scaled_difference(P, G, lr, out):
     """``out = P - lr * G`` for 1-D arrays of one length (``out`` may be ``P``).
 
@@ -1430,7 +1440,7 @@ def _scaled_difference(P, G, lr, out):
     return True
 
 
-@jit
+@jit_step
 def _bce_of_probabilities(AL, Y):
     """``-(1/m) sum(Y log A + (1 - Y) log(1 - A))`` of ``(n, m)`` arrays, ``A`` clipped to ``[tiny, 1 - eps/2]``
     as :func:`fastmlp.reference.compute_cost` does (nothing changes away from 0 and 1); NaN when an input
@@ -1494,8 +1504,8 @@ def _arrays_finite(Wb):
     return True
 
 
-@jit
-def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
+@jit_step
+def _step_forward_arrays(X, Wb, spec, slope, ZA, scalars, blas_min_flops):
     """:func:`_step_forward` reading the parameters from the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) as they
     are; the same operations in the same order. Returns 0 when every ``Z`` is finite, 1 when one is not (a
     non-finite input or parameter always makes one so), 2 when an array does not have the shape of ``spec``
@@ -1507,7 +1517,6 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
     m = X.shape[1]
     S = ZA.shape[0] // 2
     flat = _borrow(ZA.reshape(ZA.size))
-    scalars = np.empty(2, ZA.dtype)
     one = ZA.dtype.type(1)
     slope = ZA.dtype.type(slope)
     src = _borrow(X.reshape(X.size))
@@ -1541,7 +1550,7 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, blas_min_flops):
     return 0
 
 
-@jit
+@jit_step
 def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_min_flops):
     """:func:`_step_backward` reading the parameters from the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) as they
     are; the same operations in the same order, the same ``out`` layout and status codes, and status 3 when an
@@ -1593,14 +1602,14 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
             _backprop_delta(deltas, d_off, n_out, m, W, no_offset, n_in, dA_flat, d_l, dA_flat, d_l, ACT_LINEAR,
                             slope, dA_flat, d_l, use_blas, scalars)
         else:
-            dA_flat[:n_out * m] = deltas[d_off:d_off + n_out * m]
+            _copy_block(deltas, d_off, dA_flat, 0, n_out * m)
         # _layer_gradients adds alpha * params to the weight gradient (alpha = 0 here): it is given the
         # gradient itself, zeroed, for params (0 * W would be 0 too, for the finite W checked below)
         grad[p_off[l]:p_off[l] + n_in * n_out] = zero
         if l > 0:
             z_prev = z_l - m * n_in
             dp_off = half - d_off
-            deltas[dp_off:dp_off + n_in * m] = dA_flat[d_l:d_l + n_in * m]
+            _copy_block(dA_flat, d_l, deltas, dp_off, n_in * m)
             _apply_derivative(deltas, dp_off, flat, z_prev, flat, a_base + z_prev, n_in * m, acts[l - 1], slope)
             _layer_gradients(flat, a_base + z_prev, m, n_in, m, deltas, d_off, n_out, grad, p_off[l], zero,
                              grad, use_blas, scalars)
@@ -1614,7 +1623,7 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
     return 0
 
 
-@jit
+@jit_step
 def _update_arrays(Wb, spec, G, lr, out):
     """``P - lr * G`` for the parameters ``P`` in the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) and their
     gradient ``G`` in the flat layout of ``spec``: written into ``out`` (that layout) when it has ``G``'s

@@ -643,7 +643,7 @@ class Pass:
     whether ``Xk`` may go to a kernel's entry point (see ``_ENTRIES``); ``hot``: the record of the call that
     made it (:data:`_HOT_FORWARD`) when the next call with the same objects may reuse it, else None."""
 
-    __slots__ = ("ZA", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct", "x_meta", "Wb", "hot")
+    __slots__ = ("ZA", "scalars", "Xk", "flat", "layout", "AL", "Ws", "bs", "ring", "direct", "x_meta", "Wb", "hot")
 
 
 class Caches(list):
@@ -780,14 +780,15 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         ZA = np.empty(2 * layout.n_rows * Xk.shape[1], dtype).reshape(2 * layout.n_rows, Xk.shape[1])
         result = Pass()
         result.ZA, result.layout, result.AL = ZA, layout, ZA[layout.a_rows[-1]]
+        result.scalars = np.empty(2, dtype)  # (the forward kernel's scratch: BLAS takes alpha and beta by address)
     result.hot = None
     if Wb is not None:  # the caller's own arrays, read where they are
         run = layout.arrays_entries[0] if direct else None
         if run is not None:
-            status = run(Xk, Wb, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
+            status = run(Xk, Wb, layout.spec, slope, ZA, result.scalars, _config.BLAS_MIN_FLOPS)
         else:
             status = _call_arrays(_forward_arrays_kernel, direct, dtype, (Xk, Wb, layout.spec, slope, ZA,
-                                                                          _config.BLAS_MIN_FLOPS), Wb, layout, 0)
+                                  result.scalars, _config.BLAS_MIN_FLOPS), Wb, layout, 0)
         if status is None or status == 2:  # the shapes do not fit, or an array is not aligned: validated, copied
             if again is not None:  # (sizes noted for arrays at the same addresses before: worked out anew next time)
                 _PLAIN_MEMO.pop(tuple(map(id, Wb)), None)
@@ -796,7 +797,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
                                 default_output, recycle, arrays=False)
         finite = status == 0
     if Wb is None:
-        args = (Xk, flat, layout.spec, slope, ZA, _config.BLAS_MIN_FLOPS)
+        args = (Xk, flat, layout.spec, slope, ZA, result.scalars, _config.BLAS_MIN_FLOPS)
         run = _ENTRIES.get((_forward_kernel, dtype)) if direct else _forward_kernel
         if run is None:
             finite = _forward_kernel(*args)
@@ -1575,7 +1576,7 @@ def _forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, d
     fp = caches._pass
     if fp.hot is not h:
         return None
-    args = (X, arg, spec, leaky_slope, fp.ZA, _config.BLAS_MIN_FLOPS)
+    args = (X, arg, spec, leaky_slope, fp.ZA, fp.scalars, _config.BLAS_MIN_FLOPS)
     if _fingerprint(args) != types or entry(*args) != ok:  # (the kernel also checks Wb's shapes and alignment)
         return None  # (an array changed, or a value is not finite: the general path)
     caches[:] = caches._entries  # as handed out the first time, whatever was done to the list since
@@ -1618,7 +1619,7 @@ def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
         arg, kernel, ok = Wb, _forward_arrays_kernel, 0
     else:
         return
-    found = _entry_for(kernel, (X, arg, layout.spec, leaky_slope, fp.ZA, _config.BLAS_MIN_FLOPS))
+    found = _entry_for(kernel, (X, arg, layout.spec, leaky_slope, fp.ZA, fp.scalars, _config.BLAS_MIN_FLOPS))
     if found is None:
         return
     h = _HOT_FORWARD

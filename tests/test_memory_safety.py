@@ -61,6 +61,14 @@ for dtype in ("float64", "float32"):
     AL, caches = functional.L_model_forward(Xc, params)
     grads = functional.L_model_backward(AL, Yc, caches)
     print(AL[0, :5], grads["dW1"][0])
+    # a user's own loop (the per-step kernels, compiled without reference counting: every array they read is
+    # an argument or an element of an argument tuple), on a plain dict and on one fastmlp made
+    for p in (params, functional.initialize_parameters([5, 8, 1], seed=0, dtype=dtype)):
+        for _ in range(3):
+            AL, caches = functional.L_model_forward(Xc, p, ["tanh", "sigmoid"])
+            cost = functional.compute_cost(AL, Yc)
+            functional.update_parameters(p, functional.L_model_backward(AL, Yc, caches, ["tanh", "sigmoid"]), 0.1)
+        print(cost, AL[0, :5], p["W1"][0], p["b2"])
 from fastmlp import MLPClassifier, MLPRegressor
 X = r.randn(153, 10)
 y = r.randn(153)
