@@ -25,14 +25,23 @@ from __future__ import annotations
 
 import types as pytypes
 
+import llvmlite.binding
 import numba.np.linalg  # noqa: F401  (makes Numba register its BLAS helper symbols)
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
 from fastmlp import _small_products as _sp
-from fastmlp._config import EXACT_INTERNAL_JIT_OPTIONS, INTERNAL_JIT_OPTIONS, JIT_OPTIONS, STEP_JIT_OPTIONS
+from fastmlp._config import (
+    EXACT_INTERNAL_JIT_OPTIONS,
+    FLUSH_SUBNORMALS,
+    INTERNAL_JIT_OPTIONS,
+    JIT_OPTIONS,
+    STEP_JIT_OPTIONS,
+)
 
 # --- integer codes used inside kernels -----------------------------------------------------------
 ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = range(6)
@@ -205,6 +214,75 @@ def _borrow(typingctx, arr):
     return arr(arr), codegen
 
 
+# --- subnormals ------------------------------------------------------------------------------------
+#: the training kernels run with flush-to-zero on (``FASTMLP_SUBNORMALS``, :mod:`fastmlp._config`)
+_FLUSH_SUBNORMALS = FLUSH_SUBNORMALS
+#: MXCSR's flush-to-zero bit: a result below the smallest normal number is stored as 0, not as a subnormal
+_MXCSR_FTZ = 0x8000
+_X86 = llvmlite.binding.get_process_triple().split("-")[0] in ("x86_64", "i386", "i686", "i586")
+
+
+def _mxcsr_call(builder, name, slot):
+    fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+    builder.call(fn, [builder.bitcast(slot, ir.IntType(8).as_pointer())])
+
+
+@intrinsic
+def _flush_to_zero(typingctx, on):
+    """Set the CPU's flush-to-zero mode to ``on`` (a bool) for the calling thread; returns the previous mode (for
+    :func:`_restore_flush_to_zero`). A no-op returning 0 where there is no MXCSR (not x86).
+
+    Arithmetic whose inputs or results are subnormal takes an x86 core a slow path for every vector instruction
+    that meets one (see ``FASTMLP_SUBNORMALS`` in :mod:`fastmlp._config`). With flush-to-zero a result below the
+    smallest normal number is 0 instead, and the kernel's own results are never subnormal. Only the FTZ bit
+    changes (not DAZ: inputs keep their values).
+    """
+    def codegen(context, builder, signature, args):
+        if not _X86:
+            return ir.Constant(ir.IntType(32), 0)
+        slot = cgutils.alloca_once(builder, ir.IntType(32))
+        _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", slot)
+        old = builder.load(slot)
+        cleared = builder.and_(old, ir.Constant(ir.IntType(32), ~_MXCSR_FTZ & 0xFFFFFFFF))
+        with_bit = builder.or_(old, ir.Constant(ir.IntType(32), _MXCSR_FTZ))
+        builder.store(builder.select(args[0], with_bit, cleared), slot)
+        _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", slot)
+        return old
+
+    return types.uint32(types.boolean), codegen
+
+
+@intrinsic
+def _restore_flush_to_zero(typingctx, previous):
+    """Put the flush-to-zero bit back as ``previous`` (what :func:`_flush_to_zero` returned) had it, keeping the
+    rest of MXCSR as it is now (the exception flags raised meanwhile stay raised)."""
+    def codegen(context, builder, signature, args):
+        if _X86:
+            slot = cgutils.alloca_once(builder, ir.IntType(32))
+            _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", slot)
+            now = builder.and_(builder.load(slot), ir.Constant(ir.IntType(32), ~_MXCSR_FTZ & 0xFFFFFFFF))
+            bit = builder.and_(args[0], ir.Constant(ir.IntType(32), _MXCSR_FTZ))
+            builder.store(builder.or_(now, bit), slot)
+            _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", slot)
+        return context.get_dummy_value()
+
+    return types.void(types.uint32), codegen
+
+
+@intrinsic
+def _smallest_normal(typingctx, x):
+    """The smallest normal number of ``x``'s float type, as that type (a constant: nothing of its own to compile)."""
+    if x not in (types.float32, types.float64):
+        return None
+    tiny = float(np.finfo(np.float32 if x == types.float32 else np.float64).tiny)
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(x, tiny)
+
+    return x(x), codegen
+
+
 # --- BLAS ------------------------------------------------------------------------------------------
 _XXGEMM = types.ExternalFunction(
     "numba_xxgemm",
@@ -253,12 +331,23 @@ def _gemm(trans_a, trans_b, M, N, K, alpha, A, a_off, lda, B, b_off, ldb, beta, 
         raise RuntimeError("BLAS gemm failed")
 
 
-# --- with NUMBA_DISABLE_JIT=1 (debugging, coverage) every kernel runs as plain Python, slowly: the two helpers
-# that only exist in compiled code get plain equivalents (an ordinary view; NumPy's matmul for BLAS)
+# --- with NUMBA_DISABLE_JIT=1 (debugging, coverage) every kernel runs as plain Python, slowly: the helpers
+# that only exist in compiled code get plain equivalents (an ordinary view; NumPy's matmul for BLAS; no change of
+# the floating-point mode)
 if numba.config.DISABLE_JIT:
     def _borrow(arr):  # noqa: F811
         """``arr`` itself: without the JIT there is no reference counting to save."""
         return arr
+
+    def _flush_to_zero(on):  # noqa: F811
+        """Nothing: plain Python leaves the CPU's mode alone."""
+        return np.uint32(0)
+
+    def _restore_flush_to_zero(previous):  # noqa: F811
+        return None
+
+    def _smallest_normal(x):  # noqa: F811
+        return type(x)(np.finfo(type(x)).tiny)
 
     def _block(buf, off, rows, cols, ld):
         """The ``(rows, cols)`` block at ``buf[off:]`` with rows ``ld`` apart, as a (writable) view."""
@@ -1095,6 +1184,9 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
     either check fails, the call is replayed from that copy (the same arithmetic in the same order, so the
     same numbers), first checking the parameters after every epoch, which finds the first epoch that went
     non-finite, then once more up to the start of that epoch.
+
+    The kernel runs with the calling thread's flush-to-zero mode on (``FASTMLP_SUBNORMALS``, see
+    :func:`_flush_to_zero`) and restores it before it returns.
     """
     opt, loss = _OPT, _LOSS  # constants of the compiled copy: only their branches are compiled
     n_x, n_y = dims[0], dims[dims.shape[0] - 1]
@@ -1112,6 +1204,10 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
                                                 _borrow(Abuf), _borrow(deltas))
     xbuf, ybuf, state_1, state_2, dims, acts = (_borrow(xbuf), _borrow(ybuf), _borrow(state_1), _borrow(state_2),
                                                 _borrow(dims), _borrow(acts))
+    # flush-to-zero (see _flush_to_zero), unless Adam's epsilon is itself subnormal: sqrt(v) + epsilon would then
+    # flush to 0 where v is 0, and 0 / 0 is NaN
+    tiny = _smallest_normal(epsilon)
+    previous_mode = _flush_to_zero(_FLUSH_SUBNORMALS and not (epsilon != 0 and abs(epsilon) < tiny))
     _save_state(params, state_1, state_2, backup)
     step_at_start = step[0]
     # replay: 0 the run itself (cost checked per epoch, parameters after the last one); 1 a replay checking the
@@ -1157,6 +1253,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
                     replay, limit = 1, e + 1
                 else:  # epoch e is the first to fail: back to its start
                     if e == 0:
+                        _restore_flush_to_zero(previous_mode)
                         return 0
                     replay, limit = 2, e
                 e = 0
@@ -1168,6 +1265,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
             mean_batch_cost[e] = total / n_batches
             sample_weighted_cost[e] = weighted / m
         e += 1
+    _restore_flush_to_zero(previous_mode)
     return limit
 
 

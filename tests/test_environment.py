@@ -20,6 +20,7 @@ from tests.child import describe, run_python
     ("FASTMLP_FASTMATH", "nsz,NNan", "FASTMLP_FASTMATH may not contain ['nnan']"),
     ("FASTMLP_FASTMATH", "nsz,turbo", "FASTMLP_FASTMATH holds unknown flags ['turbo']"),
     ("FASTMLP_CACHE", "maybe", "FASTMLP_CACHE must be 1 or 0"),
+    ("FASTMLP_SUBNORMALS", "sometimes", "FASTMLP_SUBNORMALS must be 'flush' or 'keep'"),
 ])
 def test_a_bad_environment_variable_is_a_clear_error_naming_it(name, value, message):
     proc = run_python("""
