@@ -825,20 +825,21 @@ def kept_result(value, buffer, arrays) -> _Kept:
 
 
 def forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, *, default_hidden="relu",
-            default_output="sigmoid", recycle=False):
+            default_output="sigmoid", recycle=False, hot=True):
     """``(AL, caches)`` of a forward pass; see :func:`fastmlp.functional.L_model_forward`.
 
     ``activations`` None means ``default_hidden`` for the hidden layers and ``default_output`` last. With
     ``recycle``, caches nobody holds any more are reused (for loops that update their parameters in place:
-    caches hold the parameters' arrays, which would otherwise stay referenced).
+    caches hold the parameters' arrays, which would otherwise stay referenced); ``hot=False``: the caller has
+    just tried :func:`forward_again`.
     """
     if not recycle:
         fp = forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
                           default_output)
         return fp.AL, _fill_caches(Caches(), X, fp, fp.layout.z_rows, fp.layout.a_rows)
-    if _HOT_FORWARD is not None:
-        again = _forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
-                               default_output)
+    if hot:
+        again = forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
+                              default_output)
         if again is not None:
             return again
     fp, kept = forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden,
@@ -1025,7 +1026,8 @@ def _own_pass(caches, AL, activations, default_hidden="relu", default_output="si
 
 
 def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *, key_order="reference",
-             default_hidden="relu", default_output="sigmoid", parameters_now=None, slow_caches=None, arrays=True):
+             default_hidden="relu", default_output="sigmoid", parameters_now=None, slow_caches=None, arrays=True,
+             hot=True):
     """Gradients of the mean cost; see :func:`fastmlp.functional.L_model_backward`.
 
     ``key_order``: ``"reference"`` (``dW{l}, db{l}, dA{l-1}`` for l = L..1), ``"course"`` (``dA{l-1}, dW{l},
@@ -1034,9 +1036,9 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
     ``slow_caches()`` making validated caches when the pass or the parameters do not fit. Plain parameter
     dicts are read where they are (their arrays); ``arrays=False`` copies them instead.
     """
-    if _HOT_BACKWARD is not None and type(caches) is Caches and parameters_now is None and slow_caches is None:
-        again = _backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order,
-                                default_hidden, default_output)
+    if hot and parameters_now is None and slow_caches is None:
+        again = backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order,
+                               default_hidden, default_output)
         if again is not None:
             return again
     if type(leaky_slope) is not float:  # converted first: code of the caller's (a float subclass's __float__) then runs
@@ -1276,11 +1278,11 @@ def _all_writeable(p) -> bool:
     return True
 
 
-def update(parameters, grads, learning_rate, *, in_place: bool):
+def update(parameters, grads, learning_rate, *, in_place: bool, hot=True):
     """One SGD step. ``in_place``: the arrays of ``parameters`` are updated and the same dict returned;
-    otherwise a new dict is returned and ``parameters`` and its arrays are left untouched."""
-    if _HOT_UPDATE is not None and parameters is _HOT_UPDATE[0] and in_place and _update_again(
-            parameters, grads, learning_rate):
+    otherwise a new dict is returned and ``parameters`` and its arrays are left untouched. ``hot=False``: the
+    caller has just tried :func:`update_again`."""
+    if hot and in_place and update_again(parameters, grads, learning_rate):
         return parameters
     # (check_positive_float's own first test, inline: this runs every step)
     lr = learning_rate if type(learning_rate) is float and 0 < learning_rate < np.inf else check_positive_float(
@@ -1526,13 +1528,6 @@ def _entry_for(kernel, args):
     return types, entry
 
 
-def _same_items(activations, items) -> bool:
-    """Whether the activation list ``activations`` (or None) still holds exactly ``items`` (by identity)."""
-    if items is None:
-        return activations is None
-    return len(activations) == len(items) and all(map(_IS, activations, items))
-
-
 def _same_arrays(parameters, getter, n_keys, Wb, dtype) -> bool:
     """Whether the plain dict ``parameters`` still holds exactly the arrays ``Wb`` under its ``n_keys`` keys
     (``getter`` reads them) and every one still has the ``dtype`` object ``dtype`` (its byte order too)."""
@@ -1550,21 +1545,36 @@ def _same_arrays(parameters, getter, n_keys, Wb, dtype) -> bool:
     return True
 
 
-def _forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden, default_output):
+def forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden, default_output):
     """:func:`forward`'s ``(AL, caches)`` (``recycle``) when this call passes the objects the call
-    :data:`_HOT_FORWARD` records and a result kept for them is free; else None (the general path runs)."""
+    :data:`_HOT_FORWARD` records and a result kept for them is free; else None (the general path runs).
+    The dialects call it first, then :func:`forward` with ``hot=False`` when it gives None."""
     h = _HOT_FORWARD
+    if h is None:
+        return None
     (h_parameters, h_X, h_activations, items, h_slope, h_relu, h_hidden, h_output, getter, n_keys, Wb, arg, dtype,
      x_shape, ring, types, entry, spec, ok) = h
+    # (the activation list's items by identity; the parameter dict's arrays by identity and their dtype objects
+    # (byte order): _same_arrays, inline)
     if not (X is h_X and parameters is h_parameters and activations is h_activations and leaky_slope is h_slope
             and relu_grad_at_zero is h_relu and default_hidden is h_hidden and default_output is h_output
-            and _same_items(activations, items)):
+            and (items is None or len(activations) == len(items) and all(map(_IS, activations, items)))):
         return None
     if getter is None:
         if parameters._changed:  # (a Packed dict: its views, as long as nothing was set in it)
             return None
-    elif not _same_arrays(parameters, getter, n_keys, Wb, dtype):
-        return None
+    else:
+        if len(parameters) != n_keys:
+            return None
+        try:
+            now = getter(parameters)
+        except KeyError:
+            return None
+        if not all(map(_IS, now, Wb)):
+            return None
+        for a in Wb:
+            if a.dtype is not dtype:
+                return None
     if X.shape != x_shape or X.dtype is not dtype or not _alone():
         return None
     for kept in ring:  # (_reusable, inline: no local name holds any of the kept objects here)
@@ -1580,15 +1590,15 @@ def _forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, d
     if _fingerprint(args) != types or entry(*args) != ok:  # (the kernel also checks Wb's shapes and alignment)
         return None  # (an array changed, or a value is not finite: the general path)
     caches[:] = caches._entries  # as handed out the first time, whatever was done to the list since
-    ring.remove(kept)
-    ring.append(kept)
+    if ring[0] is kept:  # the one reused goes last (a ring holds at most two: see _keep)
+        ring.reverse()
     return fp.AL, caches
 
 
 def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, default_hidden, default_output,
                   kept) -> None:
     """Record a :func:`forward` call (``recycle``) that read ``X`` and the parameters where they are, for
-    :func:`_forward_again`, and mark its result as made for it."""
+    :func:`forward_again`, and mark its result as made for it."""
     global _HOT_FORWARD
     fp = kept.value._pass
     ring = fp.ring
@@ -1637,16 +1647,22 @@ def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
         fp.Wb = h[10]  # (the same arrays: the record's tuple, which backward and update recognise)
 
 
-def _backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order, default_hidden,
-                    default_output):
+def backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, key_order, default_hidden,
+                   default_output):
     """:func:`backward`'s gradients when this call passes the caches of a hot forward pass (unchanged) and the
-    objects the call :data:`_HOT_BACKWARD` records, and a result kept for them is free; else None."""
+    objects the call :data:`_HOT_BACKWARD` records, and a result kept for them is free; else None. The dialects
+    call it first, then :func:`backward` with ``hot=False`` when it gives None."""
+    hb = _HOT_BACKWARD
+    if hb is None or type(caches) is not Caches:
+        return None
     (h, h_Y, h_loss, h_slope, h_relu, h_key_order, h_hidden, h_output, y_shape, ring, types, entry, spec, code,
-     with_dA0, arg) = _HOT_BACKWARD
+     with_dA0, arg) = hb
     fp = caches._pass
+    items = h[3]
     if not (fp.hot is h and AL is fp.AL and Y is h_Y and loss is h_loss and leaky_slope is h_slope
             and relu_grad_at_zero is h_relu and key_order is h_key_order and default_hidden is h_hidden
-            and default_output is h_output and activations is h[2] and _same_items(activations, h[3])):
+            and default_output is h_output and activations is h[2]
+            and (items is None or len(activations) == len(items) and all(map(_IS, activations, items)))):
         return None
     entries = caches._entries
     if len(caches) != len(entries) or not all(map(_IS, caches, entries)):
@@ -1670,14 +1686,14 @@ def _backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_
         return None  # (an array changed, or a value is not finite: the general path, which raises)
     grads = kept.value
     grads._Wb = Wb
-    ring.remove(kept)
-    ring.append(kept)
+    if ring[0] is kept:  # the one reused goes last (a ring holds at most two: see _keep)
+        ring.reverse()
     return grads
 
 
 def _note_backward(own, Y, loss, leaky_slope, relu_grad_at_zero, key_order, default_hidden, default_output,
                    layout, flat, Wb, kept) -> None:
-    """Record a :func:`backward` call on a hot forward pass (``own``) for :func:`_backward_again`."""
+    """Record a :func:`backward` call on a hot forward pass (``own``) for :func:`backward_again`."""
     global _HOT_BACKWARD
     h = own.hot
     m = own.ZA.shape[1]
@@ -1702,25 +1718,44 @@ def _note_backward(own, Y, loss, leaky_slope, relu_grad_at_zero, key_order, defa
                          Y.shape, ring, found[0], found[1], layout.spec, code, with_dA0, arg)
 
 
-def _update_again(parameters, grads, lr) -> bool:
+def update_again(parameters, grads, lr) -> bool:
     """An in-place :func:`update` of the parameters the call :data:`_HOT_UPDATE` records, done; False when it
-    does not apply or a value is not finite (nothing written: the general path runs)."""
-    (_, getter, n_keys, Wb, dtype, sizes, types, entry, spec, out, flat) = _HOT_UPDATE
-    if not (type(lr) is float and 0 < lr < np.inf and type(grads) is Grads and not grads._changed):
+    does not apply or a value is not finite (nothing written: the general path runs). The dialects call it
+    first, then :func:`update` with ``hot=False`` when it gives False."""
+    h = _HOT_UPDATE
+    if h is None or parameters is not h[0]:
+        return False
+    (_, getter, n_keys, Wb, dtype, sizes, types, entry, spec, out, flat) = h
+    if not (type(lr) is float and 0 < lr < _INF and type(grads) is Grads and not grads._changed):
         return False
     G = grads.flat
     if getter is None:  # a Packed dict: its flat vector, its views' flags (a read-only one refuses)
         if parameters._changed or grads.sizes is not sizes or not _alone():
             return False
         return _fingerprint((parameters._views, flat, G, lr)) == types and entry(flat, G, lr, flat)
-    if grads._Wb is not Wb or not _same_arrays(parameters, getter, n_keys, Wb, dtype) or not _alone():
+    # (the dict's arrays by identity and their dtype objects (byte order): _same_arrays, inline)
+    if grads._Wb is not Wb or len(parameters) != n_keys:
+        return False
+    try:
+        now = getter(parameters)
+    except KeyError:
+        return False
+    if not all(map(_IS, now, Wb)):
+        return False
+    for a in Wb:
+        if a.dtype is not dtype:
+            return False
+    if not _alone():
         return False
     args = (Wb, spec, G, lr, out)
     return _fingerprint(args) == types and entry(*args) == 0  # (the kernel checks the shapes and G's length)
 
 
+_INF = float("inf")
+
+
 def _note_update(parameters, grads, lr, keys, Wb) -> None:
-    """Record an in-place :func:`update` just done by a compiled call, for :func:`_update_again`: of a
+    """Record an in-place :func:`update` just done by a compiled call, for :func:`update_again`: of a
     :class:`Packed` dict (``keys`` None) or of the plain dict's arrays ``Wb`` under ``keys``."""
     global _HOT_UPDATE
     if type(grads) is not Grads or grads._changed or not _alone():

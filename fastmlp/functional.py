@@ -35,6 +35,9 @@ from fastmlp._checks import (
     check_positive_int,
 )
 from fastmlp._guard import DeferredInterrupt
+from fastmlp._steps import backward_again as _backward_again
+from fastmlp._steps import forward_again as _forward_again
+from fastmlp._steps import update_again as _update_again
 from fastmlp.reference import (  # noqa: F401  (re-exported: the course-style API, unchanged)
     ACTIVATION_DERIVATIVES,
     ACTIVATION_FUNCTIONS,
@@ -119,7 +122,10 @@ def L_model_forward(X, parameters, activations=None, leaky_slope=0.01):
         ``caches[l-1] = ((A[l-1], W[l], b[l]), Z[l])``, as in :func:`fastmlp.reference.L_model_forward`
         (views into one buffer, which :func:`L_model_backward` reads as it is).
     """
-    return _steps.forward(X, parameters, activations, leaky_slope, 0, recycle=True)
+    again = _forward_again(X, parameters, activations, leaky_slope, 0, "relu", "sigmoid")
+    if again is not None:  # (the loop's next step with the very objects of the step before)
+        return again
+    return _steps.forward(X, parameters, activations, leaky_slope, 0, recycle=True, hot=False)
 
 
 def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.01):
@@ -142,7 +148,10 @@ def L_model_backward(AL, Y, caches, activations=None, loss="bce", leaky_slope=0.
     grads : dict
         ``"dW1", "db1", ..., "dWL", "dbL"`` and ``"dA0", ..., "dA{L-1}"`` (each ``(n_l, m)``).
     """
-    return _steps.backward(AL, Y, caches, activations, loss, leaky_slope, 0, key_order="reference")
+    again = _backward_again(AL, Y, caches, activations, loss, leaky_slope, 0, "reference", "relu", "sigmoid")
+    if again is not None:  # (the loop's next step with the very objects of the step before)
+        return again
+    return _steps.backward(AL, Y, caches, activations, loss, leaky_slope, 0, key_order="reference", hot=False)
 
 
 def update_parameters(parameters, grads, learning_rate):
@@ -151,7 +160,9 @@ def update_parameters(parameters, grads, learning_rate):
     Same contract as :func:`fastmlp.reference.update_parameters`; returns the same dict. One compiled call
     when ``parameters`` and ``grads`` come from this module's functions.
     """
-    return _steps.update(parameters, grads, learning_rate, in_place=True)
+    if _update_again(parameters, grads, learning_rate):  # (the loop's next step with the objects of the one before)
+        return parameters
+    return _steps.update(parameters, grads, learning_rate, in_place=True, hot=False)
 
 
 def train(parameters, X, Y, activations=None, loss="bce", learning_rate=0.01, epochs=1, batch_size=None,
