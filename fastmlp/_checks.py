@@ -9,10 +9,13 @@ trained on as inf.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 
 import numpy as np
+
+from fastmlp._bounds import largest_magnitude
 
 #: activations every layer may use
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "linear")
@@ -60,13 +63,18 @@ def check_dtype(dtype) -> np.dtype:
     return dt
 
 
-def as_float_array(x, name: str, *, ndim: int | None = 2, dtype=None, allow_empty: bool = False) -> np.ndarray:
+def as_float_array(x, name: str, *, ndim: int | None = 2, dtype=None, allow_empty: bool = False,
+                   magnitude: list | None = None) -> np.ndarray:
     """Convert ``x`` to a finite floating array, without copying when it already is one.
 
     Integers and booleans become float64 (or ``dtype``); float32 stays float32 unless ``dtype`` says
     otherwise; float16 and longdouble become float64 (or ``dtype``). Finiteness is checked *after* the
     conversion: a finite value too large for ``dtype`` (e.g. 1e39 in float32) is refused as such. The result
     may share memory with ``x``: callers must not write into it.
+
+    With a list ``magnitude``, finiteness is read from the result's largest and smallest values (NaN and inf
+    show there), and ``max |result|`` is appended to the list: a caller that needs that bound too (the output
+    check of a ``fit``, :func:`fastmlp._engine.output_check`) then reads the data once, not twice.
     """
     try:
         arr = np.asarray(x)
@@ -88,7 +96,14 @@ def as_float_array(x, name: str, *, ndim: int | None = 2, dtype=None, allow_empt
     else:
         with np.errstate(over="ignore"):
             converted = arr.astype(target, copy=False)
-    if not np.isfinite(converted).all():
+    if magnitude is not None and converted.size:
+        top = largest_magnitude(converted)  # NaN when a value is NaN, inf when one is infinite
+        finite = math.isfinite(top)
+        if finite:
+            magnitude.append(top)
+    else:
+        finite = bool(np.isfinite(converted).all())
+    if not finite:
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
             raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")

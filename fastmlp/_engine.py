@@ -293,7 +293,7 @@ def kernel_array(arr: np.ndarray, dtype=None) -> np.ndarray:
 
 def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_size=None, alpha=0.0,
                  optimizer: Optimizer | None = None, order=None, epoch_offset=0, blas_min_flops=None, stop=None,
-                 progress=None, kernel: str = "auto") -> TrainResult:
+                 progress=None, kernel: str = "auto", x_top: float | None = None) -> TrainResult:
     """Train ``net`` in place for ``epochs`` epochs of minibatch gradient descent, in time-bounded kernel calls.
 
     Each kernel call runs about :data:`CHUNK_SECONDS` of minibatches (whole epochs when they are short, a
@@ -328,6 +328,8 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         reference within its tolerances (tests compare both), not bit for bit: their sums run in different orders
         (a last-digit difference that a very large learning rate can grow, as any change of summation order
         would).
+    x_top : float or None
+        ``max |X|`` when the caller has it (read as it checked ``X``); None reads it here (:func:`output_check`)
 
     Returns
     -------
@@ -380,7 +382,7 @@ def train_epochs(net: Network, X, Y, loss, *, learning_rate, epochs=1, batch_siz
         return run(*fixed, order_rows, rates_now, *opt_args, span, partial, mean_out, weighted_out)
 
     outputs_finite = output_check(net, Xc, Yc, loss, alpha,
-                                  lambda: cost(net, Xc.T if rows else Xc, Yc.T if rows else Yc, loss))
+                                  lambda: cost(net, Xc.T if rows else Xc, Yc.T if rows else Yc, loss), x_top)
     return _run_in_calls(call, net, opt, m, batch_size, epochs, learning_rate, order, stop, progress, epoch_offset,
                          outputs_finite, ws["backup"], ws["batches_per_call"])
 
@@ -553,7 +555,8 @@ def _diverged(done: int, epoch_offset: int, mean_cost, weighted_cost) -> Floatin
     return exc
 
 
-def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: float, real_check):
+def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: float, real_check,
+                 x_top: float | None = None):
     """``outputs_finite()``: whether ``net``'s outputs and cost on the training data ``(x, y)`` are finite now.
 
     ``x``, ``y`` hold every input and target value (arrays of ``net.dtype``, any shape; a sparse ``X``'s stored
@@ -561,6 +564,7 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
     at the first check. Each check is first :func:`fastmlp._bounds.coarse` (a dot product and a loop over the
     layers), then :func:`fastmlp._bounds.per_unit` (one product per layer); only when neither shows the outputs
     and cost far below the dtype's overflow does ``real_check()``, the cost of a real forward pass, decide.
+    ``x_top``, when given, is ``max |x|`` (the caller read it already).
     """
     static = net.__dict__.get("_bound_static")
     if static is None:  # what a network's bounds need of it, computed once
@@ -573,12 +577,14 @@ def output_check(net: Network, x: np.ndarray, y: np.ndarray, loss: str, alpha: f
     kind = B.COST_KINDS.get(loss, B.COST_LOGITS)
     leak = max(1.0, abs(float(net.leaky_slope)))
     tops = []  # bounds of |x| and |y|, read at the first check
+    known_x_top = x_top
 
     def outputs_finite() -> bool:
         # the sums of squares may overflow (a bound is then inf and the next check decides): no warning
         with np.errstate(all="ignore"):
             if not tops:
-                tops.extend((B.largest_magnitude(x), B.largest_magnitude(y) if kind != B.COST_LOGITS else 0.0))
+                tops.extend((B.largest_magnitude(x) if known_x_top is None else known_x_top,
+                             B.largest_magnitude(y) if kind != B.COST_LOGITS else 0.0))
             x_top, y_top = tops
             # a sample's Euclidean norm is at most sqrt(its length) times its largest value
             if B.coarse(factors, leak, root_in * x_top, net.params, n_out, root_out * y_top, kind, alpha, limit,

@@ -167,8 +167,8 @@ class MLP(_modelfile.ModelFileMixin):
         return self
 
     # --- data -------------------------------------------------------------------------------------
-    def _columns(self, X, name="X") -> np.ndarray:
-        X = as_float_array(X, name, dtype=self.dtype)
+    def _columns(self, X, name="X", magnitude: list | None = None) -> np.ndarray:
+        X = as_float_array(X, name, dtype=self.dtype, magnitude=magnitude)
         if X.shape[0] != self._net.layer_sizes[0]:
             raise ValueError(f"{name} must have {self._net.layer_sizes[0]} rows (features; samples are columns), "
                              f"got shape {X.shape}")
@@ -218,7 +218,8 @@ class MLP(_modelfile.ModelFileMixin):
         learning_rate = check_positive_float(learning_rate, "learning_rate")
         seed = check_seed(seed)
         with model_lock(self):
-            Xc = self._columns(X)
+            x_top = []  # max |X|, read with the finiteness check, for the output check
+            Xc = self._columns(X, magnitude=x_top)
             m = Xc.shape[1]
             Yc = self._target_columns(Y, m)
             batch_size = m if batch_size is None else min(check_positive_int(batch_size, "batch_size"), m)
@@ -240,7 +241,7 @@ class MLP(_modelfile.ModelFileMixin):
                         result = _engine.train_epochs(self._net, Xc, Yc, self.loss, learning_rate=learning_rate,
                                                       epochs=epochs, batch_size=batch_size, order=order,
                                                       epoch_offset=len(self.history), stop=interrupted,
-                                                      progress=record)
+                                                      progress=record, x_top=x_top[0] if x_top else None)
                     except FloatingPointError as exc:  # record the finished epochs not yet reported
                         self.history.extend(exc.completed.mean_batch_cost[len(self.history) - start:].tolist())
                         raise
