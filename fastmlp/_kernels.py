@@ -31,6 +31,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
@@ -283,6 +284,27 @@ def _smallest_normal(typingctx, x):
     return x(x), codegen
 
 
+@intrinsic
+def _flat(typingctx, arr):
+    """``arr.reshape(arr.size)`` of a C-contiguous array: the same 1-D view (data, ``size`` items one item
+    apart, the same memory-info block and parent), built where it is used. Numba's ``reshape`` calls a C
+    helper that works out the strides of any layout, which on a tiny network costs a per-step kernel more
+    than the arithmetic it serves."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C"):
+        return None
+    flat = arr.copy(ndim=1, layout="C")
+
+    def codegen(context, builder, signature, args):
+        source = context.make_array(arr)(context, builder, args[0])
+        view = context.make_array(flat)(context, builder)
+        populate_array(view, data=source.data, shape=cgutils.pack_array(builder, [source.nitems]),
+                       strides=cgutils.pack_array(builder, [source.itemsize]), itemsize=source.itemsize,
+                       meminfo=source.meminfo, parent=source.parent)
+        return impl_ret_borrowed(context, builder, flat, view._getvalue())
+
+    return flat(arr), codegen
+
+
 # --- BLAS ------------------------------------------------------------------------------------------
 _XXGEMM = types.ExternalFunction(
     "numba_xxgemm",
@@ -338,6 +360,10 @@ if numba.config.DISABLE_JIT:
     def _borrow(arr):  # noqa: F811
         """``arr`` itself: without the JIT there is no reference counting to save."""
         return arr
+
+    def _flat(arr):  # noqa: F811
+        """``arr.reshape(arr.size)``."""
+        return arr.reshape(arr.size)
 
     def _flush_to_zero(on):  # noqa: F811
         """Nothing: plain Python leaves the CPU's mode alone."""
@@ -1435,9 +1461,9 @@ def _step_forward(X, params, spec, slope, ZA, scalars, blas_min_flops):
     n_layers = dims.shape[0] - 1
     m = X.shape[1]
     S = ZA.shape[0] // 2
-    flat = _borrow(ZA.reshape(ZA.size))
+    flat = _flat(ZA)
     slope = params.dtype.type(slope)
-    src = _borrow(X.reshape(X.size))
+    src = _flat(X)
     s_off = 0
     z_off = 0
     for l in range(n_layers):
@@ -1473,7 +1499,7 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
     m = X.shape[1]
     zero = params.dtype.type(0)
     one = params.dtype.type(1)
-    Y_flat = _borrow(Y.reshape(Y.size))
+    Y_flat = _flat(Y)
     for t in range(Y_flat.shape[0]):
         y = Y_flat[t]
         if not _finite(y):
@@ -1482,8 +1508,8 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
             return 1
     slope = params.dtype.type(slope)
     S = ZA.shape[0] // 2
-    flat = _borrow(ZA.reshape(ZA.size))
-    X_flat = _borrow(X.reshape(X.size))
+    flat = _flat(ZA)
+    X_flat = _flat(X)
     n_params = params.shape[0]
     widest = 0
     for l in range(1, n_layers + 1):
@@ -1554,8 +1580,8 @@ def _bce_of_probabilities(AL, Y):
     m = AL.shape[1]
     if AL.size == 0 or AL.shape != Y.shape or AL.ctypes.data % AL.itemsize != 0 or Y.ctypes.data % Y.itemsize != 0:
         return np.nan
-    A = AL.reshape(AL.size)
-    Yf = Y.reshape(Y.size)
+    A = _flat(AL)
+    Yf = _flat(Y)
     one = AL.dtype.type(1)
     tiny = np.finfo(AL.dtype).tiny
     top = one - np.finfo(AL.dtype).eps / 2
@@ -1621,10 +1647,10 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, scalars, blas_min_flops):
         return 2
     m = X.shape[1]
     S = ZA.shape[0] // 2
-    flat = _borrow(ZA.reshape(ZA.size))
+    flat = _flat(ZA)
     one = ZA.dtype.type(1)
     slope = ZA.dtype.type(slope)
-    src = _borrow(X.reshape(X.size))
+    src = _flat(X)
     s_off = np.int64(0)
     z_off = np.int64(0)
     t = 0
@@ -1639,12 +1665,12 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, scalars, blas_min_flops):
         n_in = dims[l]
         n_out = dims[l + 1]
         # (the steps of _affine_activation, with W and b in arrays of their own)
-        _fill_bias(a.reshape(n_out), 0, n_out, m, flat, z_off)
+        _fill_bias(_flat(a), 0, n_out, m, flat, z_off)
         if m * n_in * n_out >= blas_min_flops:
-            _gemm(False, False, n_out, m, n_in, one, W.reshape(n_out * n_in), 0, n_in, src, s_off, m, one, flat, z_off,
+            _gemm(False, False, n_out, m, n_in, one, _flat(W), 0, n_in, src, s_off, m, one, flat, z_off,
                   m, scalars)
         else:
-            _small_product(src, s_off, m, n_in, m, W.reshape(n_out * n_in), 0, n_out, flat, z_off)
+            _small_product(src, s_off, m, n_in, m, _flat(W), 0, n_out, flat, z_off)
         _activate_block(flat, z_off, flat, S * m + z_off, n_out, m, acts[l], slope)
         src = flat
         s_off = S * m + z_off
@@ -1668,7 +1694,7 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
     m = X.shape[1]
     zero = ZA.dtype.type(0)
     one = ZA.dtype.type(1)
-    Y_flat = _borrow(Y.reshape(Y.size))
+    Y_flat = _flat(Y)
     for t in range(Y_flat.shape[0]):
         y = Y_flat[t]
         if not _finite(y):
@@ -1677,8 +1703,8 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
             return 1
     slope = ZA.dtype.type(slope)
     S = ZA.shape[0] // 2
-    flat = _borrow(ZA.reshape(ZA.size))
-    X_flat = _borrow(X.reshape(X.size))
+    flat = _flat(ZA)
+    X_flat = _flat(X)
     n_params = p_off[n_layers]
     widest = 0
     for l in range(1, n_layers + 1):
@@ -1700,7 +1726,7 @@ def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_m
     for l in range(top, -1, -1):
         n_in = dims[l]
         n_out = dims[l + 1]
-        W = Wb[2 * l].reshape(n_out * n_in)
+        W = _flat(Wb[2 * l])
         d_off = ((top - l) % 2) * half
         use_blas = m * n_in * n_out >= blas_min_flops
         if l > 0 or with_dA0:
