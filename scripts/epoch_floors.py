@@ -17,9 +17,9 @@ benchmark, with ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` unset)::
   libm's as the kernels call them), in a compiled loop.
 
 Each figure is the median of ``--repeat`` interleaved timings (the ``gemm`` rate: the best of them), in milliseconds
-per epoch; a busy machine lowers the ``gemm`` rate (about 90 GFLOP/s float64 at load 6, against 130 quiet). The sum is the epoch's
-floor from these parts; scikit-learn's epoch time divided by the speedup target says how much is left for the rest
-(bias, activations and their derivatives, the cost, Python).
+per epoch; a busy machine lowers the ``gemm`` rate (about 90 GFLOP/s float64 at load 6, against 130 quiet). The
+sum is the epoch's floor from these parts; scikit-learn's epoch time divided by the speedup target says how much is
+left for the rest (bias, activations and their derivatives, the cost, Python).
 """
 
 from __future__ import annotations
