@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastmlp._kernels import (
+    _FLUSH_SUBNORMALS,
     _U,
     LOSS_BCE,
     LOSS_CE,
@@ -37,9 +38,12 @@ from fastmlp._kernels import (
     _affine_activation,
     _backprop_delta,
     _finite,
+    _flush_to_zero,
     _gemm,
     _neg_log_softmax,
     _optimizer_step,
+    _restore_flush_to_zero,
+    _smallest_normal,
     jit,
 )
 
@@ -362,6 +366,8 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
         Epochs completed; fewer means the next one gave a non-finite loss or weights, and the parameters, the
         optimiser state and its step count were restored to their values at its start (``backup`` holds
         ``params.size + state_1.size + state_2.size`` entries).
+
+    Runs with flush-to-zero on, as :func:`fastmlp._kernels._train_epochs` does (``FASTMLP_SUBNORMALS``).
     """
     n_x = dims[0]
     n_y = Y.shape[0]
@@ -374,6 +380,9 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
     Y_flat = Y.reshape(Y.size)
     n_s1 = state_1.shape[0]
     n_s2 = state_2.shape[0]
+    # flush-to-zero, as in fastmlp._kernels._train_epochs (not with a subnormal epsilon)
+    tiny = _smallest_normal(epsilon)
+    previous_mode = _flush_to_zero(_FLUSH_SUBNORMALS and not (epsilon != 0 and abs(epsilon) < tiny))
     for e in range(n_epochs):
         # the epoch's starting point: parameters, optimiser state and step, restored if the epoch diverges
         for t in range(n_params):
@@ -425,11 +434,13 @@ def _train_epochs_general(X, data, indices, indptr, sparse, Y, sw, params, dims,
             for t in range(n_s2):
                 state_2[t] = backup[n_params + n_s1 + t]
             step[0] = step_at_start
+            _restore_flush_to_zero(previous_mode)
             return e
         if stop < n_batches:
             partial[1] = weighted
         else:
             sample_weighted_cost[e] = weighted / m
+    _restore_flush_to_zero(previous_mode)
     return n_epochs
 
 

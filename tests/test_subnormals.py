@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import fastmlp
 
-def fit():
+def fit(weighted=False):
     rng = np.random.RandomState(0)
     X = rng.randn(96, 5).astype(np.float32)
     X[:, 2] *= np.float32(1e-19)
@@ -36,7 +36,8 @@ def fit():
                                 random_state=0, tol=0.0, n_iter_no_change=10**9, learning_rate_init=0.01, alpha=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(X, y)
+        # unequal sample weights take the general kernel (fastmlp._kernels_general)
+        est.fit(X, y, sample_weight=1.0 + (np.arange(96) % 3) if weighted else None)
     state = est._optimizer.engine_optimizer
     arrays = [*est.coefs_, *est.intercepts_, state.state_1, state.state_2]
     tiny = np.finfo(np.float32).tiny
@@ -45,10 +46,10 @@ def fit():
 """
 
 
-def _fit():
+def _fit(weighted=False):
     namespace: dict = {}
     exec(PROBLEM, namespace)
-    return namespace["fit"]()
+    return namespace["fit"](weighted)
 
 
 def _subnormal_survives() -> bool:
@@ -66,6 +67,7 @@ def test_no_subnormal_result_and_the_same_numbers_as_keeping_them():
     kept, kept_subnormal = json.loads(proc.stdout.strip().splitlines()[-1])
     assert kept_subnormal > 0  # the problem does reach the subnormal range: the flush above did something
     assert_allclose(weights, np.array(kept, np.float32), **train_tol(np.float32))
+    assert _fit(weighted=True)[1] == 0  # the general kernel (sample weights) flushes too
 
 
 @njit
@@ -88,6 +90,8 @@ def test_a_fit_leaves_the_thread_s_mode_as_it_found_it(ftz_before):
     try:
         assert _subnormal_survives() == (not ftz_before or not K._X86)
         _fit()
+        assert _subnormal_survives() == (not ftz_before or not K._X86)
+        _fit(weighted=True)
         assert _subnormal_survives() == (not ftz_before or not K._X86)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
