@@ -1431,12 +1431,28 @@ def _subtract_scaled(P, G, lr):
 # A user's own loop calls forward, cost, backward and update once per step on a tiny network, so the
 # call itself is the cost: these kernels take few arguments (``spec`` packs the layer sizes, activation
 # codes and parameter offsets), allocate their scratch themselves, and check finiteness while they read.
+@intrinsic
+def _move_items(typingctx, dst, d_off, src, s_off, n):
+    """memmove of ``n`` items from ``src[s_off:]`` to ``dst[d_off:]`` (1-D C arrays of one dtype; the
+    caller keeps both ranges inside the arrays)."""
+    if dst.dtype != src.dtype or dst.ndim != 1 or src.ndim != 1 or dst.layout != "C" or src.layout != "C":
+        return None
+
+    def codegen(context, builder, sig, args):
+        d = context.make_array(sig.args[0])(context, builder, args[0])
+        s_ = context.make_array(sig.args[2])(context, builder, args[2])
+        size = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        dptr = builder.gep(d.data, [args[1]])
+        sptr = builder.gep(s_.data, [args[3]])
+        cgutils.raw_memmove(builder, dptr, sptr, args[4], size)
+        return context.get_dummy_value()
+    return types.none(dst, types.int64, src, types.int64, types.int64), codegen
+
+
 @jit_inline
 def _copy_block(src, s_off, dst, d_off, n):
-    """``dst[d_off:d_off + n] = src[s_off:s_off + n]`` for blocks that do not overlap, as a loop: a slice
-    assignment may copy its source into a new array first, which a kernel without NRT cannot allocate."""
-    for i in range(n):
-        dst[d_off + i] = src[s_off + i]
+    """``dst[d_off:d_off + n] = src[s_off:s_off + n]`` (one memmove)."""
+    _move_items(dst, np.int64(d_off), src, np.int64(s_off), np.int64(n))
 
 
 @jit
