@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import operator
 import sys
+from _thread import get_ident as _get_ident
 
 import numpy as np
 
@@ -61,8 +62,10 @@ def _call_arrays(kernel, direct, dtype, args, Wb, layout=None, slot=0):
     and that is known -- the kernel itself checks the arrays' shapes, strides and alignment, which the caller
     can change at any time -- else through the dispatcher when every array of ``Wb`` has exactly the compiled
     type (C-contiguous, aligned, writable). None otherwise: the caller copies them instead."""
-    if not _alone():
-        return None  # (see _guarded_entry: only a copy is safe from another thread reshaping the arrays)
+    if not _alone():  # (another thread can reshape the caller's arrays: the kernel gets views of its own)
+        private = _private(args)
+        Wb = private[next(i for i, a in enumerate(args) if a is Wb)]
+        args = private
     if direct:
         run = _ENTRIES.get((kernel, (dtype, len(Wb))))
         if run is not None:
@@ -124,9 +127,11 @@ except ImportError:  # pragma: no cover - another Python
 
 
 def _alone() -> bool:
-    """Whether this is the interpreter's only thread: only then may a compiled entry point be called on arrays
-    checked a moment before, and results be reused by their reference counts (another thread could reshape an
-    array in between, or hold a reference in passing). ``_thread._count()`` counts every thread started by
+    """Whether this is the interpreter's only thread: only then is a compiled entry point called on the arrays
+    checked a moment before, and are results kept in lists shared by all callers (otherwise another thread
+    could reshape an array in between, or take a result in the moment it is back in its list before it is
+    handed out). While other threads run, the kernels get views made for the call (:func:`_private`) and
+    each thread keeps its own results. ``_thread._count()`` counts every thread started by
     ``_thread.start_new_thread`` (``threading``'s too) from before it runs any Python code until it ends; those
     started directly are not listed by ``threading``, which lists the main thread and the foreign threads that
     asked it for their ``Thread``. (A ``Thread`` in ``threading._limbo`` is being started by a thread that
@@ -144,6 +149,25 @@ def _dispatch(kernel, args):
                          f"(another thread, or code run during the call?): {str(exc).splitlines()[0]}") from None
 
 
+_VIEW = np.ndarray.view
+
+
+def _private(args) -> tuple:
+    """``args`` with every NumPy array in it (also in a tuple of them) replaced by a new view of it: an object
+    that no other thread can reach, so its shape, strides and dtype stay those it was made with until the
+    kernel has read them, whatever another thread does to the caller's array meanwhile (the memory is the
+    same: results and in-place updates land where they would have)."""
+    out = []
+    for a in args:
+        kind = type(a)
+        if kind is np.ndarray:
+            a = _VIEW(a)
+        elif kind is tuple:
+            a = tuple([_VIEW(x) if type(x) is np.ndarray else x for x in a])
+        out.append(a)
+    return tuple(out)
+
+
 try:
     from numba.core.errors import TypingError as _TypingError
 except ImportError:  # pragma: no cover - NUMBA_DISABLE_JIT still has it; another Numba may not
@@ -159,18 +183,16 @@ def _guarded_entry(kernel, entry, types, copy_status=None):
     stack as it is unpacked, one of a smaller dtype is read past its end. The callers' checks run earlier, and
     in between the caller's own code can run (a float subclass converted, a finaliser, another thread) and
     reshape or re-type an array in place (its own, or one of fastmlp's it reached). So the fingerprint of all
-    the arguments (as cheap as that of the first few) is taken again just before the call, and while other
-    threads run (which the interpreter may switch to between those two steps) the dispatcher makes the call:
-    it takes the fingerprint
-    and calls in C, with nothing in between -- except for a tuple of arrays it has not seen, whose type it
-    works out in Python, where another thread can run. So a kernel that takes the caller's own arrays in a
-    tuple returns ``copy_status`` (its "copy them instead") without running while other threads run: its
-    caller then copies the arrays, and the kernel reads only fastmlp's own arrays.
+    the arguments (as cheap as that of the first few) is taken again just before the call. While other threads
+    run, the interpreter may switch to one of them between those two steps (or while Numba's dispatcher works
+    out a type in Python): the arrays are then first replaced by views made for this call (:func:`_private`),
+    which no other thread can reach, so what is fingerprinted is what the kernel unpacks. (``copy_status``,
+    a kernel's "copy them instead", is no longer returned here; kept for the callers' checks.)
     """
 
     def run(*args):
         if not _alone():
-            return copy_status if copy_status is not None else _dispatch(kernel, args)
+            args = _private(args)
         try:
             if _fingerprint(args) == types:
                 return entry(*args)
@@ -180,7 +202,7 @@ def _guarded_entry(kernel, entry, types, copy_status=None):
 
     def run_unchecked(*args):
         if not _alone():
-            return copy_status if copy_status is not None else _dispatch(kernel, args)
+            return _dispatch(kernel, _private(args))
         return entry(*args)
 
     if types is None:
@@ -701,8 +723,6 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
             layout = layout_for(p.sizes, acts, flat.dtype, relu_grad_at_zero)
             p._layout = (None if activations is None else acts, relu_grad_at_zero, layout)
     else:  # a plain dict: its own arrays, by structural checks (the rest by the kernel), or converted (a copy)
-        if not _alone():
-            arrays = False  # (another thread could reshape them while the kernel reads: copied; see _call_arrays)
         again = _plain_again(parameters) if arrays and type(parameters) is dict else None
         if again is not None:
             Wb, memo = again
@@ -767,9 +787,10 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         x_meta = (Xk.shape, Xk.strides, Xk.dtype) if Xk is X else None  # (a read-only X is read as it is)
     kept = ring = None
     if recycle is not None:
-        ring = layout.rings.get((recycle, Xk.shape[1]))
+        key = (recycle, Xk.shape[1]) if _alone() else (recycle, Xk.shape[1], _get_ident())
+        ring = layout.rings.get(key)
         if ring is None:
-            ring = _ring(layout, (recycle, Xk.shape[1]))
+            ring = _ring(layout, key)
         kept = _reusable(ring)
     if kept is not None:
         result = kept.value._pass
@@ -956,8 +977,6 @@ _KEEP_MAX_BYTES = 1 << 20
 def _keep(ring: list, kept: _Kept, fresh: bool) -> None:
     """Keep ``kept`` in ``ring`` again; a ``fresh`` one first records its reference counts (the caller
     holds only ``kept``)."""
-    if not _alone():
-        return  # (see _reusable)
     if fresh:
         if kept.buffer.nbytes > _KEEP_MAX_BYTES:
             return
@@ -971,11 +990,10 @@ def _reusable(ring: list):
     """A kept result nobody else holds, taken out of ``ring`` while it is being reused (so that another
     thread cannot take it too), or None.
 
-    Nothing is reused or kept while other threads run: "nobody else holds it" is read off reference counts,
-    which another thread's passing references make meaningless (two threads then wrote into the same buffers).
+    While other threads run, each thread has lists of its own (the callers key them by thread): a result is
+    back in its list, at the reference counts of nobody holding it, a moment before its function hands it out,
+    and another thread taking it then would write into buffers the first caller is about to read.
     """
-    if not _alone():
-        return None
     for kept in ring:  # (the older one first: in a loop, the result before last)
         # (free(), inline: this runs twice a step; the counts first, as a local name would count)
         if tuple(map(_REFCOUNT, kept.objects)) == kept.counts and (kept.items is None
@@ -1045,8 +1063,6 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         leaky_slope = _checks.check_slope(leaky_slope)  # before the checks, not between them and the kernel call
     own = _own_pass(caches, AL, activations, default_hidden, default_output)
     flat = Wb = None
-    if not _alone():
-        arrays = False  # (another thread could reshape the caller's arrays while the kernel reads: copied)
     if own is not None:
         layout, ZA, Xk = own.layout, own.ZA, own.Xk
         private = True  # whether flat is our own copy
@@ -1112,9 +1128,10 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         g._dA0 = (W1 if private and Wb is None else W1.copy(),
                   out[layout.n_params:layout.n_params + layout.sizes[1] * m].reshape(layout.sizes[1], m))
         return g
-    ring = layout.rings.get((key_order, m))
+    key = (key_order, m) if _alone() else (key_order, m, _get_ident())
+    ring = layout.rings.get(key)
     if ring is None:
-        ring = _ring(layout, (key_order, m))
+        ring = _ring(layout, key)
     kept = _reusable(ring)
     fresh = kept is None
     if fresh:
@@ -1308,9 +1325,10 @@ def update(parameters, grads, learning_rate, *, in_place: bool, hot=True):
         else:
             if len(_PACKED_RINGS) > 64:
                 _PACKED_RINGS.clear()
-            ring = _PACKED_RINGS.get((p.sizes, p.flat.dtype))
+            key = (p.sizes, p.flat.dtype) if _alone() else (p.sizes, p.flat.dtype, _get_ident())
+            ring = _PACKED_RINGS.get(key)
             if ring is None:
-                ring = _PACKED_RINGS[p.sizes, p.flat.dtype] = []
+                ring = _PACKED_RINGS[key] = []
             kept = _reusable(ring)
             fresh = kept is None or p._reordered
             if fresh:

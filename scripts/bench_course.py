@@ -10,7 +10,9 @@ Run (the OpenBLAS variables unset, as for every benchmark of the project)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. python scripts/bench_course.py
 
-``--quick`` runs fewer, shorter repetitions; ``--small`` only the rows that need no data set. The asv suite
+``--quick`` runs fewer, shorter repetitions; ``--small`` only the rows that need no data set;
+``--idle-thread`` keeps another thread alive (waiting, as Jupyter's kernel threads do) while it measures,
+which turns off the per-step hot paths that only a single-threaded interpreter may use. The asv suite
 (``asv_benchmarks/benchmarks/course.py``) times the same rows.
 """
 
@@ -244,7 +246,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter repetitions")
     parser.add_argument("--small", action="store_true", help="only the rows that need no data set")
+    parser.add_argument("--idle-thread", action="store_true",
+                        help="another thread alive meanwhile (waiting, as in a Jupyter kernel)")
     args = parser.parse_args(argv)
+    if args.idle_thread:
+        import threading
+
+        threading.Thread(target=threading.Event().wait, daemon=True, name="idle").start()
     rows = workloads(SMALL if args.small else None)
     times = measure(rows, repeats=3 if args.quick else 7, budget=0.01 if args.quick else 0.1)
     print(f"{'workload':66s} {'their NumPy':>13s} {'on fastmlp':>13s} {'speedup':>8s} {'compiled loop':>14s}"
@@ -267,6 +275,8 @@ def main(argv=None):
 
     print("BLAS:", ", ".join(f"{i.get('internal_api')} {i.get('architecture')} {i.get('num_threads')} threads"
                              for i in threadpool_info() if i.get("user_api") == "blas"))
+    if args.idle_thread:
+        print("measured with another (idle) thread alive")
 
 
 if __name__ == "__main__":
