@@ -1093,7 +1093,8 @@ def step_forward(layout: StepLayout, X: np.ndarray, params: np.ndarray, slope: f
     (O(1) checks)."""
     if ZA is None:
         ZA = np.empty((2 * layout.n_rows, X.shape[1]), layout.dtype)
-    return ZA, K._step_forward(X, params, layout.spec, slope, ZA, np.empty(2, layout.dtype), _config.BLAS_MIN_FLOPS)
+    status = K._step_forward(X, params, layout.spec, slope, ZA, np.empty(2, layout.dtype), _config.BLAS_MIN_FLOPS)
+    return ZA, status == 0
 
 
 def step_backward(layout: StepLayout, X, Y, params, slope: float, loss: str, ZA, out=None,

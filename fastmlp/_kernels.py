@@ -1462,9 +1462,22 @@ def _spec_parts(spec):
     return spec[:n_layers + 1], spec[n_layers + 1:2 * n_layers + 1], spec[2 * n_layers + 1:]
 
 
+@jit_inline
+def _step_arrays_fit(X, ZA, dims):
+    """Whether ``X`` is ``(dims[0], m)`` and ``ZA`` ``(2 sum(dims[1:]), m)`` for one ``m``: the caller checked
+    that before the call, but the caller's ``X`` can be re-shaped in place (same number of dimensions: the type
+    does not change) by code that runs in between, or by another thread -- the kernels read views made for the
+    call then, whose shapes are those checked here."""
+    rows = 0
+    for l in range(1, dims.shape[0]):
+        rows += dims[l]
+    return X.shape[0] == dims[0] and ZA.shape[0] == 2 * rows and ZA.shape[1] == X.shape[1]
+
+
 @jit_step
 def _step_forward(X, params, spec, slope, ZA, scalars, blas_min_flops):
-    """Forward pass keeping every layer's ``Z`` and ``A``; returns whether every ``Z`` is finite.
+    """Forward pass keeping every layer's ``Z`` and ``A``; returns 0 when every ``Z`` is finite, 1 when one is
+    not, 2 when ``X`` or ``ZA`` does not have the shape of ``spec`` (nothing read or written).
 
     ``X`` (n0, m) C-contiguous; ``ZA`` (2 S, m) C-contiguous with ``S = sum(dims[1:])``: rows ``[0, S)`` hold
     the layers' ``Z`` blocks in order, rows ``[S, 2 S)`` their ``A`` blocks. A non-finite ``X`` or parameter
@@ -1474,6 +1487,8 @@ def _step_forward(X, params, spec, slope, ZA, scalars, blas_min_flops):
     # only this kernel's own arguments (see _borrow)
     params, spec = _borrow(params), _borrow(spec)
     dims, acts, p_off = _spec_parts(spec)
+    if not _step_arrays_fit(X, ZA, dims) or params.shape[0] != p_off[dims.shape[0] - 1]:
+        return 2
     n_layers = dims.shape[0] - 1
     m = X.shape[1]
     S = ZA.shape[0] // 2
@@ -1490,8 +1505,8 @@ def _step_forward(X, params, spec, slope, ZA, scalars, blas_min_flops):
         z_off += dims[l + 1] * m
     for t in range(S * m):
         if not _finite(flat[t]):
-            return False
-    return True
+            return 1
+    return 0
 
 
 @jit_step
@@ -1505,12 +1520,16 @@ def _step_backward(X, Y, params, spec, slope, loss, ZA, out, with_dA0, blas_min_
     last ``2 m max(dims[1:]) + 2`` entries of ``out`` are scratch (the kernel allocates nothing). So ``out``
     has length ``P + m (first + sum(dims[1:-1])) + 2 m max(dims[1:]) + 2`` with ``first = dims[0]`` or
     ``dims[1]`` (:meth:`fastmlp._engine.StepLayout.backward_length`). Status: 0 fine; 1 ``Y`` is not finite,
-    or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not finite. Nothing is
-    validated beyond that here: the caller reruns its full checks when the status is not 0.
+    or outside [0, 1] for a cross-entropy loss; 2 a gradient or a parameter is not finite; 3, nothing read or
+    written, ``X``, ``Y`` or ``ZA`` does not have the shape of ``spec`` (see :func:`_step_arrays_fit`). Nothing
+    is validated beyond that here: the caller reruns its full checks when the status is not 0.
     """
     # borrowed, as in _step_forward: only this kernel's own arguments
     params, spec, out = _borrow(params), _borrow(spec), _borrow(out)
     dims, acts, p_off = _spec_parts(spec)
+    if (not _step_arrays_fit(X, ZA, dims) or Y.shape[0] != dims[dims.shape[0] - 1] or Y.shape[1] != X.shape[1]
+            or params.shape[0] != p_off[dims.shape[0] - 1]):
+        return 3
     n_layers = dims.shape[0] - 1
     m = X.shape[1]
     zero = params.dtype.type(0)
@@ -1655,11 +1674,11 @@ def _arrays_finite(Wb):
 def _step_forward_arrays(X, Wb, spec, slope, ZA, scalars, blas_min_flops):
     """:func:`_step_forward` reading the parameters from the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) as they
     are; the same operations in the same order. Returns 0 when every ``Z`` is finite, 1 when one is not (a
-    non-finite input or parameter always makes one so), 2 when an array does not have the shape of ``spec``
-    or is not C-contiguous and aligned (nothing read, nothing written)."""
+    non-finite input or parameter always makes one so), 2 when an array (of ``Wb``, or ``X`` or ``ZA``) does
+    not have the shape of ``spec`` or is not C-contiguous and aligned (nothing read, nothing written)."""
     spec = _borrow(spec)  # (borrowed, as in _step_forward: only this kernel's own arguments, never Wb's arrays)
     dims, acts, p_off = _spec_parts(spec)
-    if not _arrays_fit(Wb, dims):
+    if not (_arrays_fit(Wb, dims) and _step_arrays_fit(X, ZA, dims)):
         return 2
     m = X.shape[1]
     S = ZA.shape[0] // 2
@@ -1700,11 +1719,13 @@ def _step_forward_arrays(X, Wb, spec, slope, ZA, scalars, blas_min_flops):
 @jit_step
 def _step_backward_arrays(X, Y, Wb, spec, slope, loss, ZA, out, with_dA0, blas_min_flops):
     """:func:`_step_backward` reading the parameters from the arrays ``Wb`` (``(W1, b1, ..., WL, bL)``) as they
-    are; the same operations in the same order, the same ``out`` layout and status codes, and status 3 when an
-    array does not have the shape of ``spec`` or is not C-contiguous and aligned (nothing read or written)."""
+    are; the same operations in the same order, the same ``out`` layout and status codes, status 3 also when an
+    array of ``Wb`` does not have the shape of ``spec`` or is not C-contiguous and aligned (nothing read or
+    written)."""
     spec, out = _borrow(spec), _borrow(out)  # (as in _step_forward_arrays)
     dims, acts, p_off = _spec_parts(spec)
-    if not _arrays_fit(Wb, dims):
+    if not (_arrays_fit(Wb, dims) and _step_arrays_fit(X, ZA, dims) and Y.shape[0] == dims[dims.shape[0] - 1]
+            and Y.shape[1] == X.shape[1]):
         return 3
     n_layers = dims.shape[0] - 1
     m = X.shape[1]

@@ -139,6 +139,12 @@ def _alone() -> bool:
     return len(_THREADS) + _RUNNING() == 1
 
 
+def _changed_while_used():
+    """Raise the error for a kernel that found an array of other shapes than checked a moment before."""
+    raise ValueError("an array changed its shape while fastmlp was using it (another thread, or code run during "
+                     "the call?)")
+
+
 def _dispatch(kernel, args):
     """``kernel(*args)`` through Numba's dispatcher; arguments Numba cannot type for it (an array reshaped or
     re-typed in place while in use) give a ValueError."""
@@ -821,11 +827,14 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         args = (Xk, flat, layout.spec, slope, ZA, result.scalars, _config.BLAS_MIN_FLOPS)
         run = _ENTRIES.get((_forward_kernel, dtype)) if direct else _forward_kernel
         if run is None:
-            finite = _forward_kernel(*args)
+            status = _forward_kernel(*args)
             _learn_entry(_forward_kernel, dtype, args)
         else:
-            finite = run(*args)
+            status = run(*args)
         del args
+        if status == 2:
+            _changed_while_used()
+        finite = status == 0
     del ZA
     if not finite:  # a non-finite input, or an overflow: the full checks raise for the former
         _checks.check_X(X, Ws[0])
@@ -1121,6 +1130,8 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         else:
             status = _run_backward(direct, dtype, (Xk, Yk, flat, layout.spec, slope, _LOSS_CODES[loss], ZA, out,
                                                    False, _config.BLAS_MIN_FLOPS))
+            if status == 3:
+                _changed_while_used()
         if status:
             _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
         W1 = Wb[0] if Wb is not None else flat[layout.param_blocks[0][0]].reshape(layout.param_blocks[0][1])
@@ -1156,6 +1167,8 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         run = _ENTRIES.get((_backward_kernel, dtype)) if direct else None  # (_run_backward, inline)
         status = run(*args) if run is not None else _run_backward(direct, dtype, args)
         del args
+        if status == 3:
+            _changed_while_used()
     if status:
         _invalid_backward(Y, n_out, m, dtype, loss, caches, AL, slow_caches)
     kept.value._Wb = Wb  # (an update of the same arrays need not check them all again)
@@ -1635,7 +1648,7 @@ def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
         return
     if fp.flat is not None and type(parameters) is Packed and fp.flat is parameters.flat:
         getter = n_keys = Wb = None
-        arg, kernel, ok = fp.flat, _forward_kernel, True
+        arg, kernel, ok = fp.flat, _forward_kernel, 0
     elif fp.Wb is not None and type(parameters) is dict:
         keys = _PLAIN_KEYS.get(len(parameters))
         Wb = fp.Wb

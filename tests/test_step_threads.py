@@ -288,3 +288,38 @@ print("differing:", bad)
     proc = run_python(code)
     assert proc.returncode == 0, describe(proc)
     assert "differing: 0" in proc.stdout, describe(proc)
+
+
+@pytest.mark.parametrize("env", OPENBLAS)
+def test_another_thread_reshaping_X_in_place_never_crashes(env):
+    """A thread flipping ``X`` between ``(3, 64)`` and ``(1, 192)`` in place (same dimensions, dtype and layout,
+    so the same compiled type) while this one steps on fastmlp's packed dict: the kernels were handed a shape
+    other than the one checked (and wrote past their buffers: a crash within a second); now each step works or
+    raises a ValueError naming the problem, and the parameters stay finite."""
+    code = SETUP + """
+sys.setswitchinterval(1e-6)
+rng = np.random.RandomState(0)
+p = F.initialize_parameters([3, 8, 1])
+X = rng.randn(3, 64); Y = (rng.rand(1, 64) < 0.5).astype(float)
+steps(p, X, Y, 2)
+stop = False
+def flip():
+    while not stop:
+        X.shape = (1, 192); time.sleep(0); X.shape = (3, 64); time.sleep(0)
+t = threading.Thread(target=flip, daemon=True)
+t.start()
+counts = {}
+t0 = time.time()
+while time.time() - t0 < 1.5:
+    try:
+        steps(p, X, Y, 1, lr=1e-9)
+        counts["ok"] = counts.get("ok", 0) + 1
+    except ValueError:
+        counts["ValueError"] = counts.get("ValueError", 0) + 1
+stop = True
+t.join()
+print(sorted(counts), all(np.isfinite(v).all() for v in p.values()))
+"""
+    proc = run_python(code, env=env)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.split("\n")[0] == "['ValueError', 'ok'] True", describe(proc)
