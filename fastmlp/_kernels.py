@@ -1449,6 +1449,12 @@ def _move_items(typingctx, dst, d_off, src, s_off, n):
     return types.none(dst, types.int64, src, types.int64, types.int64), codegen
 
 
+if numba.config.DISABLE_JIT:
+    def _move_items(dst, d_off, src, s_off, n):  # noqa: F811
+        """``dst[d_off:d_off + n] = src[s_off:s_off + n]`` (NumPy copies overlapping blocks as memmove does)."""
+        dst[int(d_off):int(d_off) + int(n)] = src[int(s_off):int(s_off) + int(n)]
+
+
 @jit_inline
 def _copy_block(src, s_off, dst, d_off, n):
     """``dst[d_off:d_off + n] = src[s_off:s_off + n]`` (one memmove)."""

@@ -139,6 +139,12 @@ def _alone() -> bool:
     return len(_THREADS) + _RUNNING() == 1
 
 
+def _thread_key():
+    """None while this is the interpreter's only thread, else this thread's identifier: whose kept results a
+    list holds (see :func:`_reusable`) and whose a hot path's record is."""
+    return None if len(_THREADS) + _RUNNING() == 1 else _get_ident()
+
+
 def _changed_while_used():
     """Raise the error for a kernel that found an array of other shapes than checked a moment before."""
     raise ValueError("an array changed its shape while fastmlp was using it (another thread, or code run during "
@@ -1476,15 +1482,16 @@ def bce_cost(AL, Y) -> float | None:
     """The cross-entropy cost of probabilities ``AL`` against ``Y`` compiled, or None when the inputs are not
     two C-contiguous arrays of one float dtype and shape with valid values (the caller's full path then runs)."""
     hot = _HOT_COST
-    if hot is not None and Y is hot[0] and type(AL) is np.ndarray and _alone():
+    if hot is not None and Y is hot[0] and type(AL) is np.ndarray:
         # (the same Y as the call before, checked as it is now; AL's shape and alignment: the kernel checks them)
         _, types, dtype, entry = hot
+        args = (AL, Y) if _alone() else (_VIEW(AL), _VIEW(Y))  # (_private)
         try:
-            same = _fingerprint((AL, Y)) == types
+            same = _fingerprint(args) == types
         except NotImplementedError:
             same = False
-        if same and AL.dtype is dtype and Y.dtype is dtype:
-            cost = entry(AL, Y)
+        if same and args[0].dtype is dtype and args[1].dtype is dtype:
+            cost = entry(*args)
             return cost if cost == cost else None
     if type(AL) is np.ndarray and type(Y) is np.ndarray:
         exact = _EXACT.get(2) or _exact_table(2)
@@ -1541,6 +1548,8 @@ def _entry_for(kernel, args):
     point for exactly their types; None when it has none (or Numba cannot type a value)."""
     if _fingerprint is None:
         return None
+    if not _alone():  # (types and entry from one snapshot of the arrays, which another thread cannot change)
+        args = _private(args)
     try:
         types = _fingerprint(args)
     except NotImplementedError:
@@ -1584,7 +1593,7 @@ def forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
     if h is None:
         return None
     (h_parameters, h_X, h_activations, items, h_slope, h_relu, h_hidden, h_output, getter, n_keys, Wb, arg, dtype,
-     x_shape, ring, types, entry, spec, ok) = h
+     x_shape, ring, types, entry, spec, ok, owner) = h
     # (the activation list's items by identity; the parameter dict's arrays by identity and their dtype objects
     # (byte order): _same_arrays, inline)
     if not (X is h_X and parameters is h_parameters and activations is h_activations and leaky_slope is h_slope
@@ -1606,7 +1615,7 @@ def forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
         for a in Wb:
             if a.dtype is not dtype:
                 return None
-    if X.shape != x_shape or X.dtype is not dtype or not _alone():
+    if X.shape != x_shape or X.dtype is not dtype or owner != _thread_key():  # (ring: this thread's results)
         return None
     for kept in ring:  # (_reusable, inline: no local name holds any of the kept objects here)
         if tuple(map(_REFCOUNT, kept.objects)) == kept.counts:
@@ -1617,7 +1626,11 @@ def forward_again(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
     fp = caches._pass
     if fp.hot is not h:
         return None
-    args = (X, arg, spec, leaky_slope, fp.ZA, fp.scalars, _config.BLAS_MIN_FLOPS)
+    if owner is None:
+        args = (X, arg, spec, leaky_slope, fp.ZA, fp.scalars, _config.BLAS_MIN_FLOPS)
+    else:  # (_private, for the arrays the caller can reach)
+        args = (_VIEW(X), _VIEW(arg) if getter is None else tuple(map(_VIEW, arg)), spec, leaky_slope, fp.ZA,
+                fp.scalars, _config.BLAS_MIN_FLOPS)
     if _fingerprint(args) != types or entry(*args) != ok:  # (the kernel also checks Wb's shapes and alignment)
         return None  # (an array changed, or a value is not finite: the general path)
     caches[:] = caches._entries  # as handed out the first time, whatever was done to the list since
@@ -1633,7 +1646,7 @@ def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
     global _HOT_FORWARD
     fp = kept.value._pass
     ring = fp.ring
-    if (not _alone() or not fp.direct or fp.Xk is not X or fp.x_meta is None or type(leaky_slope) is not float
+    if (not fp.direct or fp.Xk is not X or fp.x_meta is None or type(leaky_slope) is not float
             or type(relu_grad_at_zero) is not int or ring is None or not any(map(_IS, ring, (kept,) * len(ring)))):
         return
     if activations is None:
@@ -1664,7 +1677,9 @@ def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
     if found is None:
         return
     h = _HOT_FORWARD
+    owner = _thread_key()
     if not (h is not None and h[0] is parameters and h[1] is X and h[2] is activations and h[3] == items
+            and h[19] == owner
             and h[4] is leaky_slope and h[5] is relu_grad_at_zero and h[6] is default_hidden
             and h[7] is default_output and h[12] is dtype and h[13] == X.shape and h[14] is ring
             and h[15] == found[0] and h[17] is layout.spec
@@ -1672,7 +1687,7 @@ def _note_forward(X, parameters, activations, leaky_slope, relu_grad_at_zero, de
                  and all(map(_IS, Wb, h[10])))):
         h = _HOT_FORWARD = (parameters, X, activations, items, leaky_slope, relu_grad_at_zero, default_hidden,
                             default_output, getter, n_keys, Wb, arg, dtype, X.shape, ring, found[0], found[1],
-                            layout.spec, ok)
+                            layout.spec, ok, owner)
     fp.hot = h
     if Wb is not None:
         fp.Wb = h[10]  # (the same arrays: the record's tuple, which backward and update recognise)
@@ -1705,14 +1720,19 @@ def backward_again(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_z
         for a in Wb:
             if a.dtype is not dtype:
                 return None
-    if not _alone():
+    owner = h[19]
+    if owner != _thread_key():  # (ring: this thread's results)
         return None
     for kept in ring:  # (_reusable, inline)
         if tuple(map(_REFCOUNT, kept.objects)) == kept.counts and unchanged(kept.value, kept.items):
             break
     else:
         return None
-    args = (X, Y, arg, spec, leaky_slope, code, fp.ZA, kept.buffer, with_dA0, _config.BLAS_MIN_FLOPS)
+    if owner is None:
+        args = (X, Y, arg, spec, leaky_slope, code, fp.ZA, kept.buffer, with_dA0, _config.BLAS_MIN_FLOPS)
+    else:  # (_private, for the arrays the caller can reach)
+        args = (_VIEW(X), _VIEW(Y), _VIEW(arg) if Wb is None else tuple(map(_VIEW, arg)), spec, leaky_slope, code,
+                fp.ZA, kept.buffer, with_dA0, _config.BLAS_MIN_FLOPS)
     if _fingerprint(args) != types or entry(*args) != 0:
         return None  # (an array changed, or a value is not finite: the general path, which raises)
     grads = kept.value
@@ -1728,8 +1748,9 @@ def _note_backward(own, Y, loss, leaky_slope, relu_grad_at_zero, key_order, defa
     global _HOT_BACKWARD
     h = own.hot
     m = own.ZA.shape[1]
-    ring = layout.rings.get((key_order, m))
-    if (type(leaky_slope) is not float or type(relu_grad_at_zero) is not int or not _alone()
+    owner = _thread_key()
+    ring = layout.rings.get((key_order, m) if owner is None else (key_order, m, owner))
+    if (type(leaky_slope) is not float or type(relu_grad_at_zero) is not int or h[19] != owner
             or type(Y) is not np.ndarray or Y.dtype is not layout.dtype or ring is None
             or not any(map(_IS, ring, (kept,) * len(ring)))):
         return
@@ -1761,9 +1782,12 @@ def update_again(parameters, grads, lr) -> bool:
         return False
     G = grads.flat
     if getter is None:  # a Packed dict: its flat vector, its views' flags (a read-only one refuses)
-        if parameters._changed or grads.sizes is not sizes or not _alone():
+        if parameters._changed or grads.sizes is not sizes:
             return False
-        return _fingerprint((parameters._views, flat, G, lr)) == types and entry(flat, G, lr, flat)
+        if _alone():
+            return _fingerprint((parameters._views, flat, G, lr)) == types and entry(flat, G, lr, flat)
+        args = (tuple(map(_VIEW, parameters._views)), _VIEW(flat), _VIEW(G), lr)  # (_private)
+        return _fingerprint(args) == types and entry(args[1], args[2], lr, args[1])
     # (the dict's arrays by identity and their dtype objects (byte order): _same_arrays, inline)
     if grads._Wb is not Wb or len(parameters) != n_keys:
         return False
@@ -1776,9 +1800,7 @@ def update_again(parameters, grads, lr) -> bool:
     for a in Wb:
         if a.dtype is not dtype:
             return False
-    if not _alone():
-        return False
-    args = (Wb, spec, G, lr, out)
+    args = (Wb, spec, G, lr, out) if _alone() else (tuple(map(_VIEW, Wb)), spec, _VIEW(G), lr, out)  # (_private)
     return _fingerprint(args) == types and entry(*args) == 0  # (the kernel checks the shapes and G's length)
 
 
@@ -1789,7 +1811,7 @@ def _note_update(parameters, grads, lr, keys, Wb) -> None:
     """Record an in-place :func:`update` just done by a compiled call, for :func:`update_again`: of a
     :class:`Packed` dict (``keys`` None) or of the plain dict's arrays ``Wb`` under ``keys``."""
     global _HOT_UPDATE
-    if type(grads) is not Grads or grads._changed or not _alone():
+    if type(grads) is not Grads or grads._changed:
         return
     G = grads.flat
     if keys is None:
@@ -1798,8 +1820,9 @@ def _note_update(parameters, grads, lr, keys, Wb) -> None:
         found = _entry_for(_scaled_difference, (flat, G, lr, flat))
         if found is None or G.dtype is not dtype:
             return
+        views = (parameters._views, flat, G, lr)
         _HOT_UPDATE = (parameters, None, None, None, dtype, grads.sizes,
-                       _fingerprint((parameters._views, flat, G, lr)), found[1], None, None, flat)
+                       _fingerprint(views if _alone() else _private(views)), found[1], None, None, flat)
         return
     dtype = G.dtype
     getter = operator.itemgetter(*keys)
@@ -1814,7 +1837,7 @@ def _note_update(parameters, grads, lr, keys, Wb) -> None:
 def _note_cost(AL, Y, dtype) -> None:
     """Record a compiled :func:`bce_cost` call (exact arrays of ``dtype``) for its next call with the same ``Y``."""
     global _HOT_COST
-    if _alone() and AL.dtype is dtype and Y.dtype is dtype:
+    if AL.dtype is dtype and Y.dtype is dtype:
         found = _entry_for(_bce_of_probabilities, (AL, Y))
         if found is not None:
             _HOT_COST = (Y, found[0], dtype, found[1])
