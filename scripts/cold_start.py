@@ -15,7 +15,10 @@ time of ``import numba`` and of Numba's first compilation of a trivial function 
 process's CPU time: the imports (NumPy, Numba, SciPy's BLAS), Numba's registries, fastmlp's modules, and the
 first fit's cache load (index, kernel file, LLVM object code, linking) and the rest of the fit.
 
-usage: python scripts/cold_start.py [--repeat N] [--breakdown] [--warm-breakdown]
+``--numba-floor`` times what a warm start of any Numba program costs: a fresh process that imports NumPy and
+Numba and calls one disk-cached ``@njit`` function, next to fastmlp's warm first fit in the same run.
+
+usage: python scripts/cold_start.py [--repeat N] [--breakdown] [--warm-breakdown] [--numba-floor]
 """
 
 import argparse
@@ -165,6 +168,23 @@ print(f"floor: import numba {c1 - c0:.2f} s CPU, Numba's first compilation (set-
 """
 
 
+#: the least a warm start of any Numba program costs: a fresh interpreter that imports NumPy and Numba and calls
+#: one disk-cached ``@njit`` function (run twice in one cache directory: the second is warm)
+NUMBA_FLOOR = r"""
+import time
+w0, c0 = time.perf_counter(), time.process_time()
+import numpy as np
+import numba
+import numba.np.linalg  # (as fastmlp's kernels: Numba's BLAS helpers)
+@numba.njit(cache=True)
+def total(x):
+    return x.sum()
+total(np.ones(3))
+print(f"one cached @njit call in a fresh process: {time.perf_counter() - w0:.2f} s wall, "
+      f"{time.process_time() - c0:.2f} s CPU (the interpreter's own start-up not counted)")
+"""
+
+
 def _run(code, env):
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -180,6 +200,8 @@ def main(argv=None):
     parser.add_argument("--breakdown", action="store_true", help="per-function compile times of a cold fit")
     parser.add_argument("--warm-breakdown", action="store_true",
                         help="where a warm-cache process's CPU time goes (imports, Numba's set-up, cache load)")
+    parser.add_argument("--numba-floor", action="store_true",
+                        help="what a warm start of any Numba program costs (one cached @njit call, fresh process)")
     args = parser.parse_args(argv)
     runs = {"cold cache": [], "warm cache": []}
     for _ in range(args.repeat):
@@ -203,6 +225,17 @@ def main(argv=None):
             _run(CHILD, env)  # fills the cache
             for _ in range(max(1, args.repeat)):
                 print(_run(WARM, env))
+    if args.numba_floor:
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as src:
+            script = os.path.join(src, "floor.py")  # (a file: Numba caches functions of files, not of -c code)
+            with open(script, "w") as f:
+                f.write(NUMBA_FLOOR)
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            run = [sys.executable, script]
+            subprocess.run(run, env=env, capture_output=True, check=True)  # fills the cache
+            for _ in range(max(1, args.repeat)):
+                print("warm Numba floor:", subprocess.run(run, env=env, capture_output=True, text=True,
+                                                         check=True).stdout.strip())
     with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else open(os.devnull) as f:
         load = f.read().split()[:3]
     if load:
