@@ -62,14 +62,14 @@ def _call_arrays(kernel, direct, dtype, args, Wb, layout=None, slot=0):
     and that is known -- the kernel itself checks the arrays' shapes, strides and alignment, which the caller
     can change at any time -- else through the dispatcher when every array of ``Wb`` has exactly the compiled
     type (C-contiguous, aligned, writable). None otherwise: the caller copies them instead."""
+    if direct:
+        run = _ENTRIES.get((kernel, (dtype, len(Wb))))
+        if run is not None:
+            return run(*args)  # (a _guarded_entry: views of its own while other threads run)
     if not _alone():  # (another thread can reshape the caller's arrays: the kernel gets views of its own)
         private = _private(args)
         Wb = private[next(i for i, a in enumerate(args) if a is Wb)]
         args = private
-    if direct:
-        run = _ENTRIES.get((kernel, (dtype, len(Wb))))
-        if run is not None:
-            return run(*args)
     for a in Wb:
         flags = a.flags
         if not (flags.c_contiguous and flags.aligned and flags.writeable):
@@ -103,17 +103,13 @@ def _learn_entry(kernel, dtype, args) -> None:
     except (AttributeError, KeyError, TypeError, NotImplementedError):  # NUMBA_DISABLE_JIT: plain functions
         _ENTRIES[kernel, dtype] = kernel
         return
-    _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, types, _COPY_STATUS.get(kernel))
+    _ENTRIES[kernel, dtype] = _guarded_entry(kernel, entry, types)
 
 
 #: the kernels called with arrays only this module can reach (flat vectors it made, views whose ``base`` is
 #: another array) or the caller's checked right before the call, with no code of anyone's in between: their
 #: entry points are called without taking the fingerprint again
 _UNCHECKED = {_scaled_difference, _bce_of_probabilities}
-
-
-#: what a kernel that reads the caller's own arrays (a tuple of them) returns for "copy them instead"
-_COPY_STATUS = {_forward_arrays_kernel: 2, _backward_arrays_kernel: 3, _update_arrays_kernel: 1}
 
 
 try:  # the interpreter's threads: those ``threading`` lists, and those ``_thread`` runs
@@ -187,7 +183,7 @@ except ImportError:  # pragma: no cover - NUMBA_DISABLE_JIT still has it; anothe
         pass
 
 
-def _guarded_entry(kernel, entry, types, copy_status=None):
+def _guarded_entry(kernel, entry, types):
     """``kernel``'s compiled ``entry`` point, for arguments of the Numba type fingerprint ``types`` (None: see
     :data:`_UNCHECKED`).
 
@@ -198,8 +194,7 @@ def _guarded_entry(kernel, entry, types, copy_status=None):
     the arguments (as cheap as that of the first few) is taken again just before the call. While other threads
     run, the interpreter may switch to one of them between those two steps (or while Numba's dispatcher works
     out a type in Python): the arrays are then first replaced by views made for this call (:func:`_private`),
-    which no other thread can reach, so what is fingerprinted is what the kernel unpacks. (``copy_status``,
-    a kernel's "copy them instead", is no longer returned here; kept for the callers' checks.)
+    which no other thread can reach, so what is fingerprinted is what the kernel unpacks.
     """
 
     def run(*args):
@@ -799,7 +794,7 @@ def forward_pass(X, parameters, activations, leaky_slope, relu_grad_at_zero, def
         x_meta = (Xk.shape, Xk.strides, Xk.dtype) if Xk is X else None  # (a read-only X is read as it is)
     kept = ring = None
     if recycle is not None:
-        key = (recycle, Xk.shape[1]) if _alone() else (recycle, Xk.shape[1], _get_ident())
+        key = (recycle, Xk.shape[1], _thread_key())
         ring = layout.rings.get(key)
         if ring is None:
             ring = _ring(layout, key)
@@ -1145,7 +1140,7 @@ def backward(AL, Y, caches, activations, loss, leaky_slope, relu_grad_at_zero, *
         g._dA0 = (W1 if private and Wb is None else W1.copy(),
                   out[layout.n_params:layout.n_params + layout.sizes[1] * m].reshape(layout.sizes[1], m))
         return g
-    key = (key_order, m) if _alone() else (key_order, m, _get_ident())
+    key = (key_order, m, _thread_key())
     ring = layout.rings.get(key)
     if ring is None:
         ring = _ring(layout, key)
@@ -1344,7 +1339,7 @@ def update(parameters, grads, learning_rate, *, in_place: bool, hot=True):
         else:
             if len(_PACKED_RINGS) > 64:
                 _PACKED_RINGS.clear()
-            key = (p.sizes, p.flat.dtype) if _alone() else (p.sizes, p.flat.dtype, _get_ident())
+            key = (p.sizes, p.flat.dtype, _thread_key())
             ring = _PACKED_RINGS.get(key)
             if ring is None:
                 ring = _PACKED_RINGS[key] = []
@@ -1448,7 +1443,8 @@ def _update_plain(parameters, grads, lr, in_place):
             return parameters if in_place else packed_view(out, sizes, order=tuple(parameters))
         if status is not None:
             return None  # (a value not finite, the shapes do not fit, or an array is not aligned: the full path)
-        # another thread runs: through a copy, their shapes checked here (the kernel would have)
+        # an array no longer C-contiguous, aligned and writable (changed since it was checked): through a copy,
+        # their shapes checked here (the kernel would have)
         blocks = _param_blocks(sizes)[1]
         for a, (_, shape) in zip(Wb, blocks, strict=True):
             if a.shape != shape:
@@ -1749,7 +1745,7 @@ def _note_backward(own, Y, loss, leaky_slope, relu_grad_at_zero, key_order, defa
     h = own.hot
     m = own.ZA.shape[1]
     owner = _thread_key()
-    ring = layout.rings.get((key_order, m) if owner is None else (key_order, m, owner))
+    ring = layout.rings.get((key_order, m, owner))
     if (type(leaky_slope) is not float or type(relu_grad_at_zero) is not int or h[19] != owner
             or type(Y) is not np.ndarray or Y.dtype is not layout.dtype or ring is None
             or not any(map(_IS, ring, (kept,) * len(ring)))):
