@@ -28,6 +28,17 @@ def steps(p, X, Y, n, lr=0.05):
         AL, caches = F.L_model_forward(X, p)
         F.update_parameters(p, F.L_model_backward(AL, Y, caches), lr)
     return p
+
+def step_outcomes(p, X, Y, seconds):  # steps (lr 1e-9) for seconds: how many worked, how many raised ValueError
+    counts = {}
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        try:
+            steps(p, X, Y, 1, lr=1e-9)
+            counts["ok"] = counts.get("ok", 0) + 1
+        except ValueError:
+            counts["ValueError"] = counts.get("ValueError", 0) + 1
+    return counts
 """
 
 OPENBLAS = [pytest.param({}, id="machine"),
@@ -77,14 +88,7 @@ def flip():
         W.shape = (1,) * 60 + (4, 3); time.sleep(0); W.shape = (4, 3); time.sleep(0)
 t = threading.Thread(target=flip, daemon=True)
 t.start()
-counts = {}
-t0 = time.time()
-while time.time() - t0 < 2.0:
-    try:
-        steps(p, X, Y, 1, lr=1e-9)
-        counts["ok"] = counts.get("ok", 0) + 1
-    except ValueError:
-        counts["ValueError"] = counts.get("ValueError", 0) + 1
+counts = step_outcomes(p, X, Y, 2.0)
 stop = True
 t.join()
 print(sorted(counts))
@@ -142,14 +146,7 @@ def flip():
         W.shape = (1,) * 30 + (4, 3); time.sleep(0); W.shape = (4, 3); time.sleep(0)
     done.release()
 _thread.start_new_thread(flip, ())
-counts = {}
-t0 = time.time()
-while time.time() - t0 < 2.0:
-    try:
-        steps(p, X, Y, 1, lr=1e-9)
-        counts["ok"] = counts.get("ok", 0) + 1
-    except ValueError:
-        counts["ValueError"] = counts.get("ValueError", 0) + 1
+counts = step_outcomes(p, X, Y, 2.0)
 stop[0] = True
 done.acquire()
 print(sorted(counts))
@@ -206,14 +203,7 @@ def flip():
         W.dtype = np.float32; b.shape = (1, 4); time.sleep(0); W.dtype = np.float64; b.shape = (4, 1); time.sleep(0)
 t = threading.Thread(target=flip, daemon=True)
 t.start()
-counts = {}
-t0 = time.time()
-while time.time() - t0 < 1.5:
-    try:
-        steps(p, X, Y, 1, lr=1e-9)
-        counts["ok"] = counts.get("ok", 0) + 1
-    except ValueError:
-        counts["ValueError"] = counts.get("ValueError", 0) + 1
+counts = step_outcomes(p, X, Y, 1.5)
 stop = True
 t.join()
 idle.set()
@@ -308,14 +298,7 @@ def flip():
         X.shape = (1, 192); time.sleep(0); X.shape = (3, 64); time.sleep(0)
 t = threading.Thread(target=flip, daemon=True)
 t.start()
-counts = {}
-t0 = time.time()
-while time.time() - t0 < 1.5:
-    try:
-        steps(p, X, Y, 1, lr=1e-9)
-        counts["ok"] = counts.get("ok", 0) + 1
-    except ValueError:
-        counts["ValueError"] = counts.get("ValueError", 0) + 1
+counts = step_outcomes(p, X, Y, 1.5)
 stop = True
 t.join()
 print(sorted(counts), all(np.isfinite(v).all() for v in p.values()))
