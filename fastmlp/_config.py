@@ -104,7 +104,8 @@ def _use_cache(fastmath: frozenset[str], flush_subnormals: bool = True) -> bool:
 #: the modules whose code is compiled into fastmlp's kernels (a kernel defined in one inlines or calls code of the
 #: others, and reads this module's options); tests/test_compile_cache.py checks that every module with Numba
 #: code is listed
-KERNEL_MODULES = ("_config.py", "_kernels.py", "_kernels_tiny.py", "_kernels_general.py", "_small_products.py")
+KERNEL_MODULES = ("_config.py", "_kernels.py", "_kernels_tiny.py", "_kernels_general.py", "_small_products.py",
+                  "_elementary.py")
 _SOURCE_DIGEST: list = []
 
 

@@ -181,7 +181,8 @@ class Network:
                 # arguments, not kernel locals: the kernel borrows them (see _kernels._borrow)
                 "param_offsets": self.offsets,
                 "act_offsets": act_offsets(self.dims, batch_size),
-                "scalars": np.zeros(2, dt),
+                # BLAS's alpha and beta, then a row of the minibatch (softmax's per-sample scratch)
+                "scalars": np.zeros(2 + batch_size, dt),
                 # minibatches per kernel call that the last call measured (0: none yet); see _run_in_calls
                 "batches_per_call": np.zeros(1, np.int64),
             }

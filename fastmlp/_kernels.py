@@ -43,6 +43,7 @@ from fastmlp._config import (
     JIT_OPTIONS,
     STEP_JIT_OPTIONS,
 )
+from fastmlp._elementary import exp_nonpositive
 
 # --- integer codes used inside kernels -----------------------------------------------------------
 ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX = range(6)
@@ -412,18 +413,20 @@ def _activate_block(Z, z_off, A, a_off, n, n_b, act, slope):
     """
     z_off, a_off, n, n_b = _U(z_off), _U(a_off), _U(n), _U(n_b)
     one = Z.dtype.type(1)
-    if _SOFTMAX and act == ACT_SOFTMAX:
+    if _SOFTMAX and act == ACT_SOFTMAX:  # (the formula of _softmax_along_samples, a sample at a time)
         for i in range(n_b):
             top = Z[z_off + i]
             for j in range(_U(1), n):
-                top = max(top, Z[z_off + j * n_b + i])
+                z = Z[z_off + j * n_b + i]
+                top = z if z > top else top
             total = one - one
             for j in range(n):
-                e = np.exp(Z[z_off + j * n_b + i] - top)
+                e = exp_nonpositive(Z[z_off + j * n_b + i] - top)
                 A[a_off + j * n_b + i] = e
                 total += e
+            scale = one / total
             for j in range(n):
-                A[a_off + j * n_b + i] = A[a_off + j * n_b + i] / total
+                A[a_off + j * n_b + i] = A[a_off + j * n_b + i] * scale
     else:
         _apply_activation(Z, z_off, A, a_off, n * n_b, act, slope)
 
@@ -493,7 +496,8 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
     params, p_off : the layer's ``W`` ``(n_out, n_in)`` at ``p_off``, its ``b`` ``(n_out,)`` right after
     act, slope : activation code and leaky slope (array dtype)
     Z, z_off / A, a_off : the packed ``(n_out, n_b)`` blocks written (``A`` may be ``Z`` at the same offset)
-    use_blas : bool, BLAS for the product; scalars : (2,) scratch
+    use_blas : bool, BLAS for the product; scalars : (2,) scratch, or (2 + n_b,): a softmax then runs along the
+        samples
     """
     one = Z.dtype.type(1)
     b_off = p_off + n_in * n_out
@@ -502,7 +506,44 @@ def _affine_activation(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, act, s
         _gemm(False, False, n_out, n_b, n_in, one, params, p_off, n_in, src, s_off, s_ld, one, Z, z_off, n_b, scalars)
     else:
         _small_product(src, s_off, s_ld, n_in, n_b, params, p_off, n_out, Z, z_off)
-    _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
+    if _SOFTMAX and act == ACT_SOFTMAX and scalars.shape[0] >= 2 + n_b:  # room for a row: along the samples
+        _softmax_along_samples(Z, z_off, A, a_off, n_out, n_b, scalars, 2)
+    else:
+        _activate_block(Z, z_off, A, a_off, n_out, n_b, act, slope)
+
+
+@jit_inline
+def _softmax_along_samples(Z, z_off, A, a_off, n, n_b, column, c_off):
+    """``A = softmax(Z)`` of the packed ``(n, n_b)`` blocks at ``Z[z_off:]``, ``A[a_off:]`` (``A`` may be ``Z``),
+    normalising each column (sample), row by row: plain loops that LLVM vectorises, exponentials included (see
+    :mod:`fastmlp._elementary`), where a sample at a time reads values ``n_b`` apart, one by one.
+    ``column[c_off:c_off + n_b]`` is scratch. The formula of :func:`_activate_block`'s softmax: each sample's
+    exponentials (of ``z - max z``) are summed, then scaled by the reciprocal of their sum."""
+    z_off, a_off, n, n_b, c_off = _U(z_off), _U(a_off), _U(n), _U(n_b), _U(c_off)
+    one = Z.dtype.type(1)
+    for i in range(n_b):  # the largest logit of each sample
+        column[c_off + i] = Z[z_off + i]
+    for j in range(_U(1), n):
+        zj = z_off + j * n_b
+        for i in range(n_b):
+            z = Z[zj + i]
+            column[c_off + i] = z if z > column[c_off + i] else column[c_off + i]
+    for j in range(n):
+        zj, aj = z_off + j * n_b, a_off + j * n_b
+        for i in range(n_b):
+            A[aj + i] = exp_nonpositive(Z[zj + i] - column[c_off + i])
+    for i in range(n_b):  # the reciprocal of the sum of each sample's exponentials
+        column[c_off + i] = A[a_off + i]
+    for j in range(_U(1), n):
+        aj = a_off + j * n_b
+        for i in range(n_b):
+            column[c_off + i] += A[aj + i]
+    for i in range(n_b):
+        column[c_off + i] = one / column[c_off + i]
+    for j in range(n):
+        aj = a_off + j * n_b
+        for i in range(n_b):
+            A[aj + i] = A[aj + i] * column[c_off + i]
 
 
 @jit_inline
@@ -698,8 +739,9 @@ def _neg_log_softmax(top, z, log_s):
 def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, slope, dZ, d_off):
     """Return the summed (not yet averaged) cost of a batch and write the output delta ``dZ``.
 
-    ``Z``, ``A`` and ``dZ`` are packed ``(n_out, n_b)`` blocks; the targets are the ``(n_out, n_b)`` block
-    at ``Y[y_off:]`` with rows ``y_ld`` apart. bce (sigmoid output) is ``max(z, 0) - y z + log1p(exp(-|z|))``
+    ``Z``, ``A`` and ``dZ`` are packed ``(n_out, n_b)`` blocks (``dZ`` apart from the others: ce uses it as
+    scratch before writing it); the targets are the ``(n_out, n_b)`` block at ``Y[y_off:]`` with rows ``y_ld``
+    apart. bce (sigmoid output) is ``max(z, 0) - y z + log1p(exp(-|z|))``
     where ``log1p(exp(-|z|)) = -log(max(a, 1 - a))`` reuses the sigmoid already computed (the argument lies
     in [1/2, 1], so nothing rounds to zero); ce (softmax output) is ``(max - z) + log(sum(exp(Z - max)))``,
     exact however large the logits, where the log of the sum is ``-log(a)`` of the softmax ``a`` already computed
@@ -711,22 +753,45 @@ def _cost_and_delta(Z, z_off, A, a_off, Y, y_off, y_ld, n_out, n_b, act, loss, s
     zero = one - one
     two = one + one
     total = 0.0
-    if _CE and loss == LOSS_CE:
+    if _CE and loss == LOSS_CE and n_out >= 2:
+        # row by row, along the samples: plain loops that LLVM vectorises (a sample at a time reads values n_b
+        # apart, one by one). Per sample: the largest logit ``top`` and the largest softmax value, which is
+        # exp(top - top) / s = 1 / s, so that log s = -log of it. The first two rows of dZ hold them until the
+        # cost is summed; the deltas are written after.
+        z_off, a_off, y_off, y_ld, n_out, n_b, d_off = (
+            _U(z_off), _U(a_off), _U(y_off), _U(y_ld), _U(n_out), _U(n_b), _U(d_off))
+        tops, logs = d_off, d_off + n_b
+        for i in range(n_b):
+            dZ[tops + i] = Z[z_off + i]
+            dZ[logs + i] = A[a_off + i]
+        for j in range(_U(1), n_out):
+            zj, aj = z_off + j * n_b, a_off + j * n_b
+            for i in range(n_b):
+                z = Z[zj + i]
+                dZ[tops + i] = z if z > dZ[tops + i] else dZ[tops + i]
+                a = A[aj + i]
+                dZ[logs + i] = a if a > dZ[logs + i] else dZ[logs + i]
+        for i in range(n_b):
+            dZ[logs + i] = -np.log(dZ[logs + i])
+        for j in range(n_out):
+            zj, yj = z_off + j * n_b, y_off + j * y_ld
+            for i in range(n_b):
+                y = Y[yj + i]
+                if y != zero:
+                    total += y * _neg_log_softmax(dZ[tops + i], Z[zj + i], dZ[logs + i])
+        for j in range(n_out):
+            aj, yj, dj = a_off + j * n_b, y_off + j * y_ld, d_off + j * n_b
+            for i in range(n_b):
+                dZ[dj + i] = A[aj + i] - Y[yj + i]
+        return total
+    if _CE and loss == LOSS_CE:  # one output (its softmax is 1): a sample at a time
         for i in range(n_b):
             top = Z[z_off + i]
-            j_top = 0
-            for j in range(1, n_out):
-                if Z[z_off + j * n_b + i] > top:
-                    top = Z[z_off + j * n_b + i]
-                    j_top = j
-            # A = softmax(Z) holds exp(top - top) / s = 1 / s where Z is largest: log s without a second exp
-            log_s = -np.log(A[a_off + j_top * n_b + i])
-            for j in range(n_out):
-                t = j * n_b + i
-                y = Y[y_off + j * y_ld + i]
-                if y != zero:
-                    total += y * _neg_log_softmax(top, Z[z_off + t], log_s)
-                dZ[d_off + t] = A[a_off + t] - y
+            log_s = -np.log(A[a_off + i])
+            y = Y[y_off + i]
+            if y != zero:
+                total += y * _neg_log_softmax(top, Z[z_off + i], log_s)
+            dZ[d_off + i] = A[a_off + i] - y
         return total
     if not (_BCE or _SQUARED_LOSS):  # (each flag a constant: a kernel for ce alone compiles nothing below)
         return total
@@ -1194,7 +1259,7 @@ def _train_epochs(X, Y, params, dims, acts, slope, alpha, batch_size, order, lea
     xbuf : (n0 * batch_size,); ybuf : (nL * batch_size,) gather buffers (used when ``order`` is given)
     param_offsets : (L + 1,) int64, :func:`_param_offsets` of ``dims``
     act_offsets : (L + 1,) int64, :func:`_act_offsets` of ``dims`` and ``batch_size``
-    scalars : (2,) scratch of the parameters' dtype (alpha and beta for BLAS)
+    scalars : (2 + batch_size,) scratch of the parameters' dtype (alpha and beta for BLAS, then a softmax's row)
     blas_min_flops : int, products of at least this many multiply-adds call BLAS
     span : (2,) int64, the first minibatch run in the first epoch and the end (exclusive) of those run in the
         last: ``[0, n_batches]`` runs whole epochs. A call can so stop inside a long epoch and a later call

@@ -24,7 +24,8 @@ LAYERS = {
     "_version": 0, "_config": 0, "_bounds": 0, "_checks": 0, "_atomic": 0, "_standardise": 0, "_tables": 0,
     "_timing": 0, "_progress": 0, "_blas": 0, "_guard": 0,
     # 1: the definition of correct, the kernels and their one door
-    "reference": 1, "_kernels": 1, "_kernels_general": 1, "_kernels_tiny": 1, "_small_products": 1, "_engine": 1,
+    "reference": 1, "_kernels": 1, "_kernels_general": 1, "_kernels_tiny": 1, "_small_products": 1, "_elementary": 1,
+    "_engine": 1,
     "_steps": 1,
     # 2: the model-file container (models register with it)
     "_modelfile": 2,
