@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic, overload
+from numba import njit, types
+from numba.extending import intrinsic
+
+from fastmlp._config import JIT_OPTIONS
+
+jit_inline = njit(inline="always", **JIT_OPTIONS)
 
 
 @intrinsic
@@ -84,41 +89,49 @@ _LN2_LOW = -2.1219444005469058e-04
 _LOWEST = -1100.0
 
 
+@intrinsic
+def _in_dtype_of(typingctx, x, c):
+    """The float ``c`` converted to the dtype of the float ``x`` (a constant ``c`` folds to a constant): every constant
+    of :func:`exp_nonpositive` is in its argument's dtype (a float64 constant would make float32 arithmetic
+    float64)."""
+    if not (isinstance(x, types.Float) and isinstance(c, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[1], c, x)
+
+    return x(x, c), codegen
+
+
+@jit_inline
 def exp_nonpositive(x):
     """``exp(x)`` for ``x <= 0`` or NaN, in ``x``'s dtype (float32 or float64); positive ``x`` is taken as 0
-    (result 1). Plain arithmetic, inlined where it is called: a loop of it vectorises. (Without the JIT: NumPy.)"""
-    return np.exp(min(x, type(x)(0))) if x == x else x
+    (result 1). Plain arithmetic, inlined where it is called: a loop of it vectorises."""
+    zero, half, one = _in_dtype_of(x, 0.0), _in_dtype_of(x, 0.5), _in_dtype_of(x, 1.0)
+    lowest = _in_dtype_of(x, _LOWEST)
+    t = x if x > lowest else lowest  # (NaN goes to the clamp; it is given back at the end)
+    t = t if t < zero else zero
+    k = np.floor(t * _in_dtype_of(x, _LOG2_E) + half)
+    r = _fused_minus_product(_fused_minus_product(t, k, _in_dtype_of(x, _LN2_HIGH)), k, _in_dtype_of(x, _LN2_LOW))
+    c13, c12, c11, c10, c9, c8, c7, c6, c5, c4, c3, c2, c1 = _COEFFICIENTS
+    p = _in_dtype_of(x, c13) * r + _in_dtype_of(x, c12)
+    p = p * r + _in_dtype_of(x, c11)
+    p = p * r + _in_dtype_of(x, c10)
+    p = p * r + _in_dtype_of(x, c9)
+    p = p * r + _in_dtype_of(x, c8)
+    p = p * r + _in_dtype_of(x, c7)
+    p = p * r + _in_dtype_of(x, c6)
+    p = p * r + _in_dtype_of(x, c5)
+    p = p * r + _in_dtype_of(x, c4)
+    p = p * r + _in_dtype_of(x, c3)
+    p = p * r + _in_dtype_of(x, c2)
+    p = p * r + _in_dtype_of(x, c1)
+    p = p * r + one
+    result = _scale_by_pow2(p, np.int64(k))
+    return result if x == x else x
 
 
-@overload(exp_nonpositive, inline="always")
-def _exp_nonpositive_impl(x):
-    if not isinstance(x, types.Float):
-        return None
-    # every constant in x's dtype (a float64 constant would turn float32 arithmetic into float64)
-    dt = np.float32 if x.bitwidth == 32 else np.float64
-    c13, c12, c11, c10, c9, c8, c7, c6, c5, c4, c3, c2, c1 = (dt(c) for c in _COEFFICIENTS)
-    zero, half, one = dt(0), dt(0.5), dt(1)
-    log2_e, ln2_high, ln2_low, lowest = dt(_LOG2_E), dt(_LN2_HIGH), dt(_LN2_LOW), dt(_LOWEST)
-
-    def impl(x):
-        t = x if x > lowest else lowest  # (NaN goes to the clamp; it is given back at the end)
-        t = t if t < zero else zero
-        k = np.floor(t * log2_e + half)
-        r = _fused_minus_product(_fused_minus_product(t, k, ln2_high), k, ln2_low)
-        p = c13 * r + c12
-        p = p * r + c11
-        p = p * r + c10
-        p = p * r + c9
-        p = p * r + c8
-        p = p * r + c7
-        p = p * r + c6
-        p = p * r + c5
-        p = p * r + c4
-        p = p * r + c3
-        p = p * r + c2
-        p = p * r + c1
-        p = p * r + one
-        result = _scale_by_pow2(p, np.int64(k))
-        return result if x == x else x
-
-    return impl
+if numba.config.DISABLE_JIT:
+    def exp_nonpositive(x):  # noqa: F811
+        """Plain-Python stand-in (``NUMBA_DISABLE_JIT=1``): NumPy's."""
+        return np.exp(min(x, type(x)(0))) if x == x else x
