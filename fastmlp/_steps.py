@@ -74,7 +74,7 @@ def _call_arrays(kernel, direct, dtype, args, Wb, layout=None, slot=0):
         flags = a.flags
         if not (flags.c_contiguous and flags.aligned and flags.writeable):
             return None
-    status = kernel(*args)
+    status = _dispatch(kernel, args)  # (re-typed since they were checked: a ValueError, not Numba's TypingError)
     if direct:
         _learn_entry(kernel, (dtype, len(Wb)), args)
         if layout is not None:  # (where the caller looks first)
