@@ -398,11 +398,11 @@ if numba.config.DISABLE_JIT:
 # --- activations -----------------------------------------------------------------------------------
 @jit_inline
 def _sigmoid(z, one):
-    """The logistic function of one element, without overflow for any finite ``z``: from ``e = exp(-|z|)``
-    (:func:`fastmlp._elementary.exp_nonpositive`: a loop of it vectorises), ``1 / (1 + e)`` for ``z >= 0`` and
-    ``e / (1 + e)`` below."""
-    e = exp_nonpositive(-abs(z))
-    return (one if z >= one - one else e) / (one + e)
+    """The logistic function of one element, without overflow for any finite ``z``."""
+    if z >= one - one:
+        return one / (one + np.exp(-z))
+    e = np.exp(z)
+    return e / (one + e)
 
 
 @jit_inline
