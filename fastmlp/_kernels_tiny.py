@@ -288,9 +288,10 @@ derivative), into ``D[o_off + i]``."""
 def _vector_sigmoid(z, one):
     """The logistic function of one element from ``e = exp(-|z|)`` (:func:`fastmlp._elementary.exp_nonpositive`,
     whose loops vectorise): ``1 / (1 + e)`` for ``z >= 0``, ``e / (1 + e)`` below. For the loops along the batch
-    (W2-deep: 0.038 -> 0.030 ms per float64 epoch). The per-sample loops of a handful of samples, which are not
-    vectorised, keep :func:`fastmlp._kernels._sigmoid` (libm's ``exp``, lower latency: W1-xor was 6% slower with this
-    one), and so do the general kernels (this one made the first ``fit`` of W3 compile 0.6 s longer)."""
+    (W2-deep: 0.038 -> 0.029-0.036 ms per float64 epoch, a noisy row). The per-sample loops of a handful of samples,
+    which are not vectorised, keep :func:`fastmlp._kernels._sigmoid` (libm's ``exp``, lower latency: W1-xor was 6%
+    slower with this one), and so do the general kernels (this one made the first ``fit`` of W3 compile about 0.4 s
+    longer)."""
     e = exp_nonpositive(-abs(z))
     return (one if z >= one - one else e) / (one + e)
 
